@@ -1,0 +1,129 @@
+//! The command line, as clap sees it. Only definitions live here; `config` validates them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+const AFTER_HELP: &str = "\
+Exit codes:
+  0  every upload succeeded (serve: stopped cleanly)
+  1  at least one upload failed, or ftx could not run
+  2  the command line is wrong
+
+ftx speaks the classroom protocol: an 8-byte big-endian size and the file
+name in one message, the reply \"go ahead\", the raw bytes, close. It works
+with the Python client and server written in networking classes.";
+
+/// Send files over TCP with the classroom protocol.
+///
+/// `ftx serve` receives uploads into a drop folder with a fixed pool of workers
+/// and draws one live progress bar per client. `ftx send` uploads files
+/// concurrently. Either end works with the classroom Python programs.
+#[derive(Debug, Parser)]
+#[command(name = "ftx", version, about, long_about, after_help = AFTER_HELP)]
+#[command(propagate_version = true, arg_required_else_help = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Receive uploads into a drop folder
+    #[command(after_help = AFTER_HELP)]
+    Serve(ServeArgs),
+    /// Upload files to an ftx or classroom server
+    #[command(after_help = AFTER_HELP)]
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen: PORT, HOST, HOST:PORT or [IPv6]:PORT
+    #[arg(short, long, value_name = "ADDR", default_value = "0.0.0.0:12000")]
+    pub listen: String,
+
+    /// The drop folder; created if missing
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
+
+    /// How many uploads are received at once; more clients wait their turn
+    #[arg(short, long, value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub workers: u16,
+
+    /// End a connection that sends nothing for this long (e.g. 500ms, 30s, 2m)
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// Print one line per event instead of live progress bars
+    #[arg(long)]
+    pub plain: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SendArgs {
+    /// The server: PORT, HOST, HOST:PORT or [IPv6]:PORT
+    #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:12000")]
+    pub to: String,
+
+    /// How many files are uploaded at once, each on its own connection
+    #[arg(short, long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub jobs: u16,
+
+    /// Print one line per event instead of live progress bars
+    #[arg(long)]
+    pub plain: bool,
+
+    /// The files to upload; each is sent under its base name
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("'{text}' is not a duration (try 500ms, 30s or 2m)"))?;
+    let scale = match unit.trim() {
+        "ms" => 0.001,
+        "" | "s" => 1.0,
+        "m" | "min" => 60.0,
+        "h" => 3600.0,
+        other => return Err(format!("unknown unit '{other}' (use ms, s, m or h)")),
+    };
+    let duration = Duration::try_from_secs_f64(number * scale).map_err(|e| e.to_string())?;
+    if duration.is_zero() {
+        return Err("the duration must be more than zero".into());
+    }
+    Ok(duration)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definitions_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_parse_in_the_usual_forms() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("1.5"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("0s").is_err());
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("3 weeks").is_err());
+    }
+}

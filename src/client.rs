@@ -1,0 +1,184 @@
+//! `ftx send`: upload many files concurrently, each on its own connection, and report each by name.
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpStream};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use crossbeam_channel::Sender;
+
+use crate::config::{Address, SendConfig};
+use crate::exit_codes::ExitCode;
+use crate::names;
+use crate::progress::{self, Event, Planned, Reporter, Side};
+use crate::protocol::{self, Header, MAX_SEND_NAME};
+
+/// Content goes out in slices this big, so progress is reported between them.
+/// Each slice is one `sendfile(2)` loop on Linux (std's `io::copy` picks it).
+const SLICE: u64 = 8 * 1024 * 1024;
+
+/// How long to try each resolved address before the next.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// After the last byte, how long to wait for the server to close before calling it done.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
+/// Runs `ftx send`: uploads every file, prints a summary, and says in the exit code whether any failed.
+pub fn send(config: SendConfig) -> anyhow::Result<ExitCode> {
+    let planned = Planned {
+        files: config.files.len() as u64,
+        bytes: config
+            .files
+            .iter()
+            .filter_map(|f| std::fs::metadata(f).ok())
+            .filter(|m| m.is_file())
+            .map(|m| m.len())
+            .sum(),
+    };
+    let (events, render) = progress::spawn(Side::Send, config.output, Some(planned));
+    let started = Instant::now();
+    upload_all(&config.files, &config.to, config.jobs, &events);
+    drop(events);
+    let tally = render.join().expect("render thread");
+
+    let elapsed = started.elapsed();
+    let rate = tally.bytes as f64 / elapsed.as_secs_f64().max(1e-6);
+    eprintln!(
+        "{} sent, {} failed: {} in {} ({}/s) to {}",
+        tally.done,
+        tally.failed,
+        indicatif::HumanBytes(tally.bytes),
+        progress::seconds(elapsed),
+        indicatif::HumanBytes(rate as u64),
+        config.to.text
+    );
+    Ok(ExitCode::from_failures(tally.failed))
+}
+
+/// Uploads `files` to `to`, at most `jobs` at a time, reporting each to `events`.
+pub fn upload_all(files: &[PathBuf], to: &Address, jobs: usize, events: &Sender<Event>) {
+    let (queue, work) = crossbeam_channel::bounded(files.len().max(1));
+    for (id, path) in files.iter().enumerate() {
+        queue
+            .send((id as u64, path))
+            .expect("queue has room for every file");
+    }
+    drop(queue);
+    thread::scope(|scope| {
+        for _ in 0..jobs.min(files.len()) {
+            let work = work.clone();
+            scope.spawn(move || {
+                for (id, path) in work.iter() {
+                    upload_one(id, path, to, events);
+                }
+            });
+        }
+    });
+}
+
+fn upload_one(id: u64, path: &Path, to: &Address, events: &Sender<Event>) {
+    let label = names::escape_for_terminal(path.as_os_str().as_bytes());
+    let _ = events.send(Event::Waiting {
+        id,
+        label: label.clone(),
+    });
+    let started = Instant::now();
+    let event = match upload(id, path, &label, to, events) {
+        Ok(bytes) => Event::Finished {
+            id,
+            bytes,
+            elapsed: started.elapsed(),
+            saved_as: None,
+        },
+        Err(e) => Event::Failed {
+            id,
+            reason: format!("{e:#}"),
+        },
+    };
+    let _ = events.send(event);
+}
+
+fn upload(
+    id: u64,
+    path: &Path,
+    label: &str,
+    to: &Address,
+    events: &Sender<Event>,
+) -> anyhow::Result<u64> {
+    let file = File::open(path).context("cannot open")?;
+    let meta = file.metadata().context("cannot read its size")?;
+    if !meta.is_file() {
+        bail!("not a regular file");
+    }
+    let Some(name) = path.file_name() else {
+        bail!("has no file name to send");
+    };
+    let name = name.as_bytes();
+    if name.len() > MAX_SEND_NAME {
+        bail!(
+            "its name is {} bytes; classroom servers read at most {MAX_SEND_NAME} (rename it)",
+            name.len()
+        );
+    }
+    let size = meta.len();
+
+    let mut stream = connect(to)?;
+    // The header is one small write that the server waits for: send it at once.
+    stream.set_nodelay(true)?;
+    Header {
+        size,
+        name: name.to_vec(),
+    }
+    .write_to(&mut stream)
+    .context("sending the header")?;
+    protocol::read_reply(&mut stream)?;
+    let _ = events.send(Event::Started {
+        id,
+        label: label.to_string(),
+        size,
+    });
+
+    let mut reporter = Reporter::new(events.clone(), id);
+    while reporter.bytes() < size {
+        let slice = (size - reporter.bytes()).min(SLICE);
+        let n = io::copy(&mut (&file).take(slice), &mut stream).context("sending")?;
+        if n == 0 {
+            bail!(
+                "the file shrank while sending ({} of {size} bytes sent)",
+                reporter.bytes()
+            );
+        }
+        reporter.add(n);
+    }
+    stream.shutdown(Shutdown::Write).context("closing")?;
+    wait_for_close(&mut stream);
+    Ok(size)
+}
+
+fn connect(to: &Address) -> anyhow::Result<TcpStream> {
+    let mut last = None;
+    for addr in &to.resolved {
+        match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
+            Ok(stream) => return Ok(stream),
+            Err(e) => last = Some(e),
+        }
+    }
+    let e = last.unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "no address"));
+    Err(e).with_context(|| format!("cannot connect to {}", to.text))
+}
+
+/// The server closes once it has every byte; waiting for that means "sent" also
+/// means "received". A server that never closes is given up on after a while.
+fn wait_for_close(stream: &mut TcpStream) {
+    let _ = stream.set_read_timeout(Some(CLOSE_WAIT));
+    let mut sink = [0u8; 64];
+    while let Ok(n) = stream.read(&mut sink) {
+        if n == 0 {
+            break;
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! `ftx serve`: the listener, the accept loop, and the bounded pool of workers that receive uploads.
+//!
+//! The accept loop hands each connection to a bounded crossbeam channel; a
+//! fixed number of workers take connections from it, one upload each. When
+//! every worker is busy and the channel is full, the loop stops accepting and
+//! new clients wait in the kernel's backlog: that is the backpressure. Workers
+//! report to the render thread over another channel and never draw anything.
+
+mod session;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use crossbeam_channel::Sender;
+
+use crate::config::ServeConfig;
+use crate::drop_folder::DropFolder;
+use crate::exit_codes::ExitCode;
+use crate::progress::{self, Event, Side};
+
+/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Size of each worker's receive buffer, allocated once per worker.
+const BUFFER_SIZE: usize = 256 * 1024;
+
+/// A bound server, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    folder: DropFolder,
+    workers: usize,
+    idle_timeout: Duration,
+    shared: Arc<Shared>,
+}
+
+/// What the accept loop, the workers and a [`Stopper`] share.
+#[derive(Debug)]
+struct Shared {
+    stopping: AtomicBool,
+    /// Connections being received, so that stopping can interrupt their reads.
+    active: Mutex<HashMap<u64, TcpStream>>,
+    /// Where to connect to wake the accept loop.
+    wake: SocketAddr,
+}
+
+/// An accepted connection waiting for, or held by, a worker.
+struct Connection {
+    id: u64,
+    stream: TcpStream,
+    peer: SocketAddr,
+}
+
+impl Server {
+    /// Binds the listener and opens the drop folder.
+    pub fn bind(config: &ServeConfig) -> anyhow::Result<Server> {
+        let folder = DropFolder::open(&config.dir)?;
+        let listener = TcpListener::bind(&config.listen.resolved[..])
+            .with_context(|| format!("cannot listen on {}", config.listen.text))?;
+        let local = listener.local_addr()?;
+        let wake_ip = match local.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Ok(Server {
+            listener,
+            folder,
+            workers: config.workers,
+            idle_timeout: config.idle_timeout,
+            shared: Arc::new(Shared {
+                stopping: AtomicBool::new(false),
+                active: Mutex::default(),
+                wake: SocketAddr::new(wake_ip, local.port()),
+            }),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener
+            .local_addr()
+            .expect("bound listener has an address")
+    }
+
+    /// The drop folder files are saved into.
+    pub fn folder(&self) -> &DropFolder {
+        &self.folder
+    }
+
+    /// A handle that stops the server from another thread.
+    pub fn stopper(&self) -> Stopper {
+        Stopper {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+
+    /// Accepts and receives uploads until stopped; reports everything to `events`.
+    pub fn run(self, events: Sender<Event>) {
+        let (queue, jobs) = crossbeam_channel::bounded::<Connection>(self.workers);
+        let workers: Vec<_> = (0..self.workers)
+            .map(|n| {
+                let jobs = jobs.clone();
+                let events = events.clone();
+                let receiver = session::Receiver {
+                    folder: self.folder.clone(),
+                    idle_timeout: self.idle_timeout,
+                    events: events.clone(),
+                };
+                let shared = Arc::clone(&self.shared);
+                thread::Builder::new()
+                    .name(format!("worker-{n}"))
+                    .spawn(move || {
+                        let mut buffer = vec![0u8; BUFFER_SIZE];
+                        for conn in jobs.iter() {
+                            shared.work_on(conn, &receiver, &mut buffer);
+                        }
+                    })
+                    .expect("spawn worker thread")
+            })
+            .collect();
+        drop(jobs);
+
+        let next_id = AtomicU64::new(1);
+        for incoming in self.listener.incoming() {
+            if self.shared.stopping.load(Ordering::SeqCst) {
+                break;
+            }
+            match incoming {
+                Ok(stream) => {
+                    let Ok(peer) = stream.peer_addr() else {
+                        continue;
+                    };
+                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let _ = events.send(Event::Waiting {
+                        id,
+                        label: peer.to_string(),
+                    });
+                    // Blocks while every worker is busy and the queue is full.
+                    if queue.send(Connection { id, stream, peer }).is_err() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ =
+                        events.send(Event::Notice(format!("ftx: accept failed: {e}; retrying")));
+                    thread::sleep(ACCEPT_RETRY);
+                }
+            }
+        }
+        drop(queue);
+        for worker in workers {
+            let _ = worker.join();
+        }
+    }
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
+    fn work_on(&self, conn: Connection, receiver: &session::Receiver, buffer: &mut [u8]) {
+        if let Ok(clone) = conn.stream.try_clone() {
+            self.active
+                .lock()
+                .expect("active lock")
+                .insert(conn.id, clone);
+        }
+        // Checked after registering, so a stop either sees this connection or is seen here.
+        if self.stopping() {
+            let _ = receiver.events.send(Event::Failed {
+                id: conn.id,
+                reason: "server stopped before this upload's turn".into(),
+            });
+        } else {
+            receiver.receive(conn.id, conn.stream, conn.peer, buffer, &|| self.stopping());
+        }
+        self.active.lock().expect("active lock").remove(&conn.id);
+    }
+}
+
+/// Stops a running server: no new connections, uploads in flight are cancelled
+/// and their partial files removed.
+#[derive(Debug, Clone)]
+pub struct Stopper {
+    shared: Arc<Shared>,
+}
+
+impl Stopper {
+    pub fn stop(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        for stream in self.shared.active.lock().expect("active lock").values() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+        // The accept loop is blocked in accept(): one connection wakes it.
+        let _ = TcpStream::connect_timeout(&self.shared.wake, Duration::from_secs(1));
+    }
+}
+
+/// Runs `ftx serve` until Ctrl-C or SIGTERM.
+pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    let server = Server::bind(&config)?;
+    print_banner(&server, &config);
+
+    let stopper = server.stopper();
+    let folder = server.folder().clone();
+    let (events, render) = progress::spawn(Side::Serve, config.output, None);
+    // The handler outlives the run; it must not keep the render thread's channel open.
+    let notices = Arc::new(Mutex::new(Some(events.clone())));
+    let handler_notices = Arc::clone(&notices);
+    let signals = AtomicU64::new(0);
+    ctrlc::set_handler(move || {
+        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
+            if let Some(notices) = handler_notices.lock().expect("notices lock").as_ref() {
+                let _ = notices.send(Event::Notice(
+                    "ftx: stopping: cancelling uploads in progress (Ctrl-C again to quit at once)"
+                        .into(),
+                ));
+            }
+            stopper.stop();
+        } else {
+            folder.remove_partials();
+            eprintln!("\nftx: stopped at once; partial files removed");
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")?;
+
+    let started = Instant::now();
+    server.run(events);
+    notices.lock().expect("notices lock").take();
+    let tally = render.join().expect("render thread");
+    eprintln!(
+        "ftx: stopped after {}: {} saved, {} failed, {} received",
+        progress::seconds(started.elapsed()),
+        tally.done,
+        tally.failed,
+        indicatif::HumanBytes(tally.bytes)
+    );
+    Ok(ExitCode::Success)
+}
+
+fn print_banner(server: &Server, config: &ServeConfig) {
+    let addr = server.local_addr();
+    eprintln!(
+        "ftx serve: listening on {addr}, saving into {}",
+        server.folder().path().display()
+    );
+    eprintln!(
+        "  {} workers, idle timeout {}; send with: ftx send --to {} FILE...",
+        config.workers,
+        progress::seconds(config.idle_timeout),
+        if addr.ip().is_unspecified() {
+            format!("<this machine's address>:{}", addr.port())
+        } else {
+            addr.to_string()
+        }
+    );
+}

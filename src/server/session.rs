@@ -1,0 +1,109 @@
+//! One upload on the server: read the header, say `go ahead`, stream the content into a partial file, keep it.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context};
+use crossbeam_channel::Sender;
+
+use crate::drop_folder::DropFolder;
+use crate::names;
+use crate::progress::{Event, Reporter};
+use crate::protocol::{self, GO_AHEAD, MAX_RECV_NAME};
+
+/// What every worker needs to receive an upload.
+pub(crate) struct Receiver {
+    pub folder: DropFolder,
+    pub idle_timeout: Duration,
+    pub events: Sender<Event>,
+}
+
+impl Receiver {
+    /// Receives one upload and reports how it went. Never panics on client input.
+    pub fn receive(
+        &self,
+        id: u64,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        buffer: &mut [u8],
+        stopping: &dyn Fn() -> bool,
+    ) {
+        let started = Instant::now();
+        let event = match self.exchange(id, &mut stream, peer, buffer, stopping) {
+            Ok((bytes, saved_as)) => Event::Finished {
+                id,
+                bytes,
+                elapsed: started.elapsed(),
+                saved_as: Some(saved_as),
+            },
+            Err(e) => Event::Failed {
+                id,
+                reason: format!("{e:#}"),
+            },
+        };
+        let _ = self.events.send(event);
+    }
+
+    fn exchange(
+        &self,
+        id: u64,
+        stream: &mut TcpStream,
+        peer: SocketAddr,
+        buffer: &mut [u8],
+        stopping: &dyn Fn() -> bool,
+    ) -> anyhow::Result<(u64, String)> {
+        stream.set_read_timeout(Some(self.idle_timeout))?;
+        stream.set_write_timeout(Some(self.idle_timeout))?;
+        let header = protocol::read_header(stream, MAX_RECV_NAME).map_err(|e| {
+            if stopping() {
+                anyhow!("cancelled: the server is stopping")
+            } else {
+                anyhow!(e)
+            }
+        })?;
+        let shown = names::escape_for_terminal(&header.name);
+        let safe = names::safe_file_name(&header.name);
+        let mut partial = self
+            .folder
+            .begin(&safe)
+            .context("cannot create a file in the drop folder")?;
+        stream.write_all(GO_AHEAD).context("sending go ahead")?;
+        let _ = self.events.send(Event::Started {
+            id,
+            label: format!("{peer}  {shown}"),
+            size: header.size,
+        });
+
+        let mut reporter = Reporter::new(self.events.clone(), id);
+        let file = partial.file();
+        let mut remaining = header.size;
+        while remaining > 0 {
+            let want = remaining.min(buffer.len() as u64) as usize;
+            let n = match stream.read(&mut buffer[..want]) {
+                Ok(0) if stopping() => bail!("cancelled: the server is stopping"),
+                Ok(0) => bail!(
+                    "client closed after {} of {} bytes",
+                    reporter.bytes(),
+                    header.size
+                ),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) if stopping() => bail!("cancelled: the server is stopping"),
+                Err(e) if protocol::is_timeout(&e) => bail!(
+                    "client sent nothing for {} (after {} of {} bytes)",
+                    crate::progress::seconds(self.idle_timeout),
+                    reporter.bytes(),
+                    header.size
+                ),
+                Err(e) => return Err(e).context("receiving"),
+            };
+            file.write_all(&buffer[..n])
+                .context("writing to the drop folder")?;
+            remaining -= n as u64;
+            reporter.add(n as u64);
+        }
+        let saved_as = partial.keep().context("saving the received file")?;
+        Ok((header.size, saved_as))
+    }
+}
