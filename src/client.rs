@@ -114,16 +114,7 @@ fn upload(
     if !meta.is_file() {
         bail!("not a regular file");
     }
-    let Some(name) = path.file_name() else {
-        bail!("has no file name to send");
-    };
-    let name = name.as_bytes();
-    if name.len() > MAX_SEND_NAME {
-        bail!(
-            "its name is {} bytes; classroom servers read at most {MAX_SEND_NAME} (rename it)",
-            name.len()
-        );
-    }
+    let name = wire_name(path)?;
     let size = meta.len();
 
     let mut stream = connect(to)?;
@@ -159,6 +150,21 @@ fn upload(
     Ok(size)
 }
 
+/// The name sent for `path`: its base name, if a classroom server can take it whole.
+fn wire_name(path: &Path) -> anyhow::Result<&[u8]> {
+    let Some(name) = path.file_name() else {
+        bail!("has no file name to send");
+    };
+    let name = name.as_bytes();
+    if name.len() > MAX_SEND_NAME {
+        bail!(
+            "its name is {} bytes; classroom servers read at most {MAX_SEND_NAME} (rename it)",
+            name.len()
+        );
+    }
+    Ok(name)
+}
+
 fn connect(to: &Address) -> anyhow::Result<TcpStream> {
     let mut last = None;
     for addr in &to.resolved {
@@ -180,5 +186,26 @@ fn wait_for_close(stream: &mut TcpStream) {
         if n == 0 {
             break;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sends_the_base_name_and_refuses_names_a_classroom_server_would_cut() {
+        assert_eq!(
+            wire_name(Path::new("data/sub/notes.txt")).unwrap(),
+            b"notes.txt"
+        );
+        assert!(wire_name(Path::new("..")).is_err());
+        let longest = "n".repeat(MAX_SEND_NAME);
+        assert_eq!(wire_name(Path::new(&longest)).unwrap().len(), 1016);
+        let err = wire_name(Path::new(&format!("{longest}x"))).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "its name is 1017 bytes; classroom servers read at most 1016 (rename it)"
+        );
     }
 }

@@ -31,11 +31,12 @@ impl Receiver {
     ) {
         let started = Instant::now();
         let event = match self.exchange(id, &mut stream, peer, buffer, stopping) {
-            Ok((bytes, saved_as)) => Event::Finished {
+            // The saved name is worth a mention only when it differs from the one sent.
+            Ok((bytes, saved_as, shown)) => Event::Finished {
                 id,
                 bytes,
                 elapsed: started.elapsed(),
-                saved_as: Some(saved_as),
+                saved_as: (saved_as != shown).then_some(saved_as),
             },
             Err(e) => Event::Failed {
                 id,
@@ -52,7 +53,7 @@ impl Receiver {
         peer: SocketAddr,
         buffer: &mut [u8],
         stopping: &dyn Fn() -> bool,
-    ) -> anyhow::Result<(u64, String)> {
+    ) -> anyhow::Result<(u64, String, String)> {
         stream.set_read_timeout(Some(self.idle_timeout))?;
         stream.set_write_timeout(Some(self.idle_timeout))?;
         let header = protocol::read_header(stream, MAX_RECV_NAME).map_err(|e| {
@@ -104,6 +105,6 @@ impl Receiver {
             reporter.add(n as u64);
         }
         let saved_as = partial.keep().context("saving the received file")?;
-        Ok((header.size, saved_as))
+        Ok((header.size, saved_as, shown))
     }
 }

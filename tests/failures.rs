@@ -1,0 +1,160 @@
+//! Failures are reported by name, counted in the exit code, and never stop the other files or the server.
+
+mod fixtures;
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::thread;
+
+use fixtures::{entries, ftx_bin, pattern, wait_until, write_file, RawClient, Serve, PATIENCE};
+use predicates::prelude::*;
+
+fn send_to(addr: &str) -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::new(ftx_bin());
+    cmd.args(["send", "--plain", "--to", addr])
+        .timeout(PATIENCE);
+    cmd
+}
+
+#[test]
+fn missing_file_among_good_ones() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let good = write_file(src.path(), "good.txt", b"good");
+    let also = write_file(src.path(), "also.bin", &pattern(100_000, 1));
+    let missing = src.path().join("missing.txt");
+
+    server
+        .send()
+        .arg(&good)
+        .arg(&missing)
+        .arg(&also)
+        .arg(src.path())
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "missing.txt  cannot open: No such file",
+        ))
+        .stderr(predicate::str::contains("not a regular file"))
+        .stderr(predicate::str::contains("2 sent, 2 failed"));
+    assert_eq!(entries(server.drop_dir()), ["also.bin", "good.txt"]);
+}
+
+#[test]
+fn closed_port_names_every_file() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let src = tempfile::tempdir().unwrap();
+    let a = write_file(src.path(), "a.txt", b"a");
+    let b = write_file(src.path(), "b.txt", b"b");
+    send_to(&format!("127.0.0.1:{port}"))
+        .arg(&a)
+        .arg(&b)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "a.txt  cannot connect to 127.0.0.1:",
+        ))
+        .stderr(predicate::str::contains(
+            "b.txt  cannot connect to 127.0.0.1:",
+        ))
+        .stderr(predicate::str::contains("refused"))
+        .stderr(predicate::str::contains("0 sent, 2 failed"));
+}
+
+#[test]
+fn server_that_does_not_say_go_ahead() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().take(2) {
+            let mut stream = stream.unwrap();
+            let mut header = [0u8; 1024];
+            let _ = stream.read(&mut header);
+            let _ = stream.write_all(b"go away\x1b[31m");
+        }
+    });
+    let src = tempfile::tempdir().unwrap();
+    let a = write_file(src.path(), "a.txt", b"a");
+    send_to(&addr.to_string())
+        .arg(&a)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "a.txt  bad server response: expected \"go ahead\", got \"go away\\x1b\"",
+        ))
+        .stderr(predicate::str::contains("\x1b[31m").not());
+}
+
+#[test]
+fn client_that_stops_early_leaves_no_file_and_the_server_goes_on() {
+    let server = Serve::start(&[]);
+    let mut early = RawClient::start_upload(server.addr, 1000, b"half.bin");
+    early.stream.write_all(&[7u8; 400]).unwrap();
+    drop(early);
+    server.wait_for_log("client closed after 400 of 1000 bytes");
+    assert!(
+        entries(server.drop_dir()).is_empty(),
+        "{:?}",
+        entries(server.drop_dir())
+    );
+
+    let mut short = RawClient::connect(server.addr);
+    short.stream.write_all(b"\0\0\0").unwrap();
+    drop(short);
+    server.wait_for_log("client closed after 3 header bytes");
+
+    RawClient::start_upload(server.addr, 3, b"next.txt").finish(b"yes");
+    wait_until(
+        || entries(server.drop_dir()) == ["next.txt"],
+        "next.txt",
+        || server.log(),
+    );
+}
+
+#[test]
+fn extra_bytes_beyond_the_size_are_not_kept() {
+    let server = Serve::start(&[]);
+    RawClient::start_upload(server.addr, 4, b"exact.txt").finish(b"keepdrop");
+    wait_until(
+        || entries(server.drop_dir()) == ["exact.txt"],
+        "exact.txt",
+        || server.log(),
+    );
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("exact.txt")).unwrap(),
+        b"keep"
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_server_and_removes_partial_files() {
+    let mut server = Serve::start(&[]);
+    let mut slow = RawClient::start_upload(server.addr, 1_000_000, b"slow.bin");
+    slow.stream.write_all(&[1u8; 10_000]).unwrap();
+    wait_until(
+        || {
+            entries(server.drop_dir())
+                .iter()
+                .any(|e| e.starts_with(".ftx-partial-"))
+        },
+        "a partial file",
+        || server.log(),
+    );
+    server.interrupt();
+    assert_eq!(server.wait_exit(), Some(0));
+    assert!(
+        entries(server.drop_dir()).is_empty(),
+        "{:?}",
+        entries(server.drop_dir())
+    );
+    let log = server.log();
+    assert!(
+        log.contains("slow.bin  cancelled: the server is stopping"),
+        "{log}"
+    );
+    assert!(log.contains("stopped after"), "{log}");
+}
