@@ -14,7 +14,7 @@ use crossbeam_channel::Sender;
 use crate::config::{Address, SendConfig};
 use crate::exit_codes::ExitCode;
 use crate::names;
-use crate::progress::{self, Event, Planned, Reporter, Side};
+use crate::progress::{self, Counter, Event, Planned, Side};
 use crate::protocol::{self, Header, MAX_SEND_NAME};
 
 /// Content goes out in slices this big, so progress is reported between them.
@@ -127,23 +127,23 @@ fn upload(
     .write_to(&mut stream)
     .context("sending the header")?;
     protocol::read_reply(&mut stream)?;
+    let counter = Counter::default();
     let _ = events.send(Event::Started {
         id,
         label: label.to_string(),
         size,
+        counter: counter.clone(),
     });
 
-    let mut reporter = Reporter::new(events.clone(), id);
-    while reporter.bytes() < size {
-        let slice = (size - reporter.bytes()).min(SLICE);
+    let mut sent = 0;
+    while sent < size {
+        let slice = (size - sent).min(SLICE);
         let n = io::copy(&mut (&file).take(slice), &mut stream).context("sending")?;
         if n == 0 {
-            bail!(
-                "the file shrank while sending ({} of {size} bytes sent)",
-                reporter.bytes()
-            );
+            bail!("the file shrank while sending ({sent} of {size} bytes sent)");
         }
-        reporter.add(n);
+        sent += n;
+        counter.add(n);
     }
     stream.shutdown(Shutdown::Write).context("closing")?;
     wait_for_close(&mut stream);

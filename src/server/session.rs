@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 
 use crate::drop_folder::DropFolder;
 use crate::names;
-use crate::progress::{Event, Reporter};
+use crate::progress::{Counter, Event};
 use crate::protocol::{self, GO_AHEAD, MAX_RECV_NAME};
 
 /// What every worker needs to receive an upload.
@@ -70,13 +70,14 @@ impl Receiver {
             .begin(&safe)
             .context("cannot create a file in the drop folder")?;
         stream.write_all(GO_AHEAD).context("sending go ahead")?;
+        let counter = Counter::default();
         let _ = self.events.send(Event::Started {
             id,
             label: format!("{peer}  {shown}"),
             size: header.size,
+            counter: counter.clone(),
         });
 
-        let mut reporter = Reporter::new(self.events.clone(), id);
         let file = partial.file();
         let mut remaining = header.size;
         while remaining > 0 {
@@ -85,7 +86,7 @@ impl Receiver {
                 Ok(0) if stopping() => bail!("cancelled: the server is stopping"),
                 Ok(0) => bail!(
                     "client closed after {} of {} bytes",
-                    reporter.bytes(),
+                    header.size - remaining,
                     header.size
                 ),
                 Ok(n) => n,
@@ -94,7 +95,7 @@ impl Receiver {
                 Err(e) if protocol::is_timeout(&e) => bail!(
                     "client sent nothing for {} (after {} of {} bytes)",
                     crate::progress::seconds(self.idle_timeout),
-                    reporter.bytes(),
+                    header.size - remaining,
                     header.size
                 ),
                 Err(e) => return Err(e).context("receiving"),
@@ -102,7 +103,7 @@ impl Receiver {
             file.write_all(&buffer[..n])
                 .context("writing to the drop folder")?;
             remaining -= n as u64;
-            reporter.add(n as u64);
+            counter.add(n as u64);
         }
         let saved_as = partial.keep().context("saving the received file")?;
         Ok((header.size, saved_as, shown))

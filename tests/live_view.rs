@@ -1,0 +1,209 @@
+//! The live view, drawn in a real pseudo-terminal and read back through a terminal emulator.
+
+mod fixtures;
+
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use fixtures::{ftx_bin, wait_until, RawClient};
+use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+
+/// `ftx` running in a pseudo-terminal, with what it drew kept in a terminal emulator.
+struct Terminal {
+    child: Box<dyn portable_pty::Child + Send + Sync>,
+    screen: Arc<Mutex<vt100::Parser>>,
+    raw: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Terminal {
+    fn run(args: &[&str], rows: u16, cols: u16) -> Terminal {
+        let pty = native_pty_system()
+            .openpty(PtySize {
+                rows,
+                cols,
+                pixel_width: 0,
+                pixel_height: 0,
+            })
+            .unwrap();
+        let mut cmd = CommandBuilder::new(ftx_bin());
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        cmd.env_remove("NO_COLOR");
+        let child = pty.slave.spawn_command(cmd).unwrap();
+        drop(pty.slave);
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let screen = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
+        let raw = Arc::new(Mutex::new(Vec::new()));
+        let (screen_in, raw_in) = (Arc::clone(&screen), Arc::clone(&raw));
+        thread::spawn(move || {
+            let _master = pty.master;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                screen_in.lock().unwrap().process(&buf[..n]);
+                raw_in.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        });
+        Terminal { child, screen, raw }
+    }
+
+    fn contents(&self) -> String {
+        self.screen.lock().unwrap().screen().contents()
+    }
+
+    fn wait_for(&self, text: &str) -> String {
+        wait_until(
+            || self.contents().contains(text),
+            &format!("{text:?} on screen"),
+            || self.contents(),
+        );
+        self.contents()
+    }
+}
+
+impl Drop for Terminal {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn server_draws_a_bar_per_upload_with_name_and_progress() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let term = Terminal::run(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--workers",
+            "1",
+        ],
+        24,
+        140,
+    );
+    term.wait_for("listening on");
+    let addr = listen.parse().unwrap();
+
+    let mut slow = RawClient::start_upload(addr, 1_000_000, "slow-lecture-é.pdf".as_bytes());
+    slow.stream.write_all(&vec![5u8; 300_000]).unwrap();
+    let mut queued = RawClient::connect(addr);
+    queued.send_header(3, b"later.txt");
+
+    let screen = term.wait_for("30%");
+    assert!(screen.contains("slow-lecture-é.pdf"), "{screen}");
+    assert!(screen.contains("292.97 KiB/976.56 KiB"), "{screen}");
+    let screen = term.wait_for("waiting for a free worker");
+    assert!(screen.contains("1 active · 1 waiting"), "{screen}");
+
+    slow.finish(&vec![5u8; 700_000]);
+    let screen = term.wait_for("✓");
+    assert!(
+        screen.contains("slow-lecture-é.pdf  976.56 KiB  in"),
+        "{screen}"
+    );
+    assert_eq!(
+        queued.reply_within(fixtures::PATIENCE).as_deref(),
+        Some(&b"go ahead"[..])
+    );
+    queued.finish(b"abc");
+    term.wait_for("2 saved");
+}
+
+#[test]
+fn hostile_names_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let term = Terminal::run(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        24,
+        140,
+    );
+    term.wait_for("listening on");
+    let addr = listen.parse().unwrap();
+
+    let evil = b"\x1b[2J\x1b[31mred\x07\x1b]0;pwned\x07.txt";
+    RawClient::start_upload(addr, 2, evil).finish(b"ok");
+    let screen = term.wait_for("1 saved");
+    assert!(
+        screen.contains("\\x1b[2J\\x1b[31mred\\x07\\x1b]0;pwned\\x07.txt"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("listening on"),
+        "the screen was cleared:\n{screen}"
+    );
+    let raw = term.raw.lock().unwrap().clone();
+    assert!(
+        !raw.windows(4).any(|w| w == b"\x1b[2J"),
+        "clear-screen reached the terminal"
+    );
+    assert!(!raw.windows(5).any(|w| w == b"pwned") || !raw.windows(4).any(|w| w == b"\x1b]0;"));
+    assert_eq!(
+        fixtures::entries(dir.path()),
+        ["_[2J_[31mred__]0;pwned_.txt"]
+    );
+}
+
+#[test]
+fn sender_draws_file_bars_and_an_overall_bar() {
+    let dir = tempfile::tempdir().unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // A slow classroom-style server: reads the header, says go ahead, then takes its time.
+    let server = thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1024];
+        let _ = stream.read(&mut buf).unwrap();
+        stream.write_all(b"go ahead").unwrap();
+        let mut got = 0;
+        while got < 2_000_000 {
+            let n = stream.read(&mut buf).unwrap();
+            assert!(n > 0);
+            got += n;
+            if got > 500_000 {
+                thread::sleep(std::time::Duration::from_millis(2));
+            }
+        }
+        got
+    });
+    let file = fixtures::write_file(
+        dir.path(),
+        "big-slides.pdf",
+        &fixtures::pattern(2_000_000, 3),
+    );
+    let term = Terminal::run(
+        &["send", "--to", &addr.to_string(), file.to_str().unwrap()],
+        24,
+        140,
+    );
+    let screen = term.wait_for("big-slides.pdf");
+    assert!(
+        screen.contains("total") && screen.contains("0/1 files"),
+        "{screen}"
+    );
+    let screen = term.wait_for("1 sent, 0 failed");
+    assert!(screen.contains("✓"), "{screen}");
+    assert_eq!(server.join().unwrap(), 2_000_000);
+}
