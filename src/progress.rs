@@ -522,13 +522,15 @@ mod tests {
             label: "a".into(),
         })
         .unwrap();
+        let counter = Counter::default();
+        counter.add(4);
         tx.send(Event::Started {
             id: 1,
             label: "a x".into(),
             size: 10,
+            counter,
         })
         .unwrap();
-        tx.send(Event::Progress { id: 1, bytes: 4 }).unwrap();
         tx.send(Event::Finished {
             id: 1,
             bytes: 10,
