@@ -5,6 +5,28 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+const SERVE_HELP: &str = "\
+Examples:
+  ftx serve                          receive into this folder on port 12000
+  ftx serve -l 9000 -d inbox -w 4    port 9000, into ./inbox, 4 at a time
+  ftx serve --plain > log.txt        one line per upload, no bars
+
+Exit codes:
+  0  stopped cleanly (Ctrl-C or SIGTERM)
+  1  could not start (address in use, folder not writable, ...)
+  2  the command line is wrong";
+
+const SEND_HELP: &str = "\
+Examples:
+  ftx send notes.pdf slides.pdf      to 127.0.0.1:12000
+  ftx send -t 192.168.1.20 *.jpg     to another machine, port 12000
+  ftx send -t [::1]:9000 -j 8 data/* eight files at a time
+
+Exit codes:
+  0  every file was delivered
+  1  at least one file failed (each is named above the summary)
+  2  the command line is wrong";
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0  every upload succeeded (serve: stopped cleanly)
@@ -31,10 +53,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Receive uploads into a drop folder
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = SERVE_HELP)]
     Serve(ServeArgs),
     /// Upload files to an ftx or classroom server
-    #[command(after_help = AFTER_HELP)]
+    #[command(after_help = SEND_HELP)]
     Send(SendArgs),
 }
 

@@ -335,15 +335,25 @@ impl View {
         let room = rows.saturating_sub(RESERVED_ROWS).max(1);
         let mut shown = 0;
         let mut hidden = 0;
-        for entry in self.entries.values_mut() {
+        // Uploads in progress sit above those still waiting, and get the rows first.
+        let first_waiting = self
+            .entries
+            .values()
+            .filter(|e| e.started.is_none())
+            .find_map(|e| e.bar.clone());
+        let (active, waiting): (Vec<&mut Entry>, Vec<&mut Entry>) =
+            self.entries.values_mut().partition(|e| e.started.is_some());
+        for entry in active.into_iter().chain(waiting) {
             if shown < room {
                 shown += 1;
                 if entry.bar.is_none() {
                     let bar = new_bar(entry, self.side);
-                    let bar = match &bars.more {
-                        Some(more) => bars.multi.insert_before(more, bar),
-                        None => bars.multi.insert_before(&bars.footer, bar),
+                    let anchor = match (&first_waiting, &bars.more) {
+                        (Some(waiting), _) if entry.started.is_some() => waiting,
+                        (_, Some(more)) => more,
+                        _ => &bars.footer,
                     };
+                    let bar = bars.multi.insert_before(anchor, bar);
                     if entry.started.is_none() {
                         bar.enable_steady_tick(Duration::from_millis(120));
                     }
@@ -464,12 +474,12 @@ fn style_upload() -> ProgressStyle {
     template(
         "{prefix:48} {wide_bar:.cyan/blue} {bytes:>10}/{total_bytes:<10} {percent:>3}% {binary_bytes_per_sec:>12} ETA {eta:>3}",
     )
-    .progress_chars("█▉▊▋▌▍▎▏ ")
+    .progress_chars("█▉▊▋▌▍▎▏░")
 }
 
 fn style_overall() -> ProgressStyle {
     template("{prefix:.bold} {msg:<14} {wide_bar:.green/blue} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:>3}")
-        .progress_chars("█▉▊▋▌▍▎▏ ")
+        .progress_chars("█▉▊▋▌▍▎▏░")
 }
 
 /// How far back the footer's rate looks.

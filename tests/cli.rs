@@ -1,0 +1,93 @@
+//! The command line as a user meets it: help, version, and clear refusals of bad input.
+
+mod fixtures;
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+
+fn ftx() -> Command {
+    let mut cmd = Command::new(fixtures::ftx_bin());
+    cmd.env("COLUMNS", "200");
+    cmd
+}
+
+#[test]
+fn help_names_both_commands_and_the_exit_codes() {
+    ftx()
+        .arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("serve"))
+        .stdout(predicate::str::contains("send"))
+        .stdout(predicate::str::contains("Exit codes"))
+        .stdout(predicate::str::contains("go ahead"));
+}
+
+#[test]
+fn subcommand_help_shows_every_option() {
+    ftx()
+        .args(["serve", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("-l, --listen <ADDR>"))
+        .stdout(predicate::str::contains("-d, --dir <DIR>"))
+        .stdout(predicate::str::contains("-w, --workers <N>"))
+        .stdout(predicate::str::contains("--plain"))
+        .stdout(predicate::str::contains("[default: 0.0.0.0:12000]"))
+        .stdout(predicate::str::contains("Examples:"));
+    ftx()
+        .args(["send", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("-t, --to <ADDR>"))
+        .stdout(predicate::str::contains("-j, --jobs <N>"))
+        .stdout(predicate::str::contains("[default: 127.0.0.1:12000]"))
+        .stdout(predicate::str::contains("<FILE>..."));
+}
+
+#[test]
+fn version_is_printed() {
+    ftx()
+        .arg("--version")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(format!(
+            "ftx {}",
+            env!("CARGO_PKG_VERSION")
+        )));
+}
+
+#[test]
+fn bad_input_is_a_usage_error() {
+    ftx()
+        .args(["send", "--to", "localhost:99999", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "ftx: --to: '99999' in 'localhost:99999' is not a port",
+        ));
+    ftx().args(["send"]).assert().code(2);
+    ftx().args(["serve", "--workers", "0"]).assert().code(2);
+    ftx()
+        .args(["serve", "--idle-timeout", "soon"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a duration"));
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    ftx()
+        .args(["serve", "--plain", "--listen", &addr, "--dir"])
+        .arg(dir.path())
+        .timeout(fixtures::PATIENCE)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(format!(
+            "ftx: cannot listen on {addr}"
+        )))
+        .stderr(predicate::str::contains("in use"));
+}
