@@ -79,6 +79,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
+    /// Refuse uploads announced larger than this (e.g. 500MiB, 2GiB, 1000000) [default: no limit]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_size: Option<u64>,
+
+    /// At most this many connections at once from one IP address [default: no limit]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub per_ip: Option<u16>,
+
     /// Print one line per event instead of live progress bars
     #[arg(long)]
     pub plain: bool,
@@ -102,6 +110,12 @@ pub struct SendArgs {
     /// The files to upload; each is sent under its base name
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// Parses `500MiB`, `2GiB`, `1.5GB`, `1000000` (KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    parse_size::parse_size(text)
+        .map_err(|e| format!("'{text}' is not a size ({e}); try 500MiB, 2GiB or 1000000"))
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
@@ -136,6 +150,15 @@ mod tests {
     #[test]
     fn clap_definitions_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_parse_in_the_usual_forms() {
+        assert_eq!(parse_size("500MiB"), Ok(500 * 1024 * 1024));
+        assert_eq!(parse_size("2GiB"), Ok(2 << 30));
+        assert_eq!(parse_size("1000000"), Ok(1_000_000));
+        assert_eq!(parse_size("1.5 GB"), Ok(1_500_000_000));
+        assert!(parse_size("big").unwrap_err().contains("is not a size"));
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::config::{Address, SendConfig};
 use crate::exit_codes::ExitCode;
 use crate::names;
 use crate::progress::{self, Counter, Event, Planned, Side};
-use crate::protocol::{self, Header, MAX_SEND_NAME};
+use crate::protocol::{self, Header, ReplyError, MAX_SEND_NAME};
 
 /// Content goes out in slices this big, so progress is reported between them.
 /// Each slice is one `sendfile(2)` loop on Linux (std's `io::copy` picks it).
@@ -23,6 +23,9 @@ const SLICE: u64 = 8 * 1024 * 1024;
 
 /// How long to try each resolved address before the next.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long to wait for the rest of a reply that is not `go ahead`.
+const REST_OF_REPLY: Duration = Duration::from_secs(1);
 
 /// After the last byte, how long to wait for the server to close before calling it done.
 const CLOSE_WAIT: Duration = Duration::from_secs(10);
@@ -126,7 +129,16 @@ fn upload(
     }
     .write_to(&mut stream)
     .context("sending the header")?;
-    protocol::read_reply(&mut stream)?;
+    // No timeout here: a client queued behind a busy server simply waits its turn.
+    match protocol::read_reply(&mut stream) {
+        Ok(()) => {}
+        Err(ReplyError::Bad(mut bad)) => {
+            stream.set_read_timeout(Some(REST_OF_REPLY))?;
+            bad.read_rest(&mut stream);
+            return Err(bad.into());
+        }
+        Err(e) => return Err(e.into()),
+    }
     let counter = Counter::default();
     let _ = events.send(Event::Started {
         id,

@@ -88,6 +88,10 @@ pub struct ServeConfig {
     pub dir: PathBuf,
     pub workers: usize,
     pub idle_timeout: Duration,
+    /// Largest announced size accepted; `None` accepts any, as the protocol promises.
+    pub max_size: Option<u64>,
+    /// Most simultaneous connections (waiting or receiving) from one IP address.
+    pub per_ip: Option<usize>,
     pub output: Output,
 }
 
@@ -98,6 +102,8 @@ impl ServeConfig {
             dir: args.dir,
             workers: usize::from(args.workers),
             idle_timeout: args.idle_timeout,
+            max_size: args.max_size,
+            per_ip: args.per_ip.map(usize::from),
             output: Output::choose(args.plain),
         })
     }

@@ -1,13 +1,21 @@
 //! The drop folder: files are received under a hidden temporary name and appear under their final name only when complete.
+//!
+//! Every file operation goes through the folder's open descriptor (`openat`,
+//! `linkat`, `unlinkat`), with names that are single safe components, so
+//! nothing a client sends, and no link planted in the folder, can redirect a
+//! write elsewhere.
 
 use std::collections::HashSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, ErrorKind};
+use std::fs::File;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
+use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use rustix::io::Errno;
 
 use crate::names;
 
@@ -17,26 +25,66 @@ pub const PARTIAL_PREFIX: &str = ".ftx-partial-";
 /// How many numbered names (`notes (1).txt`, ...) are tried before giving up.
 const MAX_NUMBERED: u32 = 9999;
 
-/// The folder uploads land in, and the partial files currently being written there.
+/// The folder uploads land in, and the partial files being written there.
 #[derive(Debug, Clone)]
 pub struct DropFolder {
     path: PathBuf,
-    partials: Arc<Mutex<HashSet<PathBuf>>>,
+    dir: Arc<OwnedFd>,
+    partials: Arc<Mutex<HashSet<String>>>,
     counter: Arc<AtomicU64>,
+    /// Bytes announced by uploads in flight and not written yet: space already promised.
+    outstanding: Arc<AtomicU64>,
 }
+
+/// Why an upload could not start.
+#[derive(Debug)]
+pub enum BeginError {
+    /// The announced size does not fit in the free space.
+    NoSpace { size: u64, free: u64 },
+    /// The folder is gone (removed while the server runs).
+    FolderGone,
+    /// Creating the file failed.
+    Io(io::Error),
+}
+
+impl std::fmt::Display for BeginError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        use indicatif::HumanBytes;
+        match self {
+            BeginError::NoSpace { size, free } => write!(
+                f,
+                "not enough space: {} announced, {} free in the drop folder",
+                HumanBytes(*size),
+                HumanBytes(*free)
+            ),
+            BeginError::FolderGone => write!(f, "the drop folder was removed"),
+            BeginError::Io(e) => write!(f, "cannot create a file in the drop folder: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for BeginError {}
 
 impl DropFolder {
     /// Opens (creating if needed) the drop folder.
     pub fn open(path: &Path) -> anyhow::Result<DropFolder> {
-        fs::create_dir_all(path)
+        std::fs::create_dir_all(path)
             .with_context(|| format!("creating drop folder {}", path.display()))?;
-        let path = fs::canonicalize(path)
+        let path = std::fs::canonicalize(path)
             .with_context(|| format!("opening drop folder {}", path.display()))?;
-        anyhow::ensure!(path.is_dir(), "{} is not a folder", path.display());
+        let dir = rustix::fs::open(
+            &path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(io::Error::from)
+        .with_context(|| format!("opening drop folder {}", path.display()))?;
         Ok(DropFolder {
             path,
+            dir: Arc::new(dir),
             partials: Arc::default(),
             counter: Arc::default(),
+            outstanding: Arc::default(),
         })
     }
 
@@ -45,44 +93,77 @@ impl DropFolder {
         &self.path
     }
 
-    /// Starts receiving a file that will be saved as `safe_name` (or a numbered variant).
-    /// `safe_name` must come from [`names::safe_file_name`].
-    pub fn begin(&self, safe_name: &str) -> io::Result<PartialFile> {
+    /// Bytes free for uploads: what the file system has, less what uploads in flight were promised.
+    pub fn free_space(&self) -> io::Result<u64> {
+        let stat = rustix::fs::fstatvfs(&*self.dir)?;
+        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
+        Ok(free.saturating_sub(self.outstanding.load(Ordering::SeqCst)))
+    }
+
+    /// Starts receiving `size` bytes that will be saved as `safe_name` (or a
+    /// numbered variant). `safe_name` must come from [`names::safe_file_name`].
+    /// Refuses if the folder is gone or the size does not fit in the free space.
+    pub fn begin(&self, safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
+        let stat = rustix::fs::fstat(&*self.dir).map_err(|e| BeginError::Io(e.into()))?;
+        if stat.st_nlink == 0 {
+            return Err(BeginError::FolderGone);
+        }
+        let vfs = rustix::fs::fstatvfs(&*self.dir).map_err(|e| BeginError::Io(e.into()))?;
+        let available = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        self.outstanding
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |promised| {
+                (size <= available.saturating_sub(promised)).then_some(promised + size)
+            })
+            .map_err(|promised| BeginError::NoSpace {
+                size,
+                free: available.saturating_sub(promised),
+            })?;
+        match self.create_partial() {
+            Ok((file, temp)) => Ok(PartialFile {
+                file,
+                temp,
+                name: safe_name.to_string(),
+                folder: self.clone(),
+                remaining: size,
+                done: false,
+            }),
+            Err(e) => {
+                self.outstanding.fetch_sub(size, Ordering::SeqCst);
+                Err(BeginError::Io(e))
+            }
+        }
+    }
+
+    fn create_partial(&self) -> io::Result<(File, String)> {
         loop {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let temp = self
-                .path
-                .join(format!("{PARTIAL_PREFIX}{}-{n}", std::process::id()));
-            // create_new refuses anything already there, a planted symlink included.
-            match OpenOptions::new().write(true).create_new(true).open(&temp) {
-                Ok(file) => {
+            let temp = format!("{PARTIAL_PREFIX}{}-{n}", std::process::id());
+            // O_EXCL | O_NOFOLLOW: refuses anything already there, a planted symlink included.
+            let flags =
+                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            match rustix::fs::openat(&*self.dir, temp.as_str(), flags, Mode::from_raw_mode(0o644)) {
+                Ok(fd) => {
                     self.partials
                         .lock()
                         .expect("partials lock")
                         .insert(temp.clone());
-                    return Ok(PartialFile {
-                        file,
-                        temp,
-                        name: safe_name.to_string(),
-                        folder: self.clone(),
-                        done: false,
-                    });
+                    return Ok((File::from(fd), temp));
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(e),
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
     }
 
     /// Removes every partial file still being written. For a hurried exit.
     pub fn remove_partials(&self) {
-        let partials = self.partials.lock().expect("partials lock");
-        for path in partials.iter() {
-            let _ = fs::remove_file(path);
+        for temp in self.partials.lock().expect("partials lock").iter() {
+            let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
         }
     }
 
-    fn forget(&self, temp: &Path) {
+    fn remove_partial(&self, temp: &str) {
+        let _ = rustix::fs::unlinkat(&*self.dir, temp, AtFlags::empty());
         self.partials.lock().expect("partials lock").remove(temp);
     }
 }
@@ -91,77 +172,97 @@ impl DropFolder {
 #[derive(Debug)]
 pub struct PartialFile {
     file: File,
-    temp: PathBuf,
+    temp: String,
     name: String,
     folder: DropFolder,
+    /// Announced bytes not written yet (still promised in `outstanding`).
+    remaining: u64,
     done: bool,
 }
 
 impl PartialFile {
-    /// The open file to write content into.
-    pub fn file(&mut self) -> &mut File {
-        &mut self.file
+    /// Appends received content.
+    pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.file.write_all(bytes)?;
+        self.written(bytes.len() as u64);
+        Ok(())
+    }
+
+    /// The open file, for writers that bypass [`PartialFile::write_all`]; they must call [`PartialFile::written`].
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// Records `n` bytes written to [`PartialFile::file`] directly.
+    pub fn written(&mut self, n: u64) {
+        let n = n.min(self.remaining);
+        self.remaining -= n;
+        self.folder.outstanding.fetch_sub(n, Ordering::SeqCst);
     }
 
     /// Moves the complete file to its final name, never replacing an existing
     /// entry: if the name is taken it becomes `name (1).ext`, `name (2).ext`, ...
     /// Returns the name it was saved under.
     pub fn keep(mut self) -> io::Result<String> {
+        let dir = &*self.folder.dir;
         for n in 0..=MAX_NUMBERED {
             let candidate = names::numbered(&self.name, n);
-            let target = self.folder.path.join(&candidate);
-            // A hard link is created atomically and fails if anything, even a
-            // dangling symlink, already has that name.
-            match fs::hard_link(&self.temp, &target) {
-                Ok(()) => {
-                    self.remove_temp();
+            // A hard link is made atomically and fails if anything, even a
+            // dangling symlink, already has that name. Where the file system
+            // has no hard links, a rename that refuses to replace does the same.
+            let placed = match rustix::fs::linkat(
+                dir,
+                self.temp.as_str(),
+                dir,
+                candidate.as_str(),
+                AtFlags::empty(),
+            ) {
+                Err(Errno::EXIST) => continue,
+                Ok(()) => Ok(false),
+                Err(_) => rustix::fs::renameat_with(
+                    dir,
+                    self.temp.as_str(),
+                    dir,
+                    candidate.as_str(),
+                    RenameFlags::NOREPLACE,
+                )
+                .map(|()| true),
+            };
+            match placed {
+                Ok(renamed) => {
+                    if renamed {
+                        self.folder
+                            .partials
+                            .lock()
+                            .expect("partials lock")
+                            .remove(&self.temp);
+                    } else {
+                        self.folder.remove_partial(&self.temp);
+                    }
+                    self.done = true;
                     return Ok(candidate);
                 }
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => continue,
-                Err(_) => match self.reserve_and_rename(&target) {
-                    Ok(true) => return Ok(candidate),
-                    Ok(false) => continue,
-                    Err(e) => return Err(e),
-                },
+                Err(Errno::EXIST) => continue,
+                Err(e) => return Err(e.into()),
             }
         }
         Err(io::Error::new(
-            ErrorKind::AlreadyExists,
+            io::ErrorKind::AlreadyExists,
             format!(
                 "{} and {MAX_NUMBERED} numbered names are all taken",
                 self.name
             ),
         ))
     }
-
-    /// For file systems without hard links: claim the name with an empty file
-    /// (refused if anything is there), then rename over our own claim.
-    fn reserve_and_rename(&mut self, target: &Path) -> io::Result<bool> {
-        match OpenOptions::new().write(true).create_new(true).open(target) {
-            Ok(_) => {}
-            Err(e) if e.kind() == ErrorKind::AlreadyExists => return Ok(false),
-            Err(e) => return Err(e),
-        }
-        if let Err(e) = fs::rename(&self.temp, target) {
-            let _ = fs::remove_file(target);
-            return Err(e);
-        }
-        self.folder.forget(&self.temp);
-        self.done = true;
-        Ok(true)
-    }
-
-    fn remove_temp(&mut self) {
-        let _ = fs::remove_file(&self.temp);
-        self.folder.forget(&self.temp);
-        self.done = true;
-    }
 }
 
 impl Drop for PartialFile {
     fn drop(&mut self) {
+        self.folder
+            .outstanding
+            .fetch_sub(self.remaining, Ordering::SeqCst);
         if !self.done {
-            self.remove_temp();
+            self.folder.remove_partial(&self.temp);
         }
     }
 }
@@ -169,7 +270,7 @@ impl Drop for PartialFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
+    use std::fs;
 
     fn entries(dir: &Path) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(dir)
@@ -184,8 +285,8 @@ mod tests {
     fn complete_files_appear_under_their_name_only_when_kept() {
         let dir = tempfile::tempdir().unwrap();
         let folder = DropFolder::open(&dir.path().join("drop")).unwrap();
-        let mut partial = folder.begin("notes.txt").unwrap();
-        partial.file().write_all(b"hello").unwrap();
+        let mut partial = folder.begin("notes.txt", 5).unwrap();
+        partial.write_all(b"hello").unwrap();
         assert!(!folder.path().join("notes.txt").exists());
         assert_eq!(partial.keep().unwrap(), "notes.txt");
         assert_eq!(entries(folder.path()), ["notes.txt"]);
@@ -196,8 +297,8 @@ mod tests {
     fn dropped_partial_files_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let folder = DropFolder::open(dir.path()).unwrap();
-        let mut partial = folder.begin("notes.txt").unwrap();
-        partial.file().write_all(b"half").unwrap();
+        let mut partial = folder.begin("notes.txt", 10).unwrap();
+        partial.write_all(b"half").unwrap();
         drop(partial);
         assert!(entries(folder.path()).is_empty());
     }
@@ -211,8 +312,8 @@ mod tests {
         let victim = outside.path().join("victim");
         std::os::unix::fs::symlink(&victim, folder.path().join("a (1).txt")).unwrap();
 
-        let mut partial = folder.begin("a.txt").unwrap();
-        partial.file().write_all(b"new").unwrap();
+        let mut partial = folder.begin("a.txt", 3).unwrap();
+        partial.write_all(b"new").unwrap();
         assert_eq!(partial.keep().unwrap(), "a (2).txt");
         assert_eq!(fs::read(folder.path().join("a.txt")).unwrap(), b"precious");
         assert_eq!(fs::read(folder.path().join("a (2).txt")).unwrap(), b"new");
@@ -223,10 +324,45 @@ mod tests {
     fn remove_partials_deletes_files_in_flight() {
         let dir = tempfile::tempdir().unwrap();
         let folder = DropFolder::open(dir.path()).unwrap();
-        let partial = folder.begin("x").unwrap();
+        let partial = folder.begin("x", 1).unwrap();
         assert_eq!(entries(folder.path()).len(), 1);
         folder.remove_partials();
         assert!(entries(folder.path()).is_empty());
         drop(partial);
+    }
+
+    #[test]
+    fn promised_space_is_reserved_until_written_or_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let free = folder.free_space().unwrap();
+        let err = folder.begin("huge", u64::MAX / 2).unwrap_err();
+        assert!(err.to_string().starts_with("not enough space: "), "{err}");
+        assert!(
+            entries(folder.path()).is_empty(),
+            "nothing is created for a refused upload"
+        );
+
+        // Half the free space is promised to one upload, so a second of the same size cannot fit.
+        let half = free / 2 + free / 10;
+        let mut first = folder.begin("first", half).unwrap();
+        assert!(matches!(
+            folder.begin("second", half),
+            Err(BeginError::NoSpace { .. })
+        ));
+        first.write_all(b"abc").unwrap();
+        drop(first);
+        let second = folder.begin("second", half).unwrap();
+        drop(second);
+        assert_eq!(folder.outstanding.load(Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_removed_folder_is_reported_as_such() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(&dir.path().join("drop")).unwrap();
+        fs::remove_dir(folder.path()).unwrap();
+        let err = folder.begin("x", 1).unwrap_err();
+        assert_eq!(err.to_string(), "the drop folder was removed");
     }
 }

@@ -27,6 +27,11 @@ pub const SIZE_LEN: usize = 8;
 /// The server's only message: these 8 ASCII bytes, in one write, nothing more.
 pub const GO_AHEAD: &[u8; 8] = b"go ahead";
 
+/// How an ftx server starts the reply that replaces `go ahead` when it refuses an
+/// upload; the reason follows. Classroom clients see a bad response and stop,
+/// as they must; ftx shows the reason.
+pub const REFUSED: &str = "refused: ";
+
 /// The most name bytes ftx sends. Classroom servers read the whole header with
 /// one `recv(1024)`, so a longer name would reach them cut short.
 pub const MAX_SEND_NAME: usize = 1024 - SIZE_LEN;
@@ -193,7 +198,13 @@ pub struct BadReply {
 
 impl fmt::Display for BadReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.got.is_empty() {
+        if let Some(reason) = self.got.strip_prefix(REFUSED.as_bytes()) {
+            write!(
+                f,
+                "the server refused it: {}",
+                crate::names::escape_for_terminal(reason)
+            )
+        } else if self.got.is_empty() {
             write!(
                 f,
                 "bad server response: it closed the connection instead of saying \"go ahead\""
@@ -210,8 +221,43 @@ impl fmt::Display for BadReply {
 
 impl std::error::Error for BadReply {}
 
+/// Most bytes of a wrong reply kept to show the user.
+const MAX_SHOWN_REPLY: u64 = 512;
+
+impl BadReply {
+    /// Adds what else the server says, up to its close (at most 512 bytes), so
+    /// that the error shows the whole reason. The caller bounds the wait with a
+    /// read timeout; a failed read just ends the message.
+    pub fn read_rest<R: Read>(&mut self, src: &mut R) {
+        if !self.got.is_empty() {
+            let _ = src.take(MAX_SHOWN_REPLY).read_to_end(&mut self.got);
+        }
+    }
+}
+
+/// Why the reply to a header was not `go ahead`.
+#[derive(Debug)]
+pub enum ReplyError {
+    /// The server said something else, or closed.
+    Bad(BadReply),
+    /// The connection failed while waiting.
+    Io(io::Error),
+}
+
+impl fmt::Display for ReplyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReplyError::Bad(bad) => bad.fmt(f),
+            ReplyError::Io(e) => write!(f, "waiting for the server's reply: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReplyError {}
+
 /// Waits for the server's reply and checks that it is exactly `go ahead`.
-pub fn read_reply<R: Read>(src: &mut R) -> anyhow::Result<()> {
+/// Stops reading at the first byte that cannot be part of it.
+pub fn read_reply<R: Read>(src: &mut R) -> Result<(), ReplyError> {
     let mut got = Vec::with_capacity(GO_AHEAD.len());
     let mut rest = [0u8; GO_AHEAD.len()];
     while got.len() < GO_AHEAD.len() {
@@ -225,13 +271,13 @@ pub fn read_reply<R: Read>(src: &mut R) -> anyhow::Result<()> {
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(anyhow::Error::new(e).context("waiting for the server's reply")),
+            Err(e) => return Err(ReplyError::Io(e)),
         }
     }
     if got == GO_AHEAD {
         Ok(())
     } else {
-        Err(BadReply { got }.into())
+        Err(ReplyError::Bad(BadReply { got }))
     }
 }
 
@@ -382,11 +428,25 @@ mod tests {
         assert!(read_reply(&mut &b"go ahead"[..]).is_ok());
         let pieces = Pieces::new(&[b"go ", b"ahead"], 2);
         assert!(read_reply(&mut { pieces }).is_ok());
-        let err = read_reply(&mut &b"no way\x1b[2J"[..]).unwrap_err();
+        let mut src = &b"no way\x1b[2J"[..];
+        let Err(ReplyError::Bad(mut bad)) = read_reply(&mut src) else {
+            panic!("accepted a bad reply")
+        };
         assert_eq!(
-            err.to_string(),
+            bad.to_string(),
             "bad server response: expected \"go ahead\", got \"no way\\x1b[\""
         );
+        bad.read_rest(&mut src);
+        assert_eq!(
+            bad.to_string(),
+            "bad server response: expected \"go ahead\", got \"no way\\x1b[2J\""
+        );
+        let mut src = &b"refused: too large"[..];
+        let Err(ReplyError::Bad(mut refused)) = read_reply(&mut src) else {
+            panic!("accepted a refusal")
+        };
+        refused.read_rest(&mut src);
+        assert_eq!(refused.to_string(), "the server refused it: too large");
         let closed = read_reply(&mut &b""[..]).unwrap_err();
         assert!(closed.to_string().contains("closed the connection"));
     }

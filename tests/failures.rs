@@ -84,7 +84,7 @@ fn server_that_does_not_say_go_ahead() {
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
-            "a.txt  bad server response: expected \"go ahead\", got \"go away\\x1b\"",
+            "a.txt  bad server response: expected \"go ahead\", got \"go away\\x1b[31m\"",
         ))
         .stderr(predicate::str::contains("\x1b[31m").not());
 }

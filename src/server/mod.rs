@@ -9,7 +9,7 @@
 mod session;
 
 use std::collections::HashMap;
-use std::io;
+use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -23,9 +23,13 @@ use crate::config::ServeConfig;
 use crate::drop_folder::DropFolder;
 use crate::exit_codes::ExitCode;
 use crate::progress::{self, Event, Side};
+use crate::protocol::REFUSED;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// The same accept error is logged at most this often, so a long outage is one line a few seconds apart.
+const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// Size of each worker's receive buffer, allocated once per worker.
 const BUFFER_SIZE: usize = 256 * 1024;
@@ -36,6 +40,8 @@ pub struct Server {
     folder: DropFolder,
     workers: usize,
     idle_timeout: Duration,
+    max_size: Option<u64>,
+    per_ip: Option<usize>,
     shared: Arc<Shared>,
 }
 
@@ -45,6 +51,8 @@ struct Shared {
     stopping: AtomicBool,
     /// Connections being received, so that stopping can interrupt their reads.
     active: Mutex<HashMap<u64, TcpStream>>,
+    /// Connections waiting or being received, by client address (for `--per-ip`).
+    per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Where to connect to wake the accept loop.
     wake: SocketAddr,
 }
@@ -73,9 +81,12 @@ impl Server {
             folder,
             workers: config.workers,
             idle_timeout: config.idle_timeout,
+            max_size: config.max_size,
+            per_ip: config.per_ip,
             shared: Arc::new(Shared {
                 stopping: AtomicBool::new(false),
                 active: Mutex::default(),
+                per_ip: Mutex::default(),
                 wake: SocketAddr::new(wake_ip, local.port()),
             }),
         })
@@ -110,6 +121,7 @@ impl Server {
                 let receiver = session::Receiver {
                     folder: self.folder.clone(),
                     idle_timeout: self.idle_timeout,
+                    max_size: self.max_size,
                     events: events.clone(),
                 };
                 let shared = Arc::clone(&self.shared);
@@ -126,9 +138,10 @@ impl Server {
             .collect();
         drop(jobs);
 
-        let next_id = AtomicU64::new(1);
+        let mut next_id = 1;
+        let mut last_error: Option<(String, Instant)> = None;
         for incoming in self.listener.incoming() {
-            if self.shared.stopping.load(Ordering::SeqCst) {
+            if self.shared.stopping() {
                 break;
             }
             match incoming {
@@ -136,11 +149,16 @@ impl Server {
                     let Ok(peer) = stream.peer_addr() else {
                         continue;
                     };
-                    let id = next_id.fetch_add(1, Ordering::Relaxed);
+                    let id = next_id;
+                    next_id += 1;
                     let _ = events.send(Event::Waiting {
                         id,
                         label: peer.to_string(),
                     });
+                    if !self.shared.enter(peer.ip(), self.per_ip) {
+                        refuse_busy_address(stream, peer, id, &events);
+                        continue;
+                    }
                     // Blocks while every worker is busy and the queue is full.
                     if queue.send(Connection { id, stream, peer }).is_err() {
                         break;
@@ -148,8 +166,15 @@ impl Server {
                 }
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    let _ =
-                        events.send(Event::Notice(format!("ftx: accept failed: {e}; retrying")));
+                    // Out of descriptors, say: log it (once per burst), pause, go on.
+                    let text = e.to_string();
+                    let repeated = matches!(&last_error,
+                        Some((last, at)) if *last == text && at.elapsed() < ACCEPT_LOG_EVERY);
+                    if !repeated {
+                        let notice = format!("ftx: accept failed: {text}; retrying");
+                        let _ = events.send(Event::Notice(notice));
+                        last_error = Some((text, Instant::now()));
+                    }
                     thread::sleep(ACCEPT_RETRY);
                 }
             }
@@ -183,7 +208,40 @@ impl Shared {
             receiver.receive(conn.id, conn.stream, conn.peer, buffer, &|| self.stopping());
         }
         self.active.lock().expect("active lock").remove(&conn.id);
+        self.leave(conn.peer.ip());
     }
+
+    /// Counts a new connection from `ip`; false if that address is at its cap.
+    fn enter(&self, ip: IpAddr, cap: Option<usize>) -> bool {
+        let mut per_ip = self.per_ip.lock().expect("per-ip lock");
+        let count = per_ip.entry(ip).or_insert(0);
+        if cap.is_some_and(|cap| *count >= cap) {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    fn leave(&self, ip: IpAddr) {
+        let mut per_ip = self.per_ip.lock().expect("per-ip lock");
+        if let Some(count) = per_ip.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                per_ip.remove(&ip);
+            }
+        }
+    }
+}
+
+/// Turns away a connection from an address already at its `--per-ip` cap, without waiting on it.
+fn refuse_busy_address(stream: TcpStream, peer: SocketAddr, id: u64, events: &Sender<Event>) {
+    let _ = stream.set_nonblocking(true);
+    let _ =
+        (&stream).write_all(format!("{REFUSED}too many connections from {}", peer.ip()).as_bytes());
+    let _ = events.send(Event::Failed {
+        id,
+        reason: "refused: too many connections from this address".into(),
+    });
 }
 
 /// Stops a running server: no new connections, uploads in flight are cancelled
@@ -206,6 +264,11 @@ impl Stopper {
 
 /// Runs `ftx serve` until Ctrl-C or SIGTERM.
 pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
+    // With a file-size limit (ulimit -f) in force, a large upload must fail on its own, not kill the server.
+    // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours in a handler.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
     let server = Server::bind(&config)?;
     print_banner(&server, &config);
 

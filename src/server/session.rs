@@ -1,21 +1,24 @@
 //! One upload on the server: read the header, say `go ahead`, stream the content into a partial file, keep it.
 
 use std::io::{ErrorKind, Read, Write};
+
+use indicatif::HumanBytes;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use crossbeam_channel::Sender;
 
-use crate::drop_folder::DropFolder;
+use crate::drop_folder::{DropFolder, PartialFile};
 use crate::names;
 use crate::progress::{Counter, Event};
-use crate::protocol::{self, GO_AHEAD, MAX_RECV_NAME};
+use crate::protocol::{self, Header, GO_AHEAD, MAX_RECV_NAME, REFUSED};
 
 /// What every worker needs to receive an upload.
 pub(crate) struct Receiver {
     pub folder: DropFolder,
     pub idle_timeout: Duration,
+    pub max_size: Option<u64>,
     pub events: Sender<Event>,
 }
 
@@ -65,10 +68,14 @@ impl Receiver {
         })?;
         let shown = names::escape_for_terminal(&header.name);
         let safe = names::safe_file_name(&header.name);
-        let mut partial = self
-            .folder
-            .begin(&safe)
-            .context("cannot create a file in the drop folder")?;
+        let mut partial = match self.admit(&header, &safe) {
+            Ok(partial) => partial,
+            Err(reason) => {
+                // Said in place of `go ahead`: classroom clients report a bad response, ftx shows the reason.
+                let _ = stream.write_all(format!("{REFUSED}{reason}").as_bytes());
+                bail!("refused \"{shown}\": {reason}");
+            }
+        };
         stream.write_all(GO_AHEAD).context("sending go ahead")?;
         let counter = Counter::default();
         let _ = self.events.send(Event::Started {
@@ -78,7 +85,6 @@ impl Receiver {
             counter: counter.clone(),
         });
 
-        let file = partial.file();
         let mut remaining = header.size;
         while remaining > 0 {
             let want = remaining.min(buffer.len() as u64) as usize;
@@ -100,12 +106,31 @@ impl Receiver {
                 ),
                 Err(e) => return Err(e).context("receiving"),
             };
-            file.write_all(&buffer[..n])
+            partial
+                .write_all(&buffer[..n])
                 .context("writing to the drop folder")?;
             remaining -= n as u64;
             counter.add(n as u64);
         }
         let saved_as = partial.keep().context("saving the received file")?;
         Ok((header.size, saved_as, shown))
+    }
+}
+
+impl Receiver {
+    /// Decides, before `go ahead`, whether the upload may start; creates its partial file if so.
+    fn admit(&self, header: &Header, safe_name: &str) -> Result<PartialFile, String> {
+        if let Some(max) = self.max_size {
+            if header.size > max {
+                return Err(format!(
+                    "too large: {} announced, the limit is {}",
+                    HumanBytes(header.size),
+                    HumanBytes(max)
+                ));
+            }
+        }
+        self.folder
+            .begin(safe_name, header.size)
+            .map_err(|e| e.to_string())
     }
 }
