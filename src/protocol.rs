@@ -451,6 +451,44 @@ mod tests {
         assert!(closed.to_string().contains("closed the connection"));
     }
 
+    proptest::proptest! {
+        /// Any bytes, cut anywhere, all arrived: the whole message is the header, or a clear refusal.
+        #[test]
+        fn any_first_message_parses_or_is_refused(
+            message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
+            cuts in proptest::collection::vec(0usize..200, 0..6),
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c < message.len()).collect();
+            cuts.sort_unstable();
+            cuts.dedup();
+            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut start = 0;
+            for cut in cuts.into_iter().chain([message.len()]) {
+                if cut > start {
+                    pieces.push(&message[start..cut]);
+                    start = cut;
+                }
+            }
+            let arrived = pieces.len();
+            let mut src = Pieces::new(&pieces, arrived);
+            match read_header(&mut src, 100) {
+                Ok(header) => {
+                    proptest::prop_assert!(message.len() > SIZE_LEN && message.len() <= SIZE_LEN + 100);
+                    proptest::prop_assert_eq!(header.encode(), message);
+                }
+                Err(HeaderError::Incomplete { got }) => {
+                    proptest::prop_assert!(message.len() <= SIZE_LEN);
+                    proptest::prop_assert_eq!(got, message.len());
+                }
+                Err(HeaderError::NameTooLong { max }) => {
+                    proptest::prop_assert_eq!(max, 100);
+                    proptest::prop_assert!(message.len() > SIZE_LEN + 100);
+                }
+                Err(HeaderError::Io(e)) => proptest::prop_assert!(false, "unexpected I/O error {e}"),
+            }
+        }
+    }
+
     #[test]
     fn detects_names_cut_inside_a_character() {
         assert!(ends_mid_character("é".as_bytes().split_at(1).0));

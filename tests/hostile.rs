@@ -1,0 +1,389 @@
+//! Misbehaving clients played over raw sockets: hostile names, lying sizes, stalls, caps, and what the server does about them.
+
+mod fixtures;
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::time::Duration;
+
+use fixtures::{entries, wait_until, RawClient, Serve, PATIENCE};
+
+/// Uploads `content` under `name` and waits until the server logged the outcome.
+fn upload(server: &Serve, name: &[u8], content: &[u8]) {
+    RawClient::start_upload(server.addr, content.len() as u64, name).finish(content);
+}
+
+/// What the server replies to a header, up to its close.
+fn reply_to(server: &Serve, size: u64, name: &[u8]) -> String {
+    let mut client = RawClient::connect(server.addr);
+    client.send_header(size, name);
+    let mut reply = Vec::new();
+    let _ = client.stream.read_to_end(&mut reply);
+    String::from_utf8_lossy(&reply).into_owned()
+}
+
+fn saved_count(server: &Serve) -> usize {
+    server.log().matches("\nsaved ").count()
+}
+
+#[test]
+fn hostile_names_land_inside_the_drop_folder_under_safe_names() {
+    let parent = tempfile::tempdir().unwrap();
+    let drop = parent.path().join("drop");
+    let outside = tempfile::tempdir().unwrap();
+    let absolute = format!("{}/abs.txt", outside.path().display());
+    let long = format!("{}.pdf", "l".repeat(300));
+    let cases: Vec<(&[u8], String)> = vec![
+        (b"../up.txt", "up.txt".into()),
+        (b"../../../../../../tmp/deep.txt", "deep.txt".into()),
+        (absolute.as_bytes(), "abs.txt".into()),
+        (b"a/../../mid.txt", "mid.txt".into()),
+        (b"..\\win.txt", "win.txt".into()),
+        (b"C:\\Windows\\drive.txt", "drive.txt".into()),
+        (b".", "unnamed".into()),
+        (b"..", "unnamed (1)".into()),
+        (b"nul\0byte.txt", "nul_byte.txt".into()),
+        (b"bad\xff\xfeutf8.txt", "bad__utf8.txt".into()),
+        (b"CON", "_CON".into()),
+        (b".bashrc", "bashrc".into()),
+        (long.as_bytes(), format!("{}.pdf", "l".repeat(243))),
+    ];
+    let server = Serve::start_at(parent, &drop, &[]);
+    for (name, _) in &cases {
+        upload(&server, name, b"data");
+    }
+    wait_until(
+        || saved_count(&server) == cases.len(),
+        "every upload saved",
+        || server.log(),
+    );
+
+    let mut expected: Vec<String> = cases.iter().map(|(_, safe)| safe.clone()).collect();
+    expected.sort();
+    assert_eq!(entries(&drop), expected);
+    assert_eq!(
+        entries(drop.parent().unwrap()),
+        ["drop"],
+        "nothing beside the drop folder"
+    );
+    assert!(
+        entries(outside.path()).is_empty(),
+        "nothing at the absolute path"
+    );
+    assert!(!Path::new("/tmp/deep.txt").exists());
+}
+
+#[test]
+fn planted_links_are_never_followed_or_replaced() {
+    let server = Serve::start(&[]);
+    let outside = tempfile::tempdir().unwrap();
+    let victim = outside.path().join("victim");
+    std::os::unix::fs::symlink(&victim, server.drop_dir().join("notes.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), server.drop_dir().join("sub")).unwrap();
+
+    upload(&server, b"notes.txt", b"mine");
+    upload(&server, b"sub/notes.txt", b"also mine");
+    wait_until(|| saved_count(&server) == 2, "two uploads", || server.log());
+
+    assert!(!victim.exists(), "wrote through the planted link");
+    assert!(entries(outside.path()).is_empty());
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("notes (1).txt")).unwrap(),
+        b"mine"
+    );
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("notes (2).txt")).unwrap(),
+        b"also mine"
+    );
+    assert!(
+        server.drop_dir().join("notes.txt").is_symlink(),
+        "the link itself is left alone"
+    );
+}
+
+#[test]
+fn client_text_never_reaches_the_log_unescaped() {
+    let server = Serve::start(&[]);
+    let evil: &[u8] = b"\x1b[2J\x1b]0;title\x07\x9b31m\r\x08bell\x07.txt";
+    upload(&server, evil, b"x");
+    upload(&server, "\u{202e}txt.exe\u{9b}".as_bytes(), b"y");
+    let log = server.wait_for_log("bell");
+    wait_until(|| saved_count(&server) == 2, "two uploads", || server.log());
+    let log = server.log() + &log;
+    for bad in ['\x1b', '\x07', '\x08', '\r', '\u{9b}', '\u{202e}'] {
+        assert!(!log.contains(bad), "{bad:?} reached the log:\n{log:?}");
+    }
+    assert!(
+        log.contains("\\x1b[2J\\x1b]0;title\\x07\\x9b31m\\x0d\\x08bell\\x07.txt"),
+        "{log}"
+    );
+    assert!(log.contains("\\u{202e}txt.exe\\u{9b}"), "{log}");
+}
+
+#[test]
+fn max_size_refuses_before_go_ahead_and_creates_nothing() {
+    let server = Serve::start(&["--max-size", "1KiB"]);
+    let reply = reply_to(&server, 1025, b"big.bin");
+    assert_eq!(
+        reply,
+        "refused: too large: 1.00 KiB announced, the limit is 1.00 KiB"
+    );
+    server.wait_for_log("refused \"big.bin\": too large");
+    assert!(entries(server.drop_dir()).is_empty());
+
+    upload(&server, b"fits.bin", &[1u8; 1024]);
+    wait_until(
+        || entries(server.drop_dir()) == ["fits.bin"],
+        "fits.bin",
+        || server.log(),
+    );
+}
+
+#[test]
+fn sizes_that_cannot_fit_on_disk_are_refused() {
+    let server = Serve::start(&[]);
+    let reply = reply_to(&server, 1 << 63, b"huge.iso");
+    assert!(
+        reply.starts_with("refused: not enough space: 8.00 EiB announced, "),
+        "{reply}"
+    );
+    assert!(entries(server.drop_dir()).is_empty());
+    // Beyond 4 GiB is fine when it fits: the protocol has no size limit.
+    let mut big = RawClient::connect(server.addr);
+    big.send_header(5 << 30, b"five-gib.bin");
+    let free = fs_free(server.drop_dir());
+    if free > (6 << 30) {
+        assert_eq!(
+            big.reply_within(PATIENCE).as_deref(),
+            Some(&b"go ahead"[..])
+        );
+    }
+}
+
+fn fs_free(path: &Path) -> u64 {
+    let out = std::process::Command::new("df")
+        .args(["-B1", "--output=avail"])
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn bad_headers_are_dropped_with_a_reason() {
+    let server = Serve::start(&["--idle-timeout", "300ms"]);
+
+    let mut stalled = RawClient::connect(server.addr);
+    stalled.stream.write_all(b"\0\0\0\0").unwrap();
+    let mut rest = Vec::new();
+    assert_eq!(
+        stalled.stream.read_to_end(&mut rest).unwrap(),
+        0,
+        "the server closes without a reply"
+    );
+    server.wait_for_log("header not complete before the idle timeout");
+
+    let long = vec![b'n'; 5000];
+    let reply = reply_to(&server, 1, &long);
+    assert_eq!(reply, "", "no go ahead for an overlong name");
+    server.wait_for_log("name longer than 4096 bytes");
+
+    let silent = RawClient::connect(server.addr);
+    drop(silent);
+    server.wait_for_log("client closed without sending a header");
+    assert!(entries(server.drop_dir()).is_empty());
+}
+
+#[test]
+fn stalled_uploads_time_out_and_free_their_worker() {
+    let server = Serve::start(&["--idle-timeout", "400ms", "--workers", "1"]);
+    let mut stalled = RawClient::start_upload(server.addr, 100, b"stalled.bin");
+    stalled.stream.write_all(&[1u8; 10]).unwrap();
+
+    // The only worker is held by the stalled client; this one waits, then gets its turn.
+    upload(&server, b"next.txt", b"served");
+    let log = server.wait_for_log("saved    ");
+    assert!(
+        log.contains("stalled.bin  client sent nothing for 0.40s (after 10 of 100 bytes)"),
+        "{log}"
+    );
+    assert_eq!(entries(server.drop_dir()), ["next.txt"]);
+}
+
+#[test]
+fn per_ip_cap_turns_away_extra_connections_at_once() {
+    let server = Serve::start(&["--per-ip", "1"]);
+    let first = RawClient::start_upload(server.addr, 3, b"one.txt");
+    let reply = reply_to(&server, 3, b"two.txt");
+    assert_eq!(reply, "refused: too many connections from 127.0.0.1");
+    server.wait_for_log("refused: too many connections from this address");
+    first.finish(b"abc");
+    wait_until(
+        || entries(server.drop_dir()) == ["one.txt"],
+        "one.txt",
+        || server.log(),
+    );
+    upload(&server, b"three.txt", b"ok!");
+    wait_until(
+        || entries(server.drop_dir()).len() == 2,
+        "three.txt",
+        || server.log(),
+    );
+}
+
+#[test]
+fn write_errors_fail_the_upload_and_the_server_goes_on() {
+    // A 64 KiB file-size limit makes the disk refuse the write, as a full disk would.
+    let dir = tempfile::tempdir().unwrap();
+    let drop = dir.path().to_path_buf();
+    let server = Serve::start_limited(dir, &drop, "ulimit -f 64", &[]);
+    let mut big = RawClient::start_upload(server.addr, 200_000, b"too-big.bin");
+    let _ = big.stream.write_all(&[7u8; 200_000]);
+    server.wait_for_log("too-big.bin  writing to the drop folder: File too large");
+    assert!(entries(&drop).is_empty(), "{:?}", entries(&drop));
+
+    upload(&server, b"small.txt", b"fine");
+    wait_until(
+        || entries(&drop) == ["small.txt"],
+        "small.txt",
+        || server.log(),
+    );
+}
+
+#[test]
+fn a_full_disk_fails_the_upload_and_leaves_nothing() {
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(mount.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a tmpfs here; write_errors_fail_the_upload_and_the_server_goes_on covers the write-error path");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount.path());
+    let drop = mount.path().join("drop");
+    std::fs::create_dir(&drop).unwrap();
+    let server = Serve::start_at(tempfile::tempdir().unwrap(), &drop, &[]);
+
+    // Fits when announced; then something else fills the disk.
+    let mut upload_client = RawClient::start_upload(server.addr, 700_000, b"filling.bin");
+    std::fs::write(mount.path().join("hog"), vec![0u8; 600_000]).unwrap();
+    let _ = upload_client.stream.write_all(&[3u8; 700_000]);
+    server.wait_for_log("filling.bin  writing to the drop folder: No space left on device");
+    assert!(entries(&drop).is_empty(), "{:?}", entries(&drop));
+
+    std::fs::remove_file(mount.path().join("hog")).unwrap();
+    upload(&server, b"after.txt", b"room again");
+    wait_until(
+        || entries(&drop) == ["after.txt"],
+        "after.txt",
+        || server.log(),
+    );
+}
+
+#[test]
+fn a_removed_drop_folder_fails_uploads_but_not_the_server() {
+    let parent = tempfile::tempdir().unwrap();
+    let drop = parent.path().join("drop");
+    let mut server = Serve::start_at(parent, &drop, &[]);
+    std::fs::remove_dir(&drop).unwrap();
+    let reply = reply_to(&server, 4, b"lost.txt");
+    assert_eq!(reply, "refused: the drop folder was removed");
+    server.wait_for_log("refused \"lost.txt\": the drop folder was removed");
+    let reply = reply_to(&server, 4, b"again.txt");
+    assert!(
+        reply.starts_with("refused:"),
+        "the server still answers: {reply}"
+    );
+    server.interrupt();
+    assert_eq!(server.wait_exit(), Some(0));
+}
+
+#[test]
+fn sigterm_stops_the_server_and_removes_partial_files() {
+    let mut server = Serve::start(&[]);
+    let mut slow = RawClient::start_upload(server.addr, 1_000_000, b"slow.bin");
+    slow.stream.write_all(&[1u8; 1000]).unwrap();
+    wait_until(
+        || !entries(server.drop_dir()).is_empty(),
+        "a partial file",
+        || server.log(),
+    );
+    server.signal("TERM");
+    assert_eq!(server.wait_exit(), Some(0));
+    assert!(
+        entries(server.drop_dir()).is_empty(),
+        "{:?}",
+        entries(server.drop_dir())
+    );
+    let mut rest = Vec::new();
+    let _ = slow.stream.read_to_end(&mut rest);
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_still_without_partial_files() {
+    let mut server = Serve::start(&["--workers", "4"]);
+    let mut clients: Vec<RawClient> = (0..3)
+        .map(|i| RawClient::start_upload(server.addr, 1_000_000, format!("f{i}.bin").as_bytes()))
+        .collect();
+    for c in &mut clients {
+        c.stream.write_all(&[1u8; 5000]).unwrap();
+    }
+    wait_until(
+        || entries(server.drop_dir()).len() == 3,
+        "three partial files",
+        || server.log(),
+    );
+    server.interrupt();
+    server.interrupt();
+    let code = server.wait_exit();
+    assert!(code == Some(0) || code == Some(130), "exit code {code:?}");
+    assert!(
+        entries(server.drop_dir()).is_empty(),
+        "{:?}",
+        entries(server.drop_dir())
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_does_not_end_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let drop = dir.path().to_path_buf();
+    let server = Serve::start_limited(dir, &drop, "ulimit -n 24", &["--workers", "16"]);
+    // Hold connections open until accept() runs out of descriptors.
+    let mut held = Vec::new();
+    for _ in 0..40 {
+        if let Ok(stream) = std::net::TcpStream::connect(server.addr) {
+            held.push(stream);
+        }
+    }
+    server.wait_for_log("accept failed: Too many open files");
+    std::mem::drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+    upload(&server, b"after.txt", b"still serving");
+    wait_until(
+        || entries(&drop) == ["after.txt"],
+        "after.txt",
+        || server.log(),
+    );
+    let log = server.log();
+    assert!(
+        log.matches("accept failed").count() < 5,
+        "one line per burst, not one per retry:\n{log}"
+    );
+}
