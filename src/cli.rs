@@ -90,6 +90,10 @@ pub struct ServeArgs {
     /// Print one line per event instead of live progress bars
     #[arg(long)]
     pub plain: bool,
+
+    /// Receive with plain reads and writes instead of splice(2) (for testing the portable path)
+    #[arg(long, hide = true)]
+    pub no_splice: bool,
 }
 
 #[derive(Debug, Args)]

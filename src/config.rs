@@ -92,6 +92,8 @@ pub struct ServeConfig {
     pub max_size: Option<u64>,
     /// Most simultaneous connections (waiting or receiving) from one IP address.
     pub per_ip: Option<usize>,
+    /// Receive with splice(2) where the system has it (off only to test the portable path).
+    pub splice: bool,
     pub output: Output,
 }
 
@@ -104,6 +106,7 @@ impl ServeConfig {
             idle_timeout: args.idle_timeout,
             max_size: args.max_size,
             per_ip: args.per_ip.map(usize::from),
+            splice: !args.no_splice,
             output: Output::choose(args.plain),
         })
     }

@@ -7,7 +7,19 @@ use predicates::prelude::*;
 
 #[test]
 fn several_files_at_once_arrive_byte_identical() {
-    let server = Serve::start(&["--workers", "4"]);
+    several_files_arrive_byte_identical(&[]);
+}
+
+/// The same, through the portable read/write path instead of splice(2).
+#[test]
+fn portable_receive_path_is_byte_identical_too() {
+    several_files_arrive_byte_identical(&["--no-splice"]);
+}
+
+fn several_files_arrive_byte_identical(extra: &[&str]) {
+    let mut args = vec!["--workers", "4"];
+    args.extend_from_slice(extra);
+    let server = Serve::start(&args);
     let src = tempfile::tempdir().unwrap();
     let files = [
         ("big.bin", pattern(3_000_000, 1)),

@@ -6,6 +6,7 @@
 //! new clients wait in the kernel's backlog: that is the backpressure. Workers
 //! report to the render thread over another channel and never draw anything.
 
+mod copy;
 mod session;
 
 use std::collections::HashMap;
@@ -31,9 +32,6 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// The same accept error is logged at most this often, so a long outage is one line a few seconds apart.
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
-/// Size of each worker's receive buffer, allocated once per worker.
-const BUFFER_SIZE: usize = 256 * 1024;
-
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
@@ -42,6 +40,7 @@ pub struct Server {
     idle_timeout: Duration,
     max_size: Option<u64>,
     per_ip: Option<usize>,
+    splice: bool,
     shared: Arc<Shared>,
 }
 
@@ -83,6 +82,7 @@ impl Server {
             idle_timeout: config.idle_timeout,
             max_size: config.max_size,
             per_ip: config.per_ip,
+            splice: config.splice,
             shared: Arc::new(Shared {
                 stopping: AtomicBool::new(false),
                 active: Mutex::default(),
@@ -125,12 +125,13 @@ impl Server {
                     events: events.clone(),
                 };
                 let shared = Arc::clone(&self.shared);
+                let splice = self.splice;
                 thread::Builder::new()
                     .name(format!("worker-{n}"))
                     .spawn(move || {
-                        let mut buffer = vec![0u8; BUFFER_SIZE];
+                        let mut copier = copy::Copier::new(splice);
                         for conn in jobs.iter() {
-                            shared.work_on(conn, &receiver, &mut buffer);
+                            shared.work_on(conn, &receiver, &mut copier);
                         }
                     })
                     .expect("spawn worker thread")
@@ -191,7 +192,7 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    fn work_on(&self, conn: Connection, receiver: &session::Receiver, buffer: &mut [u8]) {
+    fn work_on(&self, conn: Connection, receiver: &session::Receiver, copier: &mut copy::Copier) {
         if let Ok(clone) = conn.stream.try_clone() {
             self.active
                 .lock()
@@ -205,7 +206,7 @@ impl Shared {
                 reason: "server stopped before this upload's turn".into(),
             });
         } else {
-            receiver.receive(conn.id, conn.stream, conn.peer, buffer, &|| self.stopping());
+            receiver.receive(conn.id, conn.stream, conn.peer, copier, &|| self.stopping());
         }
         self.active.lock().expect("active lock").remove(&conn.id);
         self.leave(conn.peer.ip());

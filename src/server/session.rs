@@ -1,6 +1,6 @@
 //! One upload on the server: read the header, say `go ahead`, stream the content into a partial file, keep it.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::Write;
 
 use indicatif::HumanBytes;
 use std::net::{SocketAddr, TcpStream};
@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context};
 use crossbeam_channel::Sender;
 
+use super::copy::{Copier, CopyError};
 use crate::drop_folder::{DropFolder, PartialFile};
 use crate::names;
 use crate::progress::{Counter, Event};
@@ -29,11 +30,11 @@ impl Receiver {
         id: u64,
         mut stream: TcpStream,
         peer: SocketAddr,
-        buffer: &mut [u8],
+        copier: &mut Copier,
         stopping: &dyn Fn() -> bool,
     ) {
         let started = Instant::now();
-        let event = match self.exchange(id, &mut stream, peer, buffer, stopping) {
+        let event = match self.exchange(id, &mut stream, peer, copier, stopping) {
             // The saved name is worth a mention only when it differs from the one sent.
             Ok((bytes, saved_as, shown)) => Event::Finished {
                 id,
@@ -54,7 +55,7 @@ impl Receiver {
         id: u64,
         stream: &mut TcpStream,
         peer: SocketAddr,
-        buffer: &mut [u8],
+        copier: &mut Copier,
         stopping: &dyn Fn() -> bool,
     ) -> anyhow::Result<(u64, String, String)> {
         stream.set_read_timeout(Some(self.idle_timeout))?;
@@ -85,33 +86,21 @@ impl Receiver {
             counter: counter.clone(),
         });
 
-        let mut remaining = header.size;
-        while remaining > 0 {
-            let want = remaining.min(buffer.len() as u64) as usize;
-            let n = match stream.read(&mut buffer[..want]) {
-                Ok(0) if stopping() => bail!("cancelled: the server is stopping"),
-                Ok(0) => bail!(
-                    "client closed after {} of {} bytes",
-                    header.size - remaining,
-                    header.size
+        let size = header.size;
+        copier
+            .copy(stream, &mut partial, size, &counter)
+            .map_err(|e| match e {
+                _ if stopping() => anyhow!("cancelled: the server is stopping"),
+                CopyError::Closed { got } => anyhow!("client closed after {got} of {size} bytes"),
+                CopyError::Socket { got, error } if protocol::is_timeout(&error) => anyhow!(
+                    "client sent nothing for {} (after {got} of {size} bytes)",
+                    crate::progress::seconds(self.idle_timeout)
                 ),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(_) if stopping() => bail!("cancelled: the server is stopping"),
-                Err(e) if protocol::is_timeout(&e) => bail!(
-                    "client sent nothing for {} (after {} of {} bytes)",
-                    crate::progress::seconds(self.idle_timeout),
-                    header.size - remaining,
-                    header.size
-                ),
-                Err(e) => return Err(e).context("receiving"),
-            };
-            partial
-                .write_all(&buffer[..n])
-                .context("writing to the drop folder")?;
-            remaining -= n as u64;
-            counter.add(n as u64);
-        }
+                CopyError::Socket { got, error } => {
+                    anyhow!(error).context(format!("receiving (after {got} of {size} bytes)"))
+                }
+                CopyError::Disk(error) => anyhow!(error).context("writing to the drop folder"),
+            })?;
         let saved_as = partial.keep().context("saving the received file")?;
         Ok((header.size, saved_as, shown))
     }
