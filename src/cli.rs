@@ -111,6 +111,10 @@ pub struct SendArgs {
     #[arg(long)]
     pub plain: bool,
 
+    /// Send through a buffer instead of sendfile(2) (for testing the portable path)
+    #[arg(long, hide = true)]
+    pub no_sendfile: bool,
+
     /// The files to upload; each is sent under its base name
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,

@@ -1,10 +1,10 @@
 //! `ftx send`: upload many files concurrently, each on its own connection, and report each by name.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::net::{Shutdown, TcpStream};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -44,7 +44,7 @@ pub fn send(config: SendConfig) -> anyhow::Result<ExitCode> {
     };
     let (events, render) = progress::spawn(Side::Send, config.output, Some(planned));
     let started = Instant::now();
-    upload_all(&config.files, &config.to, config.jobs, &events);
+    upload_all(&config, &events);
     drop(events);
     let tally = render.join().expect("render thread");
 
@@ -62,8 +62,9 @@ pub fn send(config: SendConfig) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from_failures(tally.failed))
 }
 
-/// Uploads `files` to `to`, at most `jobs` at a time, reporting each to `events`.
-pub fn upload_all(files: &[PathBuf], to: &Address, jobs: usize, events: &Sender<Event>) {
+/// Uploads every file in `config`, at most `config.jobs` at a time, reporting each to `events`.
+pub fn upload_all(config: &SendConfig, events: &Sender<Event>) {
+    let files = &config.files;
     let (queue, work) = crossbeam_channel::bounded(files.len().max(1));
     for (id, path) in files.iter().enumerate() {
         queue
@@ -72,25 +73,25 @@ pub fn upload_all(files: &[PathBuf], to: &Address, jobs: usize, events: &Sender<
     }
     drop(queue);
     thread::scope(|scope| {
-        for _ in 0..jobs.min(files.len()) {
+        for _ in 0..config.jobs.min(files.len()) {
             let work = work.clone();
             scope.spawn(move || {
                 for (id, path) in work.iter() {
-                    upload_one(id, path, to, events);
+                    upload_one(id, path, config, events);
                 }
             });
         }
     });
 }
 
-fn upload_one(id: u64, path: &Path, to: &Address, events: &Sender<Event>) {
+fn upload_one(id: u64, path: &Path, config: &SendConfig, events: &Sender<Event>) {
     let label = names::escape_for_terminal(path.as_os_str().as_bytes());
     let _ = events.send(Event::Waiting {
         id,
         label: label.clone(),
     });
     let started = Instant::now();
-    let event = match upload(id, path, &label, to, events) {
+    let event = match upload(id, path, &label, config, events) {
         Ok(bytes) => Event::Finished {
             id,
             bytes,
@@ -109,7 +110,7 @@ fn upload(
     id: u64,
     path: &Path,
     label: &str,
-    to: &Address,
+    config: &SendConfig,
     events: &Sender<Event>,
 ) -> anyhow::Result<u64> {
     let file = File::open(path).context("cannot open")?;
@@ -120,7 +121,7 @@ fn upload(
     let name = wire_name(path)?;
     let size = meta.len();
 
-    let mut stream = connect(to)?;
+    let mut stream = connect(&config.to)?;
     // The header is one small write that the server waits for: send it at once.
     stream.set_nodelay(true)?;
     Header {
@@ -147,19 +148,57 @@ fn upload(
         counter: counter.clone(),
     });
 
+    send_content(&file, &mut stream, size, &counter, config.sendfile)?;
+    stream.shutdown(Shutdown::Write).context("closing")?;
+    wait_for_close(&mut stream);
+    Ok(size)
+}
+
+/// Sends exactly `size` bytes of `file`, counting them as they go: with
+/// sendfile(2) on Linux (the kernel copies from the page cache straight into
+/// the socket), else, or where sendfile refuses, through a buffer.
+fn send_content(
+    file: &File,
+    stream: &mut TcpStream,
+    size: u64,
+    counter: &Counter,
+    sendfile: bool,
+) -> anyhow::Result<()> {
     let mut sent = 0;
+    #[cfg(target_os = "linux")]
+    if sendfile {
+        use rustix::io::Errno;
+        while sent < size {
+            let want = (size - sent).min(SLICE) as usize;
+            let mut offset = sent;
+            match rustix::fs::sendfile(&*stream, file, Some(&mut offset), want) {
+                Ok(0) => bail!("the file shrank while sending ({sent} of {size} bytes sent)"),
+                Ok(n) => {
+                    sent += n as u64;
+                    counter.add(n as u64);
+                }
+                Err(Errno::INTR) => {}
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == 0 => break,
+                Err(e) => return Err(io::Error::from(e)).context("sending"),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = sendfile;
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(sent))
+        .context("reading the file")?;
     while sent < size {
         let slice = (size - sent).min(SLICE);
-        let n = io::copy(&mut (&file).take(slice), &mut stream).context("sending")?;
+        let n = io::copy(&mut reader.take(slice), stream).context("sending")?;
         if n == 0 {
             bail!("the file shrank while sending ({sent} of {size} bytes sent)");
         }
         sent += n;
         counter.add(n);
     }
-    stream.shutdown(Shutdown::Write).context("closing")?;
-    wait_for_close(&mut stream);
-    Ok(size)
+    Ok(())
 }
 
 /// The name sent for `path`: its base name, if a classroom server can take it whole.

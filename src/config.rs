@@ -119,6 +119,8 @@ pub struct SendConfig {
     pub jobs: usize,
     pub output: Output,
     pub files: Vec<PathBuf>,
+    /// Send with sendfile(2) where the system has it (off only to test the portable path).
+    pub sendfile: bool,
 }
 
 impl SendConfig {
@@ -132,6 +134,7 @@ impl SendConfig {
             jobs: usize::from(args.jobs),
             output: Output::choose(args.plain),
             files: args.files,
+            sendfile: !args.no_sendfile,
         })
     }
 }

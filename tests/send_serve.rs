@@ -7,16 +7,16 @@ use predicates::prelude::*;
 
 #[test]
 fn several_files_at_once_arrive_byte_identical() {
-    several_files_arrive_byte_identical(&[]);
+    several_files_arrive_byte_identical(&[], &[]);
 }
 
-/// The same, through the portable read/write path instead of splice(2).
+/// The same, through the portable paths: a buffer instead of sendfile(2) and splice(2).
 #[test]
-fn portable_receive_path_is_byte_identical_too() {
-    several_files_arrive_byte_identical(&["--no-splice"]);
+fn portable_paths_are_byte_identical_too() {
+    several_files_arrive_byte_identical(&["--no-splice"], &["--no-sendfile"]);
 }
 
-fn several_files_arrive_byte_identical(extra: &[&str]) {
+fn several_files_arrive_byte_identical(extra: &[&str], send_extra: &[&str]) {
     let mut args = vec!["--workers", "4"];
     args.extend_from_slice(extra);
     let server = Serve::start(&args);
@@ -37,6 +37,7 @@ fn several_files_arrive_byte_identical(extra: &[&str]) {
     server
         .send()
         .args(["--jobs", "4"])
+        .args(send_extra)
         .args(&paths)
         .assert()
         .success()
