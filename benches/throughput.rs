@@ -1,0 +1,752 @@
+//! Throughput benchmark: ftx side by side with the raw sendfile/splice floor, nc and the classroom Python pair, in alternating rounds.
+//!
+//! Run: `cargo bench --bench throughput` (add `-- --quick` for a short run,
+//! `-- --big` for the 4 GiB and 5 GiB cases). Data lives on tmpfs
+//! (/dev/shm). nc is netcat-openbsd (`apt-get install netcat-openbsd`); it is
+//! skipped with a note when missing. Prints medians, ratios and memory peaks
+//! as Markdown tables, the ones copied into BENCHMARKS.md.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let big = args.iter().any(|a| a == "--big");
+    let rounds = if quick { 3 } else { 7 };
+    let bench = Bench::new();
+    println!("# ftx throughput benchmark ({} rounds, medians)\n", rounds);
+    println!(
+        "machine: {} cores, {}; data on {}\n",
+        cores(),
+        kernel(),
+        bench.work.display()
+    );
+
+    let single_size = if quick { 128 * MIB } else { 512 * MIB };
+    let single = bench.file("single.bin", single_size);
+    let floor = single_stream(&bench, &single, rounds);
+
+    let (count, each) = if quick { (16, 8 * MIB) } else { (16, 32 * MIB) };
+    let many = (0..count)
+        .map(|i| bench.file(&format!("many-{i:02}.bin"), each))
+        .collect::<Vec<_>>();
+    concurrent(&bench, &many, floor, rounds);
+
+    let small = bench.small_files(2000, 4096);
+    small_files(&bench, &small, rounds.min(5));
+
+    live_view_cost(&bench, &single, rounds);
+    memory(&bench, &many, big);
+    scaling(&bench, big, quick);
+    let _ = fs::remove_dir_all(&bench.work);
+}
+
+/// The folder with the data, the binaries and the long-running servers.
+struct Bench {
+    work: PathBuf,
+    ftx: PathBuf,
+    python: PathBuf,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        let base = if Path::new("/dev/shm").is_dir() {
+            PathBuf::from("/dev/shm")
+        } else {
+            std::env::temp_dir()
+        };
+        let work = base.join(format!("ftx-bench-{}", std::process::id()));
+        fs::create_dir_all(work.join("data")).unwrap();
+        Bench {
+            work,
+            ftx: PathBuf::from(env!("CARGO_BIN_EXE_ftx")),
+            python: Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python"),
+        }
+    }
+
+    /// A file of `size` pseudo-random bytes (incompressible, different in every block).
+    fn file(&self, name: &str, size: u64) -> PathBuf {
+        let path = self.work.join("data").join(name);
+        let mut out =
+            std::io::BufWriter::with_capacity(4 * MIB as usize, File::create(&path).unwrap());
+        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ size ^ name.len() as u64;
+        let mut block = vec![0u8; MIB as usize];
+        let mut left = size;
+        while left > 0 {
+            for chunk in block.chunks_mut(8) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
+            }
+            let n = left.min(MIB) as usize;
+            out.write_all(&block[..n]).unwrap();
+            left -= n as u64;
+        }
+        path
+    }
+
+    fn small_files(&self, count: usize, size: usize) -> Vec<PathBuf> {
+        let dir = self.work.join("data/small");
+        fs::create_dir_all(&dir).unwrap();
+        (0..count)
+            .map(|i| {
+                let path = dir.join(format!("s{i:04}.bin"));
+                fs::write(&path, vec![(i % 251) as u8; size]).unwrap();
+                path
+            })
+            .collect()
+    }
+
+    /// A fresh drop folder.
+    fn drop_dir(&self, name: &str) -> PathBuf {
+        let dir = self.work.join(name);
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// `ftx serve --plain` on a free port; killed on drop.
+    fn ftx_server(&self, drop: &Path, workers: usize) -> Server {
+        let mut child = Command::new(&self.ftx)
+            .args([
+                "serve",
+                "--plain",
+                "-l",
+                "127.0.0.1:0",
+                "-w",
+                &workers.to_string(),
+                "-d",
+            ])
+            .arg(drop)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        lines.read_line(&mut first).unwrap();
+        let addr = first
+            .split_whitespace()
+            .find_map(|w| w.trim_end_matches(',').parse().ok())
+            .expect("server address");
+        // Keep reading so the server never blocks on a full pipe.
+        thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+        Server { child, addr }
+    }
+
+    /// `ftx send --plain` of `files` with `jobs`; returns how long it took.
+    fn ftx_send(&self, addr: SocketAddr, files: &[PathBuf], jobs: usize) -> Duration {
+        let start = Instant::now();
+        let status = Command::new(&self.ftx)
+            .args([
+                "send",
+                "--plain",
+                "-t",
+                &addr.to_string(),
+                "-j",
+                &jobs.to_string(),
+            ])
+            .args(files)
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        let took = start.elapsed();
+        assert!(status.success(), "ftx send failed");
+        took
+    }
+}
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The raw floor: no protocol, sendfile(2) into the socket, splice(2) socket -> pipe -> file.
+fn raw_floor(src: &Path, dst: &Path) -> Duration {
+    use rustix::pipe::{splice, SpliceFlags};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let dst = dst.to_path_buf();
+    let receiver = thread::spawn(move || {
+        let (sock, _) = listener.accept().unwrap();
+        let file = File::create(dst).unwrap();
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let _ = rustix::pipe::fcntl_setpipe_size(&w, MIB as usize);
+        loop {
+            let n = splice(&sock, None, &w, None, MIB as usize, SpliceFlags::MOVE).unwrap();
+            if n == 0 {
+                break;
+            }
+            let mut left = n;
+            while left > 0 {
+                left -= splice(&r, None, &file, None, left, SpliceFlags::MOVE).unwrap();
+            }
+        }
+    });
+    let start = Instant::now();
+    let sock = TcpStream::connect(addr).unwrap();
+    let file = File::open(src).unwrap();
+    let size = file.metadata().unwrap().len();
+    let mut offset = 0u64;
+    while offset < size {
+        let want = (size - offset).min(64 * MIB) as usize;
+        rustix::fs::sendfile(sock.as_fd(), &file, Some(&mut offset), want).unwrap();
+    }
+    drop(sock);
+    receiver.join().unwrap();
+    start.elapsed()
+}
+
+/// `nc -l > out` fed by `nc -N < file`.
+fn netcat(src: &Path, dst: &Path) -> Option<Duration> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let mut listener = Command::new("nc")
+        .args(["-l", "127.0.0.1", &port.to_string()])
+        .stdout(File::create(dst).ok()?)
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    thread::sleep(Duration::from_millis(150));
+    let start = Instant::now();
+    let sent = Command::new("nc")
+        .args(["-N", "127.0.0.1", &port.to_string()])
+        .stdin(File::open(src).ok()?)
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    let received = listener.wait().ok()?;
+    let took = start.elapsed();
+    (sent.success() && received.success()).then_some(took)
+}
+
+fn have_nc() -> bool {
+    Command::new("nc")
+        .arg("-h")
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// The classroom Python server, running in `dir`.
+fn python_server(bench: &Bench, dir: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new("python3")
+        .arg("-u")
+        .arg(bench.python.join("classroom_server.py"))
+        .args(["127.0.0.1", "0"])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port: u16 = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
+    (child, SocketAddr::from(([127, 0, 0, 1], port)))
+}
+
+/// The classroom Python client sending `src` to a Python server saving into `dir`, until the file is complete there.
+fn python_pair(bench: &Bench, src: &Path, addr: SocketAddr, dir: &Path) -> Duration {
+    let name = src.file_name().unwrap().to_str().unwrap();
+    let size = fs::metadata(src).unwrap().len();
+    let saved = dir.join(format!("{name}.temp"));
+    let start = Instant::now();
+    let status = Command::new("python3")
+        .arg(bench.python.join("classroom_client.py"))
+        .args([name, "127.0.0.1", &addr.port().to_string()])
+        .current_dir(src.parent().unwrap())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    while fs::metadata(&saved).map(|m| m.len()).unwrap_or(0) < size {
+        thread::sleep(Duration::from_millis(1));
+    }
+    let took = start.elapsed();
+    thread::sleep(Duration::from_millis(20));
+    let _ = fs::remove_file(&saved);
+    took
+}
+
+fn median(mut xs: Vec<Duration>) -> Duration {
+    xs.sort();
+    xs[xs.len() / 2]
+}
+
+fn rate(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+/// One large file: ftx against the floor, nc and the Python pair. Returns the floor's median time.
+fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
+    let size = fs::metadata(file).unwrap().len();
+    let drop = bench.drop_dir("drop-single");
+    let server = bench.ftx_server(&drop, 8);
+    let py_dir = bench.drop_dir("drop-python");
+    let (mut py, py_addr) = python_server(bench, &py_dir);
+    let nc = have_nc();
+    let out = bench.work.join("out.bin");
+    let names = [
+        "raw floor (sendfile/splice)",
+        "ftx send -> ftx serve",
+        "nc -N -> nc -l",
+        "Python client -> Python server",
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for round in 0..rounds {
+        // Alternate the order so no contestant always runs first.
+        for k in 0..names.len() {
+            let which = (k + round) % names.len();
+            let took = match which {
+                0 => Some(raw_floor(file, &out)),
+                1 => {
+                    let took = bench.ftx_send(server.addr, &[file.to_path_buf()], 1);
+                    let _ = fs::remove_file(drop.join(file.file_name().unwrap()));
+                    Some(took)
+                }
+                2 if nc => netcat(file, &out),
+                2 => None,
+                _ => Some(python_pair(bench, file, py_addr, &py_dir)),
+            };
+            let _ = fs::remove_file(&out);
+            if let Some(took) = took {
+                times[which].push(took);
+            }
+        }
+    }
+    let _ = py.kill();
+    let _ = py.wait();
+    println!(
+        "## One {} MiB file, until it is complete on the receiver's disk\n",
+        size / MIB
+    );
+    println!("| contestant | median | MiB/s | ftx is |");
+    println!("| --- | ---: | ---: | ---: |");
+    let ftx = median(times[1].clone());
+    for (name, t) in names.iter().zip(&times) {
+        if t.is_empty() {
+            println!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
+            continue;
+        }
+        let m = median(t.clone());
+        println!(
+            "| {name} | {:.3} s | {:.0} | {:.2}x |",
+            m.as_secs_f64(),
+            rate(size, m),
+            m.as_secs_f64() / ftx.as_secs_f64()
+        );
+    }
+    println!("\n(\"ftx is\" = its throughput divided by that row's; 1.00x is the row itself.)\n");
+    median(times[0].clone())
+}
+
+/// 16 files at once with -j 16, against the single-stream floor.
+fn concurrent(bench: &Bench, files: &[PathBuf], floor_single: Duration, rounds: usize) {
+    let total: u64 = files.iter().map(|f| fs::metadata(f).unwrap().len()).sum();
+    let single_size = fs::metadata(bench.work.join("data/single.bin"))
+        .unwrap()
+        .len();
+    let drop = bench.drop_dir("drop-many");
+    let server = bench.ftx_server(&drop, 16);
+    let mut times = Vec::new();
+    for _ in 0..rounds {
+        times.push(bench.ftx_send(server.addr, files, files.len()));
+        let _ = fs::remove_dir_all(&drop);
+        fs::create_dir_all(&drop).unwrap();
+    }
+    let m = median(times);
+    let floor_rate = rate(single_size, floor_single);
+    println!(
+        "## {} files of {} MiB in one `ftx send -j {}`\n",
+        files.len(),
+        total / files.len() as u64 / MIB,
+        files.len()
+    );
+    println!("| measure | value |");
+    println!("| --- | ---: |");
+    println!("| median time | {:.3} s |", m.as_secs_f64());
+    println!("| aggregate | {:.0} MiB/s |", rate(total, m));
+    println!("| single-stream raw floor | {floor_rate:.0} MiB/s |");
+    println!(
+        "| ratio to the floor | {:.2}x |\n",
+        rate(total, m) / floor_rate
+    );
+}
+
+/// 2000 small files: ftx send -j 8 against one Python client looping over them (same ftx server).
+fn small_files(bench: &Bench, files: &[PathBuf], rounds: usize) {
+    let drop = bench.drop_dir("drop-small");
+    let server = bench.ftx_server(&drop, 8);
+    let list = bench.work.join("small-list.txt");
+    fs::write(
+        &list,
+        files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    )
+    .unwrap();
+    let loop_client = format!(
+        r#"
+import os, socket, sys
+for path in open({list:?}).read().split("\n"):
+    size = os.path.getsize(path)
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.connect(("127.0.0.1", {port}))
+    s.send(size.to_bytes(8, "big") + os.path.basename(path).encode())
+    if s.recv(1024) != b"go ahead":
+        raise Exception("Bad server response - was not go ahead!")
+    with open(path, "rb") as f:
+        while True:
+            data = f.read(1024)
+            if not data:
+                break
+            s.sendall(data)
+    s.close()
+"#,
+        list = list.display().to_string(),
+        port = server.addr.port()
+    );
+    let (mut ftx_times, mut py_times) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for k in 0..2 {
+            let reset = || {
+                let _ = fs::remove_dir_all(&drop);
+                fs::create_dir_all(&drop).unwrap();
+            };
+            if (k + round) % 2 == 0 {
+                ftx_times.push(bench.ftx_send(server.addr, files, 8));
+            } else {
+                let start = Instant::now();
+                let status = Command::new("python3")
+                    .args(["-c", &loop_client])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                // The last file may still be in flight on the server.
+                while fs::read_dir(&drop)
+                    .unwrap()
+                    .filter(|e| {
+                        !e.as_ref()
+                            .unwrap()
+                            .file_name()
+                            .to_string_lossy()
+                            .starts_with('.')
+                    })
+                    .count()
+                    < files.len()
+                {
+                    thread::sleep(Duration::from_millis(1));
+                }
+                py_times.push(start.elapsed());
+            }
+            reset();
+        }
+    }
+    let (f, p) = (median(ftx_times), median(py_times));
+    let n = files.len() as f64;
+    println!("## {} files of 4 KiB\n", files.len());
+    println!("| contestant | median | files/s |");
+    println!("| --- | ---: | ---: |");
+    println!(
+        "| `ftx send -j 8` | {:.3} s | {:.0} |",
+        f.as_secs_f64(),
+        n / f.as_secs_f64()
+    );
+    println!(
+        "| Python client in a loop | {:.3} s | {:.0} |",
+        p.as_secs_f64(),
+        n / p.as_secs_f64()
+    );
+    println!("| ratio | {:.2}x | |\n", p.as_secs_f64() / f.as_secs_f64());
+}
+
+/// ftx with bars drawn in a pseudo-terminal (both ends) against `--plain`.
+fn live_view_cost(bench: &Bench, file: &Path, rounds: usize) {
+    use portable_pty::{native_pty_system, CommandBuilder, PtySize};
+    let size = fs::metadata(file).unwrap().len();
+    let pty_size = PtySize {
+        rows: 40,
+        cols: 160,
+        pixel_width: 0,
+        pixel_height: 0,
+    };
+    // Runs `ftx args` in a pseudo-terminal, draining what it draws; returns the child and everything it printed so far.
+    let spawn_in_pty = |args: &[String]| {
+        let pair = native_pty_system().openpty(pty_size).unwrap();
+        let mut cmd = CommandBuilder::new(&bench.ftx);
+        cmd.args(args);
+        cmd.env("TERM", "xterm-256color");
+        let child = pair.slave.spawn_command(cmd).unwrap();
+        drop(pair.slave);
+        let mut reader = pair.master.try_clone_reader().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel::<Vec<u8>>();
+        thread::spawn(move || {
+            let _master = pair.master;
+            let mut buf = [0u8; 8192];
+            while let Ok(n) = reader.read(&mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+        (child, rx)
+    };
+    let drop_bars = bench.drop_dir("drop-bars");
+    let (mut bars_server, rx) = spawn_in_pty(&[
+        "serve".into(),
+        "-l".into(),
+        "127.0.0.1:0".into(),
+        "-d".into(),
+        drop_bars.display().to_string(),
+    ]);
+    let mut seen = Vec::new();
+    let bars_addr: SocketAddr = loop {
+        seen.extend(
+            rx.recv_timeout(Duration::from_secs(10))
+                .expect("server in pty starts"),
+        );
+        let text = String::from_utf8_lossy(&seen);
+        if let Some(addr) = text
+            .split_whitespace()
+            .find_map(|w| w.trim_end_matches(',').parse().ok())
+        {
+            break addr;
+        }
+    };
+    thread::spawn(move || for _ in rx {});
+    let drop_plain = bench.drop_dir("drop-plain");
+    let plain_server = bench.ftx_server(&drop_plain, 8);
+
+    let (mut bars, mut plain) = (Vec::new(), Vec::new());
+    for round in 0..rounds {
+        for k in 0..2 {
+            if (k + round) % 2 == 0 {
+                let args = vec![
+                    "send".into(),
+                    "-t".into(),
+                    bars_addr.to_string(),
+                    file.display().to_string(),
+                ];
+                let start = Instant::now();
+                let (mut child, rx) = spawn_in_pty(&args);
+                let status = child.wait().unwrap();
+                bars.push(start.elapsed());
+                assert!(status.success());
+                drop(rx);
+                let _ = fs::remove_file(drop_bars.join(file.file_name().unwrap()));
+            } else {
+                plain.push(bench.ftx_send(plain_server.addr, &[file.to_path_buf()], 1));
+                let _ = fs::remove_file(drop_plain.join(file.file_name().unwrap()));
+            }
+        }
+    }
+    let _ = bars_server.kill();
+    let (b, p) = (median(bars), median(plain));
+    println!(
+        "## Live view cost: {} MiB, bars in a terminal (sender and server) vs `--plain`\n",
+        size / MIB
+    );
+    println!("| mode | median | MiB/s |");
+    println!("| --- | ---: | ---: |");
+    println!("| bars | {:.3} s | {:.0} |", b.as_secs_f64(), rate(size, b));
+    println!(
+        "| --plain | {:.3} s | {:.0} |",
+        p.as_secs_f64(),
+        rate(size, p)
+    );
+    println!(
+        "| bars / plain throughput | {:.3} | |\n",
+        p.as_secs_f64() / b.as_secs_f64()
+    );
+}
+
+/// Peak resident memory (VmHWM) of a process, in KiB.
+fn peak_kib(pid: u32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Runs `ftx send` and samples its peak memory until it exits.
+fn send_peak(bench: &Bench, addr: SocketAddr, files: &[PathBuf]) -> u64 {
+    let mut child = Command::new(&bench.ftx)
+        .args([
+            "send",
+            "--plain",
+            "-t",
+            &addr.to_string(),
+            "-j",
+            &files.len().to_string(),
+        ])
+        .args(files)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peak = 0;
+    loop {
+        if let Some(kib) = peak_kib(child.id()) {
+            peak = peak.max(kib);
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success());
+            return peak;
+        }
+        thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn memory(bench: &Bench, many: &[PathBuf], big: bool) {
+    println!("## Memory (peak resident set, VmHWM)\n");
+    println!("| case | ftx serve | ftx send |");
+    println!("| --- | ---: | ---: |");
+    let drop = bench.drop_dir("drop-mem");
+    let server = bench.ftx_server(&drop, 16);
+    let idle = peak_kib(server.child.id()).unwrap_or(0);
+    println!(
+        "| server idle, 16 workers | {:.1} MiB | |",
+        idle as f64 / 1024.0
+    );
+    let sender = send_peak(bench, server.addr, many);
+    let srv = peak_kib(server.child.id()).unwrap_or(0);
+    println!(
+        "| {} uploads in flight | {:.1} MiB | {:.1} MiB |",
+        many.len(),
+        srv as f64 / 1024.0,
+        sender as f64 / 1024.0
+    );
+    drop_server_files(&drop);
+    if big {
+        // On disk, not tmpfs: 5 GiB twice would take 10 GiB of memory.
+        let dir = std::env::temp_dir().join(format!("ftx-bench-big-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let big_bench = Bench {
+            work: dir.clone(),
+            ftx: bench.ftx.clone(),
+            python: bench.python.clone(),
+        };
+        fs::create_dir_all(dir.join("data")).unwrap();
+        let file = big_bench.file("five-gib.bin", 5 * GIB);
+        let big_drop = big_bench.drop_dir("drop");
+        let server = big_bench.ftx_server(&big_drop, 8);
+        let sender = send_peak(&big_bench, server.addr, &[file]);
+        let srv = peak_kib(server.child.id()).unwrap_or(0);
+        println!(
+            "| one 5 GiB file | {:.1} MiB | {:.1} MiB |",
+            srv as f64 / 1024.0,
+            sender as f64 / 1024.0
+        );
+        std::mem::drop(server);
+        let _ = fs::remove_dir_all(&dir);
+    }
+    println!();
+}
+
+fn drop_server_files(dir: &Path) {
+    let _ = fs::remove_dir_all(dir);
+}
+
+/// How time grows with file size and with the number of concurrent clients.
+fn scaling(bench: &Bench, big: bool, quick: bool) {
+    let drop = bench.drop_dir("drop-scale");
+    let server = bench.ftx_server(&drop, 64);
+    let mut sizes = vec![MIB, 16 * MIB, 256 * MIB];
+    if !quick {
+        sizes.push(GIB);
+    }
+    if big {
+        sizes.push(4 * GIB);
+    }
+    println!("## Scaling with file size (one file, 3 runs each, median)\n");
+    println!("| size | median | MiB/s | s per GiB |");
+    println!("| --- | ---: | ---: | ---: |");
+    for size in sizes {
+        let file = bench.file("scale.bin", size);
+        let times: Vec<_> = (0..3)
+            .map(|_| {
+                let t = bench.ftx_send(server.addr, &[file.clone()], 1);
+                let _ = fs::remove_file(drop.join("scale.bin"));
+                t
+            })
+            .collect();
+        let m = median(times);
+        println!(
+            "| {} MiB | {:.4} s | {:.0} | {:.3} |",
+            size / MIB,
+            m.as_secs_f64(),
+            rate(size, m),
+            m.as_secs_f64() / (size as f64 / GIB as f64)
+        );
+        let _ = fs::remove_file(file);
+    }
+    let total = if quick { 128 * MIB } else { 512 * MIB };
+    println!(
+        "\n## Scaling with concurrent clients ({} MiB in all, split evenly; server -w 64)\n",
+        total / MIB
+    );
+    println!("| clients | median | aggregate MiB/s |");
+    println!("| ---: | ---: | ---: |");
+    for clients in [1usize, 2, 4, 8, 16, 32, 64] {
+        let files: Vec<_> = (0..clients)
+            .map(|i| bench.file(&format!("c{i:02}.bin"), total / clients as u64))
+            .collect();
+        let times: Vec<_> = (0..3)
+            .map(|_| {
+                let t = bench.ftx_send(server.addr, &files, clients);
+                let _ = fs::remove_dir_all(&drop);
+                fs::create_dir_all(&drop).unwrap();
+                t
+            })
+            .collect();
+        let m = median(times);
+        println!(
+            "| {clients} | {:.3} s | {:.0} |",
+            m.as_secs_f64(),
+            rate(total, m)
+        );
+        for f in files {
+            let _ = fs::remove_file(f);
+        }
+    }
+    println!();
+}
+
+fn cores() -> usize {
+    thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn kernel() -> String {
+    fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| format!("Linux {}", s.trim()))
+        .unwrap_or_else(|_| "unknown OS".into())
+}
