@@ -373,8 +373,7 @@ fn concurrent(bench: &Bench, files: &[PathBuf], floor_single: Duration, rounds: 
     let mut times = Vec::new();
     for _ in 0..rounds {
         times.push(bench.ftx_send(server.addr, files, files.len()));
-        let _ = fs::remove_dir_all(&drop);
-        fs::create_dir_all(&drop).unwrap();
+        clear(&drop);
     }
     let m = median(times);
     let floor_rate = rate(single_size, floor_single);
@@ -433,10 +432,7 @@ for path in open({list:?}).read().split("\n"):
     let (mut ftx_times, mut py_times) = (Vec::new(), Vec::new());
     for round in 0..rounds {
         for k in 0..2 {
-            let reset = || {
-                let _ = fs::remove_dir_all(&drop);
-                fs::create_dir_all(&drop).unwrap();
-            };
+            let reset = || clear(&drop);
             if (k + round) % 2 == 0 {
                 ftx_times.push(bench.ftx_send(server.addr, files, 8));
             } else {
@@ -643,7 +639,7 @@ fn memory(bench: &Bench, many: &[PathBuf], big: bool) {
         srv as f64 / 1024.0,
         sender as f64 / 1024.0
     );
-    drop_server_files(&drop);
+    clear(&drop);
     if big {
         // On disk, not tmpfs: 5 GiB twice would take 10 GiB of memory.
         let dir = std::env::temp_dir().join(format!("ftx-bench-big-{}", std::process::id()));
@@ -670,8 +666,11 @@ fn memory(bench: &Bench, many: &[PathBuf], big: bool) {
     println!();
 }
 
-fn drop_server_files(dir: &Path) {
-    let _ = fs::remove_dir_all(dir);
+/// Empties a drop folder. The folder itself stays: a server holds it open.
+fn clear(dir: &Path) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let _ = fs::remove_file(entry.unwrap().path());
+    }
 }
 
 /// How time grows with file size and with the number of concurrent clients.
@@ -692,7 +691,7 @@ fn scaling(bench: &Bench, big: bool, quick: bool) {
         let file = bench.file("scale.bin", size);
         let times: Vec<_> = (0..3)
             .map(|_| {
-                let t = bench.ftx_send(server.addr, &[file.clone()], 1);
+                let t = bench.ftx_send(server.addr, std::slice::from_ref(&file), 1);
                 let _ = fs::remove_file(drop.join("scale.bin"));
                 t
             })
@@ -721,8 +720,7 @@ fn scaling(bench: &Bench, big: bool, quick: bool) {
         let times: Vec<_> = (0..3)
             .map(|_| {
                 let t = bench.ftx_send(server.addr, &files, clients);
-                let _ = fs::remove_dir_all(&drop);
-                fs::create_dir_all(&drop).unwrap();
+                clear(&drop);
                 t
             })
             .collect();
