@@ -20,9 +20,25 @@ const GIB: u64 = 1024 * MIB;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // The raw floor's two ends run as processes of their own, as every other contestant's do.
+    if let Some(i) = args.iter().position(|a| a == "--floor-receive") {
+        floor_receive(Path::new(&args[i + 1]));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--floor-send") {
+        floor_send(Path::new(&args[i + 1]), args[i + 2].parse().unwrap());
+        return;
+    }
     let quick = args.iter().any(|a| a == "--quick");
     let big = args.iter().any(|a| a == "--big");
     let rounds = if quick { 3 } else { 7 };
+    // `-- --only single,small` runs just those parts (single, many, small, view, memory, scaling).
+    let only: Option<Vec<String>> = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .map(|list| list.split(',').map(str::to_string).collect());
+    let wanted = |part: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == part));
     let bench = Bench::new();
     println!("# ftx throughput benchmark ({} rounds, medians)\n", rounds);
     println!(
@@ -34,20 +50,32 @@ fn main() {
 
     let single_size = if quick { 128 * MIB } else { 512 * MIB };
     let single = bench.file("single.bin", single_size);
-    let floor = single_stream(&bench, &single, rounds);
+    let floor = if wanted("single") || wanted("many") {
+        single_stream(&bench, &single, rounds)
+    } else {
+        Duration::ZERO
+    };
 
     let (count, each) = if quick { (16, 8 * MIB) } else { (16, 32 * MIB) };
     let many = (0..count)
         .map(|i| bench.file(&format!("many-{i:02}.bin"), each))
         .collect::<Vec<_>>();
-    concurrent(&bench, &many, floor, rounds);
-
-    let small = bench.small_files(2000, 4096);
-    small_files(&bench, &small, rounds.min(5));
-
-    live_view_cost(&bench, &single, rounds);
-    memory(&bench, &many, big);
-    scaling(&bench, big, quick);
+    if wanted("many") {
+        concurrent(&bench, &many, floor, rounds);
+    }
+    if wanted("small") {
+        let small = bench.small_files(2000, 4096);
+        small_files(&bench, &small, rounds.min(5));
+    }
+    if wanted("view") {
+        live_view_cost(&bench, &single, rounds);
+    }
+    if wanted("memory") {
+        memory(&bench, &many, big);
+    }
+    if wanted("scaling") {
+        scaling(&bench, big, quick);
+    }
     let _ = fs::remove_dir_all(&bench.work);
 }
 
@@ -179,40 +207,65 @@ impl Drop for Server {
     }
 }
 
-/// The raw floor: no protocol, sendfile(2) into the socket, splice(2) socket -> pipe -> file.
-fn raw_floor(src: &Path, dst: &Path) -> Duration {
+/// The raw floor's receiving end: accept one connection, splice(2) socket -> pipe -> file until it closes.
+fn floor_receive(dst: &Path) {
     use rustix::pipe::{splice, SpliceFlags};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let dst = dst.to_path_buf();
-    let receiver = thread::spawn(move || {
-        let (sock, _) = listener.accept().unwrap();
-        let file = File::create(dst).unwrap();
-        let (r, w) = rustix::pipe::pipe().unwrap();
-        let _ = rustix::pipe::fcntl_setpipe_size(&w, MIB as usize);
-        loop {
-            let n = splice(&sock, None, &w, None, MIB as usize, SpliceFlags::MOVE).unwrap();
-            if n == 0 {
-                break;
-            }
-            let mut left = n;
-            while left > 0 {
-                left -= splice(&r, None, &file, None, left, SpliceFlags::MOVE).unwrap();
-            }
+    println!("{}", listener.local_addr().unwrap().port());
+    std::io::stdout().flush().unwrap();
+    let (sock, _) = listener.accept().unwrap();
+    let file = File::create(dst).unwrap();
+    let (r, w) = rustix::pipe::pipe().unwrap();
+    let _ = rustix::pipe::fcntl_setpipe_size(&w, MIB as usize);
+    loop {
+        let n = splice(&sock, None, &w, None, MIB as usize, SpliceFlags::MOVE).unwrap();
+        if n == 0 {
+            break;
         }
-    });
-    let start = Instant::now();
-    let sock = TcpStream::connect(addr).unwrap();
+        let mut left = n;
+        while left > 0 {
+            left -= splice(&r, None, &file, None, left, SpliceFlags::MOVE).unwrap();
+        }
+    }
+}
+
+/// The raw floor's sending end: sendfile(2) the whole file into the socket, close.
+fn floor_send(src: &Path, port: u16) {
+    let sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
     let file = File::open(src).unwrap();
     let size = file.metadata().unwrap().len();
     let mut offset = 0u64;
     while offset < size {
-        let want = (size - offset).min(64 * MIB) as usize;
+        let want = (size - offset).min(8 * MIB) as usize;
         rustix::fs::sendfile(sock.as_fd(), &file, Some(&mut offset), want).unwrap();
     }
-    drop(sock);
-    receiver.join().unwrap();
-    start.elapsed()
+}
+
+/// The raw floor: no protocol, two processes of this benchmark's own binary, timed
+/// from the sender's start until the receiver has written the last byte and exited.
+fn floor_process(src: &Path, dst: &Path) -> Duration {
+    let me = std::env::current_exe().unwrap();
+    let mut receiver = Command::new(&me)
+        .arg("--floor-receive")
+        .arg(dst)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut port = String::new();
+    BufReader::new(receiver.stdout.take().unwrap())
+        .read_line(&mut port)
+        .unwrap();
+    let start = Instant::now();
+    let sent = Command::new(&me)
+        .arg("--floor-send")
+        .arg(src)
+        .arg(port.trim())
+        .status()
+        .unwrap();
+    let received = receiver.wait().unwrap();
+    let took = start.elapsed();
+    assert!(sent.success() && received.success());
+    took
 }
 
 /// `nc -l > out` fed by `nc -N < file`.
@@ -320,7 +373,7 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
         for k in 0..names.len() {
             let which = (k + round) % names.len();
             let took = match which {
-                0 => Some(raw_floor(file, &out)),
+                0 => Some(floor_process(file, &out)),
                 1 => {
                     let took = bench.ftx_send(server.addr, &[file.to_path_buf()], 1);
                     let _ = fs::remove_file(drop.join(file.file_name().unwrap()));
