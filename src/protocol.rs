@@ -123,17 +123,16 @@ pub trait Incoming: Read {
 
 impl Incoming for TcpStream {
     fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        self.set_nonblocking(true)?;
-        let result = loop {
-            match self.read(buf) {
-                Ok(n) => break Ok(Some(n)),
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => break Ok(None),
-                Err(e) => break Err(e),
+        use rustix::io::Errno;
+        // One recv(MSG_DONTWAIT) instead of switching the socket to non-blocking and back.
+        loop {
+            match rustix::net::recv(&*self, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+                Ok((n, _)) => return Ok(Some(n)),
+                Err(Errno::INTR) => continue,
+                Err(Errno::AGAIN) => return Ok(None),
+                Err(e) => return Err(e.into()),
             }
-        };
-        self.set_nonblocking(false)?;
-        result
+        }
     }
 }
 
