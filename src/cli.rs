@@ -91,6 +91,18 @@ pub struct ServeArgs {
     #[arg(long)]
     pub plain: bool,
 
+    /// Print newline-delimited JSON events on stdout (schema in README) instead of bars
+    #[arg(long, conflicts_with = "plain")]
+    pub json: bool,
+
+    /// Show each connection's protocol exchange as it happens (header bytes, go ahead, close)
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Receive each upload no faster than this many bytes per second (e.g. 200KiB), to watch it
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+
     /// Receive with plain reads and writes instead of splice(2) (for testing the portable path)
     #[arg(long, hide = true)]
     pub no_splice: bool,
@@ -111,6 +123,18 @@ pub struct SendArgs {
     #[arg(long)]
     pub plain: bool,
 
+    /// Print newline-delimited JSON events on stdout (schema in README) instead of bars
+    #[arg(long, conflicts_with = "plain")]
+    pub json: bool,
+
+    /// Show each connection's protocol exchange as it happens (header bytes, go ahead, close)
+    #[arg(long)]
+    pub trace: bool,
+
+    /// Send each file no faster than this many bytes per second (e.g. 200KiB), to watch it
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+
     /// Send through a buffer instead of sendfile(2) (for testing the portable path)
     #[arg(long, hide = true)]
     pub no_sendfile: bool,
@@ -124,6 +148,15 @@ pub struct SendArgs {
 pub fn parse_size(text: &str) -> Result<u64, String> {
     parse_size::parse_size(text)
         .map_err(|e| format!("'{text}' is not a size ({e}); try 500MiB, 2GiB or 1000000"))
+}
+
+/// Parses a rate in bytes per second: a size, with or without `/s` (`200KiB`, `1MB/s`).
+pub fn parse_rate(text: &str) -> Result<u64, String> {
+    let rate = parse_size(text.trim().trim_end_matches("/s"))?;
+    if rate == 0 {
+        return Err("the rate must be more than zero".into());
+    }
+    Ok(rate)
 }
 
 /// Parses `500ms`, `30s`, `2m`, `1h` or a bare number of seconds.
@@ -167,6 +200,9 @@ mod tests {
         assert_eq!(parse_size("1000000"), Ok(1_000_000));
         assert_eq!(parse_size("1.5 GB"), Ok(1_500_000_000));
         assert!(parse_size("big").unwrap_err().contains("is not a size"));
+        assert_eq!(parse_rate("200KiB"), Ok(200 * 1024));
+        assert_eq!(parse_rate("1MB/s"), Ok(1_000_000));
+        assert!(parse_rate("0").is_err());
     }
 
     #[test]

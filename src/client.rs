@@ -14,8 +14,9 @@ use crossbeam_channel::Sender;
 use crate::config::{Address, SendConfig};
 use crate::exit_codes::ExitCode;
 use crate::names;
+use crate::pace::{self, Pace};
 use crate::progress::{self, Counter, Event, Planned, Side};
-use crate::protocol::{self, Header, ReplyError, MAX_SEND_NAME};
+use crate::protocol::{self, Header, ReplyError, GO_AHEAD, MAX_SEND_NAME};
 
 /// Content goes out in slices this big, so progress is reported between them.
 /// Each slice is one `sendfile(2)` loop on Linux (std's `io::copy` picks it).
@@ -49,6 +50,10 @@ pub fn send(config: SendConfig) -> anyhow::Result<ExitCode> {
     let tally = render.join().expect("render thread");
 
     let elapsed = started.elapsed();
+    if config.output == progress::Output::Json {
+        progress::emit_summary(tally, elapsed);
+        return Ok(ExitCode::from_failures(tally.failed));
+    }
     let rate = tally.bytes as f64 / elapsed.as_secs_f64().max(1e-6);
     eprintln!(
         "{} sent, {} failed: {} in {} ({}/s) to {}",
@@ -88,7 +93,8 @@ fn upload_one(id: u64, path: &Path, config: &SendConfig, events: &Sender<Event>)
     let label = names::escape_for_terminal(path.as_os_str().as_bytes());
     let _ = events.send(Event::Waiting {
         id,
-        label: label.clone(),
+        peer: None,
+        name: Some(label.clone()),
     });
     let started = Instant::now();
     let event = match upload(id, path, &label, config, events) {
@@ -113,6 +119,12 @@ fn upload(
     config: &SendConfig,
     events: &Sender<Event>,
 ) -> anyhow::Result<u64> {
+    let to = &config.to.text;
+    let trace = |text: String| {
+        if config.trace {
+            let _ = events.send(Event::Trace { id, text });
+        }
+    };
     let file = File::open(path).context("cannot open")?;
     let meta = file.metadata().context("cannot read its size")?;
     if !meta.is_file() {
@@ -122,20 +134,27 @@ fn upload(
     let size = meta.len();
 
     let mut stream = connect(&config.to)?;
+    trace(format!("{label}: connected to {to}"));
     // The header is one small write that the server waits for: send it at once.
     stream.set_nodelay(true)?;
-    Header {
+    let header = Header {
         size,
         name: name.to_vec(),
+    };
+    header.write_to(&mut stream).context("sending the header")?;
+    for line in protocol::describe_header(&header) {
+        trace(format!("client → {to}  {line}"));
     }
-    .write_to(&mut stream)
-    .context("sending the header")?;
     // No timeout here: a client queued behind a busy server simply waits its turn.
     match protocol::read_reply(&mut stream) {
-        Ok(()) => {}
+        Ok(()) => trace(format!(
+            "{to} → client  \"go ahead\"  {}",
+            protocol::hex(GO_AHEAD, 8)
+        )),
         Err(ReplyError::Bad(mut bad)) => {
             stream.set_read_timeout(Some(REST_OF_REPLY))?;
             bad.read_rest(&mut stream);
+            trace(format!("{to} → client  {}", protocol::hex(&bad.got, 16)));
             return Err(bad.into());
         }
         Err(e) => return Err(e.into()),
@@ -143,14 +162,26 @@ fn upload(
     let counter = Counter::default();
     let _ = events.send(Event::Started {
         id,
-        label: label.to_string(),
+        name: label.to_string(),
         size,
         counter: counter.clone(),
     });
 
-    send_content(&file, &mut stream, size, &counter, config.sendfile)?;
+    let mut pace = config.rate.map(Pace::new);
+    send_content(
+        &file,
+        &mut stream,
+        size,
+        &counter,
+        config.sendfile,
+        pace.as_mut(),
+    )?;
+    trace(format!("client → {to}  {size} content bytes"));
     stream.shutdown(Shutdown::Write).context("closing")?;
-    wait_for_close(&mut stream);
+    trace(format!("client closed its side of the connection to {to}"));
+    if wait_for_close(&mut stream) {
+        trace(format!("{to} closed the connection"));
+    }
     Ok(size)
 }
 
@@ -163,19 +194,24 @@ fn send_content(
     size: u64,
     counter: &Counter,
     sendfile: bool,
+    mut pace: Option<&mut Pace>,
 ) -> anyhow::Result<()> {
     let mut sent = 0;
+    let slice = pace::chunk(pace.as_deref(), SLICE as usize) as u64;
     #[cfg(target_os = "linux")]
     if sendfile {
         use rustix::io::Errno;
         while sent < size {
-            let want = (size - sent).min(SLICE) as usize;
+            let want = (size - sent).min(slice) as usize;
             let mut offset = sent;
             match rustix::fs::sendfile(&*stream, file, Some(&mut offset), want) {
                 Ok(0) => bail!("the file shrank while sending ({sent} of {size} bytes sent)"),
                 Ok(n) => {
                     sent += n as u64;
                     counter.add(n as u64);
+                    if let Some(pace) = pace.as_deref_mut() {
+                        pace.moved(n as u64);
+                    }
                 }
                 Err(Errno::INTR) => {}
                 Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == 0 => break,
@@ -190,13 +226,15 @@ fn send_content(
         .seek(SeekFrom::Start(sent))
         .context("reading the file")?;
     while sent < size {
-        let slice = (size - sent).min(SLICE);
-        let n = io::copy(&mut reader.take(slice), stream).context("sending")?;
+        let n = io::copy(&mut reader.take((size - sent).min(slice)), stream).context("sending")?;
         if n == 0 {
             bail!("the file shrank while sending ({sent} of {size} bytes sent)");
         }
         sent += n;
         counter.add(n);
+        if let Some(pace) = pace.as_deref_mut() {
+            pace.moved(n);
+        }
     }
     Ok(())
 }
@@ -230,14 +268,16 @@ fn connect(to: &Address) -> anyhow::Result<TcpStream> {
 
 /// The server closes once it has every byte; waiting for that means "sent" also
 /// means "received". A server that never closes is given up on after a while.
-fn wait_for_close(stream: &mut TcpStream) {
+/// True if the server closed.
+fn wait_for_close(stream: &mut TcpStream) -> bool {
     let _ = stream.set_read_timeout(Some(CLOSE_WAIT));
     let mut sink = [0u8; 64];
     while let Ok(n) = stream.read(&mut sink) {
         if n == 0 {
-            break;
+            return true;
         }
     }
+    false
 }
 
 #[cfg(test)]

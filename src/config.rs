@@ -94,6 +94,10 @@ pub struct ServeConfig {
     pub per_ip: Option<usize>,
     /// Receive with splice(2) where the system has it (off only to test the portable path).
     pub splice: bool,
+    /// Report each protocol step (`--trace`).
+    pub trace: bool,
+    /// Receive each upload at most this many bytes per second.
+    pub rate: Option<u64>,
     pub output: Output,
 }
 
@@ -107,7 +111,9 @@ impl ServeConfig {
             max_size: args.max_size,
             per_ip: args.per_ip.map(usize::from),
             splice: !args.no_splice,
-            output: Output::choose(args.plain),
+            trace: args.trace,
+            rate: args.rate,
+            output: Output::choose(args.plain, args.json),
         })
     }
 }
@@ -121,6 +127,10 @@ pub struct SendConfig {
     pub files: Vec<PathBuf>,
     /// Send with sendfile(2) where the system has it (off only to test the portable path).
     pub sendfile: bool,
+    /// Report each protocol step (`--trace`).
+    pub trace: bool,
+    /// Send each file at most this many bytes per second.
+    pub rate: Option<u64>,
 }
 
 impl SendConfig {
@@ -132,9 +142,11 @@ impl SendConfig {
         Ok(SendConfig {
             to,
             jobs: usize::from(args.jobs),
-            output: Output::choose(args.plain),
+            output: Output::choose(args.plain, args.json),
             files: args.files,
             sendfile: !args.no_sendfile,
+            trace: args.trace,
+            rate: args.rate,
         })
     }
 }

@@ -9,6 +9,7 @@ pub mod config;
 pub mod drop_folder;
 pub mod exit_codes;
 pub mod names;
+pub mod pace;
 pub mod progress;
 pub mod protocol;
 pub mod server;

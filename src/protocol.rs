@@ -77,6 +77,30 @@ impl Header {
     }
 }
 
+/// Bytes as hex pairs (`00 00 04 00`), for `--trace`; long runs end in `…`.
+pub fn hex(bytes: &[u8], max: usize) -> String {
+    let shown: Vec<String> = bytes.iter().take(max).map(|b| format!("{b:02x}")).collect();
+    let more = if bytes.len() > max { " …" } else { "" };
+    format!("{}{more}", shown.join(" "))
+}
+
+/// The header as `--trace` shows it: the 8 size bytes and the name bytes, each decoded.
+pub fn describe_header(header: &Header) -> [String; 2] {
+    [
+        format!(
+            "size  {}  = {} bytes",
+            hex(&header.size.to_be_bytes(), 8),
+            header.size
+        ),
+        format!(
+            "name  {}  = \"{}\" ({} bytes)",
+            hex(&header.name, 16),
+            crate::names::escape_for_terminal(&header.name),
+            header.name.len()
+        ),
+    ]
+}
+
 /// Why a server could not read a header.
 #[derive(Debug)]
 pub enum HeaderError {

@@ -9,6 +9,7 @@ use std::io::{self, ErrorKind, Read};
 use std::net::TcpStream;
 
 use crate::drop_folder::PartialFile;
+use crate::pace::{self, Pace};
 use crate::progress::Counter;
 
 /// The portable path's buffer, allocated once per worker.
@@ -58,6 +59,7 @@ impl Copier {
         file: &mut PartialFile,
         size: u64,
         counter: &Counter,
+        mut pace: Option<&mut Pace>,
     ) -> Result<(), CopyError> {
         let mut got = 0;
         #[cfg(target_os = "linux")]
@@ -67,7 +69,7 @@ impl Copier {
                 self.pipe = new_pipe().ok();
             }
             if self.pipe.is_some() {
-                match self.splice(stream, file, size, counter, &mut got) {
+                match self.splice(stream, file, size, counter, &mut got, pace.as_deref_mut()) {
                     Err(Fallback) => {
                         self.splice = false;
                         self.pipe = None;
@@ -76,7 +78,7 @@ impl Copier {
                 }
             }
         }
-        self.read_write(stream, file, size, counter, got)
+        self.read_write(stream, file, size, counter, got, pace)
     }
 
     /// The portable path: read into a buffer, write it out.
@@ -87,12 +89,14 @@ impl Copier {
         size: u64,
         counter: &Counter,
         mut got: u64,
+        mut pace: Option<&mut Pace>,
     ) -> Result<(), CopyError> {
         if self.buffer.is_empty() {
             self.buffer = vec![0; BUFFER_SIZE];
         }
         while got < size {
-            let want = (size - got).min(self.buffer.len() as u64) as usize;
+            let most = pace::chunk(pace.as_deref(), self.buffer.len());
+            let want = (size - got).min(most as u64) as usize;
             let n = match stream.read(&mut self.buffer[..want]) {
                 Ok(0) => return Err(CopyError::Closed { got }),
                 Ok(n) => n,
@@ -102,6 +106,9 @@ impl Copier {
             file.write_all(&self.buffer[..n]).map_err(CopyError::Disk)?;
             got += n as u64;
             counter.add(n as u64);
+            if let Some(pace) = pace.as_deref_mut() {
+                pace.moved(n as u64);
+            }
         }
         Ok(())
     }
@@ -128,13 +135,14 @@ impl Copier {
         size: u64,
         counter: &Counter,
         got: &mut u64,
+        mut pace: Option<&mut Pace>,
     ) -> Result<Result<(), CopyError>, Fallback> {
         use rustix::io::Errno;
         use rustix::pipe::{splice, SpliceFlags};
 
         let (pipe_read, pipe_write) = self.pipe.as_ref().expect("splice needs the pipe");
         while *got < size {
-            let want = (size - *got).min(PIPE_SIZE as u64) as usize;
+            let want = (size - *got).min(pace::chunk(pace.as_deref(), PIPE_SIZE) as u64) as usize;
             // Socket -> pipe. The socket's read timeout applies, as it does to read().
             let n = match splice(&*stream, None, pipe_write, None, want, SpliceFlags::MOVE) {
                 Ok(0) => return Ok(Err(CopyError::Closed { got: *got })),
@@ -186,6 +194,9 @@ impl Copier {
             file.written(n as u64);
             *got += n as u64;
             counter.add(n as u64);
+            if let Some(pace) = pace.as_deref_mut() {
+                pace.moved(n as u64);
+            }
         }
         Ok(Ok(()))
     }

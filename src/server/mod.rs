@@ -24,7 +24,8 @@ use crate::config::ServeConfig;
 use crate::drop_folder::DropFolder;
 use crate::exit_codes::ExitCode;
 use crate::progress::{self, Event, Side};
-use crate::protocol::REFUSED;
+use crate::protocol::{DEFAULT_PORT, REFUSED};
+use console::style;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -41,6 +42,8 @@ pub struct Server {
     max_size: Option<u64>,
     per_ip: Option<usize>,
     splice: bool,
+    trace: bool,
+    rate: Option<u64>,
     shared: Arc<Shared>,
 }
 
@@ -83,6 +86,8 @@ impl Server {
             max_size: config.max_size,
             per_ip: config.per_ip,
             splice: config.splice,
+            trace: config.trace,
+            rate: config.rate,
             shared: Arc::new(Shared {
                 stopping: AtomicBool::new(false),
                 active: Mutex::default(),
@@ -122,6 +127,8 @@ impl Server {
                     folder: self.folder.clone(),
                     idle_timeout: self.idle_timeout,
                     max_size: self.max_size,
+                    trace: self.trace,
+                    rate: self.rate,
                     events: events.clone(),
                 };
                 let shared = Arc::clone(&self.shared);
@@ -154,7 +161,8 @@ impl Server {
                     next_id += 1;
                     let _ = events.send(Event::Waiting {
                         id,
-                        label: peer.to_string(),
+                        peer: Some(peer),
+                        name: None,
                     });
                     if !self.shared.enter(peer.ip(), self.per_ip) {
                         refuse_busy_address(stream, peer, id, &events);
@@ -271,11 +279,18 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
     let server = Server::bind(&config)?;
-    print_banner(&server, &config);
+    if config.output.is_human() {
+        print_banner(&server, &config);
+    }
 
     let stopper = server.stopper();
     let folder = server.folder().clone();
     let (events, render) = progress::spawn(Side::Serve, config.output, None);
+    let _ = events.send(Event::Listening {
+        address: server.local_addr(),
+        dir: server.folder().path().display().to_string(),
+        workers: config.workers,
+    });
     // The handler outlives the run; it must not keep the render thread's channel open.
     let notices = Arc::new(Mutex::new(Some(events.clone())));
     let handler_notices = Arc::clone(&notices);
@@ -301,30 +316,101 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     server.run(events);
     notices.lock().expect("notices lock").take();
     let tally = render.join().expect("render thread");
-    eprintln!(
-        "ftx: stopped after {}: {} saved, {} failed, {} received",
-        progress::seconds(started.elapsed()),
-        tally.done,
-        tally.failed,
-        indicatif::HumanBytes(tally.bytes)
-    );
+    if config.output == progress::Output::Json {
+        progress::emit_summary(tally, started.elapsed());
+    } else {
+        eprintln!(
+            "ftx: stopped after {}: {} saved, {} failed, {} received",
+            progress::seconds(started.elapsed()),
+            tally.done,
+            tally.failed,
+            indicatif::HumanBytes(tally.bytes)
+        );
+    }
     Ok(ExitCode::Success)
 }
 
+/// Tells the room how to connect: every address of this machine a client can use,
+/// as ready-to-copy commands for ftx and for the classroom Python client.
 fn print_banner(server: &Server, config: &ServeConfig) {
     let addr = server.local_addr();
     eprintln!(
         "ftx serve: listening on {addr}, saving into {}",
         server.folder().path().display()
     );
+    let port_arg = if addr.port() == DEFAULT_PORT {
+        String::new()
+    } else {
+        format!(" {}", addr.port())
+    };
+    let reachable = reachable_addresses(addr);
     eprintln!(
-        "  {} workers, idle timeout {}; send with: ftx send --to {} FILE...",
-        config.workers,
-        progress::seconds(config.idle_timeout),
-        if addr.ip().is_unspecified() {
-            format!("<this machine's address>:{}", addr.port())
+        "  send from {}:",
+        if reachable.iter().all(|ip| ip.is_loopback()) {
+            "this machine"
         } else {
-            addr.to_string()
+            "another machine"
         }
     );
+    for ip in reachable {
+        let target = SocketAddr::new(ip, addr.port());
+        eprintln!(
+            "    {}    {}",
+            style(format!("ftx send --to {target} FILE...")).bold(),
+            style(format!("python client.py FILE {ip}{port_arg}")).bold()
+        );
+    }
+    let limit = |value: Option<String>, none: &str| value.unwrap_or_else(|| none.to_string());
+    eprintln!(
+        "  {} workers · idle timeout {} · {} · {}{}",
+        config.workers,
+        progress::seconds(config.idle_timeout),
+        limit(
+            config
+                .max_size
+                .map(|m| format!("max size {}", indicatif::HumanBytes(m))),
+            "no size limit"
+        ),
+        limit(
+            config.per_ip.map(|n| format!("at most {n} per address")),
+            "no per-address cap"
+        ),
+        config
+            .rate
+            .map(|r| format!(" · {}/s per upload", indicatif::HumanBytes(r)))
+            .unwrap_or_default(),
+    );
+}
+
+/// Most addresses the banner lists.
+const MAX_BANNER_ADDRESSES: usize = 4;
+
+/// The addresses clients can use to reach a listener on `addr`.
+fn reachable_addresses(addr: SocketAddr) -> Vec<IpAddr> {
+    if !addr.ip().is_unspecified() {
+        return vec![addr.ip()];
+    }
+    let v6 = addr.is_ipv6();
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|iface| iface.ip())
+        .filter(|ip| !ip.is_loopback())
+        .filter(|ip| match ip {
+            IpAddr::V4(_) => true,
+            // Link-local IPv6 addresses need a scope id that no one will type.
+            IpAddr::V6(v6addr) => v6 && (v6addr.segments()[0] & 0xffc0) != 0xfe80,
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips.truncate(MAX_BANNER_ADDRESSES);
+    if ips.is_empty() {
+        ips.push(if v6 {
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        });
+    }
+    ips
 }
