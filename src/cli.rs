@@ -27,6 +27,28 @@ Exit codes:
   1  at least one file failed (each is named above the summary)
   2  the command line is wrong";
 
+const DEMO_HELP: &str = "\
+Starts a server on a free loopback port, saving into a temporary folder,
+creates the files, uploads them all at once at a pace that keeps the bars on
+screen for about --duration, checks that every file arrived byte-identical,
+prints a summary and removes everything it made.
+
+Examples:
+  ftx demo                           6 clients, 3 workers: 3 wait their turn
+  ftx demo -c 12 -w 4 -s 20MiB       a bigger class
+  ftx demo --plain > demo.log        plain lines, for a log
+
+Exit codes:
+  0  every file arrived byte-identical
+  1  something failed (it is named above the summary)
+  2  the command line is wrong";
+
+const COMPLETIONS_HELP: &str = "\
+Examples:
+  ftx completions bash > ~/.local/share/bash-completion/completions/ftx
+  ftx completions zsh > ~/.zfunc/_ftx
+  ftx completions fish > ~/.config/fish/completions/ftx.fish";
+
 const AFTER_HELP: &str = "\
 Exit codes:
   0  every upload succeeded (serve: stopped cleanly)
@@ -58,6 +80,42 @@ pub enum Command {
     /// Upload files to an ftx or classroom server
     #[command(after_help = SEND_HELP)]
     Send(SendArgs),
+    /// Show a server and several clients at work, in one command
+    #[command(after_help = DEMO_HELP)]
+    Demo(DemoArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
+    #[command(after_help = COMPLETIONS_HELP)]
+    Completions {
+        /// The shell to complete for
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `ftx man > ftx.1`
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// How many clients upload at once
+    #[arg(short, long, value_name = "N", default_value_t = 6,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub clients: u16,
+
+    /// How many workers the server has (fewer than clients shows queueing)
+    #[arg(short, long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub workers: u16,
+
+    /// Typical file size (each file is between half and one and a half times this)
+    #[arg(short, long, value_name = "SIZE", default_value = "4MiB", value_parser = parse_size)]
+    pub size: u64,
+
+    /// About how long the uploads should take, so there is time to watch
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+
+    /// Print one line per event instead of live progress bars
+    #[arg(long)]
+    pub plain: bool,
 }
 
 #[derive(Debug, Args)]

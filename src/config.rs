@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use crate::cli::{SendArgs, ServeArgs};
+use crate::cli::{DemoArgs, SendArgs, ServeArgs};
+use crate::demo::DemoConfig;
 use crate::progress::Output;
 use crate::protocol::DEFAULT_PORT;
 
@@ -148,6 +149,17 @@ impl SendConfig {
             trace: args.trace,
             rate: args.rate,
         })
+    }
+}
+
+/// Settings for `ftx demo`.
+pub fn demo_config(args: DemoArgs) -> DemoConfig {
+    DemoConfig {
+        clients: usize::from(args.clients),
+        workers: usize::from(args.workers),
+        size: args.size,
+        duration: args.duration,
+        output: Output::choose(args.plain, false),
     }
 }
 
