@@ -207,3 +207,105 @@ fn sender_draws_file_bars_and_an_overall_bar() {
     assert!(screen.contains("✓"), "{screen}");
     assert_eq!(server.join().unwrap(), 2_000_000);
 }
+
+#[test]
+fn a_bounded_pool_shows_active_bars_and_waiting_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let term = Terminal::run(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--workers",
+            "2",
+        ],
+        24,
+        140,
+    );
+    term.wait_for("listening on");
+    let addr = listen.parse().unwrap();
+
+    let mut active: Vec<RawClient> = ["first.bin", "second.bin"]
+        .iter()
+        .map(|name| RawClient::start_upload(addr, 100_000, name.as_bytes()))
+        .collect();
+    for client in &mut active {
+        client.stream.write_all(&[9u8; 25_000]).unwrap();
+    }
+    let mut waiting: Vec<RawClient> = ["third.bin", "fourth.bin"]
+        .iter()
+        .map(|name| {
+            let mut client = RawClient::connect(addr);
+            client.send_header(10, name.as_bytes());
+            client
+        })
+        .collect();
+
+    let screen = term.wait_for("2 active · 2 waiting");
+    assert_eq!(
+        screen.matches("waiting for a free worker").count(),
+        2,
+        "{screen}"
+    );
+    assert_eq!(screen.matches("25%").count(), 2, "{screen}");
+    assert!(
+        screen.contains("first.bin") && screen.contains("second.bin"),
+        "{screen}"
+    );
+
+    for client in active {
+        client.finish(&[9u8; 75_000]);
+    }
+    for client in &mut waiting {
+        assert_eq!(
+            client.reply_within(fixtures::PATIENCE).as_deref(),
+            Some(&b"go ahead"[..])
+        );
+    }
+    for client in waiting {
+        client.finish(b"0123456789");
+    }
+    let screen = term.wait_for("4 saved");
+    assert!(screen.contains("0 active · 0 waiting"), "{screen}");
+}
+
+#[test]
+fn bars_never_outnumber_the_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    // 10 rows: room for 7 bars, the "+N more" line and the footer.
+    let term = Terminal::run(
+        &[
+            "serve",
+            "--listen",
+            &listen,
+            "--dir",
+            dir.path().to_str().unwrap(),
+            "--workers",
+            "16",
+        ],
+        10,
+        120,
+    );
+    term.wait_for("listening on");
+    let addr = listen.parse().unwrap();
+    let clients: Vec<RawClient> = (0..12)
+        .map(|i| {
+            let mut c = RawClient::start_upload(addr, 1000, format!("f{i:02}.bin").as_bytes());
+            c.stream.write_all(&[1u8; 10]).unwrap();
+            c
+        })
+        .collect();
+    let screen = term.wait_for("12 active");
+    assert!(screen.contains("+5 more"), "{screen}");
+    assert!(screen.matches("1%").count() <= 7, "{screen}");
+    for c in clients {
+        c.finish(&[1u8; 990]);
+    }
+    term.wait_for("12 saved");
+}
