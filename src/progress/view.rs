@@ -79,6 +79,8 @@ pub(super) struct View {
     samples: VecDeque<(Instant, u64)>,
     bars: Option<Bars>,
     outcomes: Vec<Outcome>,
+    /// Widest label that fits the terminal now.
+    label_width: usize,
 }
 
 /// The indicatif side of the view, present only when drawing bars.
@@ -117,6 +119,7 @@ impl View {
             samples: VecDeque::new(),
             bars,
             outcomes: Vec::new(),
+            label_width: LABEL_WIDTH,
         };
         view.refresh();
         view
@@ -192,14 +195,18 @@ impl View {
         entry.size = size;
         entry.counter = Some(counter);
         entry.started = Some(Instant::now());
-        // The waiting spinner goes; refresh() gives the upload a real bar.
-        if let Some(bar) = entry.bar.take() {
-            bar.finish_and_clear();
-            if let Some(bars) = &self.bars {
-                bars.multi.remove(&bar);
-            }
-        }
         let label = entry.label();
+        // The waiting line becomes the upload's bar in place. Removing it and adding
+        // a new one would free its row while its spinner may still draw there once more.
+        if let Some(bar) = &entry.bar {
+            bar.disable_steady_tick();
+            bar.set_style(style_upload(self.label_width));
+            bar.set_length(size);
+            bar.set_position(0);
+            bar.reset_elapsed();
+            bar.reset_eta();
+            bar.set_prefix(console::truncate_str(&label, self.label_width, "…").into_owned());
+        }
         let client = entry.peer.map(|p| p.to_string());
         let name = entry.name.clone();
         self.json(Record {
@@ -291,8 +298,7 @@ impl View {
             entry.bytes = bytes;
         }
         if let (Some(bar), Some(bars)) = (&entry.bar, &self.bars) {
-            bar.finish_and_clear();
-            bars.multi.remove(bar);
+            retire(bar, &bars.multi);
         }
         entry
     }
@@ -363,6 +369,7 @@ impl View {
         let (rows, cols) = Term::stderr().size();
         let room = (rows as usize).saturating_sub(RESERVED_ROWS).max(1);
         let label_width = LABEL_WIDTH.min((cols as usize / 3).max(12));
+        self.label_width = label_width;
         let mut shown = 0;
         let mut hidden = 0;
         // Uploads in progress sit above those still waiting, and get the rows first.
@@ -392,8 +399,7 @@ impl View {
             } else {
                 hidden += 1;
                 if let Some(bar) = entry.bar.take() {
-                    bar.finish_and_clear();
-                    bars.multi.remove(&bar);
+                    retire(&bar, &bars.multi);
                 }
             }
         }
@@ -456,7 +462,7 @@ impl View {
         if let Some(bars) = self.bars.take() {
             for entry in self.entries.values() {
                 if let Some(bar) = &entry.bar {
-                    bar.finish_and_clear();
+                    retire(bar, &bars.multi);
                 }
             }
             if let Some(more) = &bars.more {
@@ -508,6 +514,14 @@ fn print_table(outcomes: &[Outcome]) {
             ),
         }
     }
+}
+
+/// Takes a bar off the screen for good: its spinner is stopped first, so that it
+/// cannot draw once more into a row that a new bar may get.
+fn retire(bar: &ProgressBar, multi: &MultiProgress) {
+    bar.disable_steady_tick();
+    bar.finish_and_clear();
+    multi.remove(bar);
 }
 
 /// A bar that draws nothing until it joins the MultiProgress: one drawn before
