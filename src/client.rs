@@ -221,6 +221,9 @@ fn send_content(
     }
     #[cfg(not(target_os = "linux"))]
     let _ = sendfile;
+    if sent == size {
+        return Ok(());
+    }
     let mut reader = file;
     reader
         .seek(SeekFrom::Start(sent))

@@ -34,6 +34,8 @@ pub struct DropFolder {
     counter: Arc<AtomicU64>,
     /// Bytes announced by uploads in flight and not written yet: space already promised.
     outstanding: Arc<AtomicU64>,
+    /// This process's id, part of every partial file's name.
+    pid: u32,
 }
 
 /// Why an upload could not start.
@@ -85,6 +87,7 @@ impl DropFolder {
             partials: Arc::default(),
             counter: Arc::default(),
             outstanding: Arc::default(),
+            pid: std::process::id(),
         })
     }
 
@@ -104,10 +107,6 @@ impl DropFolder {
     /// numbered variant). `safe_name` must come from [`names::safe_file_name`].
     /// Refuses if the folder is gone or the size does not fit in the free space.
     pub fn begin(&self, safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
-        let stat = rustix::fs::fstat(&*self.dir).map_err(|e| BeginError::Io(e.into()))?;
-        if stat.st_nlink == 0 {
-            return Err(BeginError::FolderGone);
-        }
         let vfs = rustix::fs::fstatvfs(&*self.dir).map_err(|e| BeginError::Io(e.into()))?;
         let available = vfs.f_bavail.saturating_mul(vfs.f_frsize);
         self.outstanding
@@ -129,7 +128,12 @@ impl DropFolder {
             }),
             Err(e) => {
                 self.outstanding.fetch_sub(size, Ordering::SeqCst);
-                Err(BeginError::Io(e))
+                // Creating in a folder that was removed fails with ENOENT.
+                if e.kind() == io::ErrorKind::NotFound {
+                    Err(BeginError::FolderGone)
+                } else {
+                    Err(BeginError::Io(e))
+                }
             }
         }
     }
@@ -137,7 +141,7 @@ impl DropFolder {
     fn create_partial(&self) -> io::Result<(File, String)> {
         loop {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
-            let temp = format!("{PARTIAL_PREFIX}{}-{n}", std::process::id());
+            let temp = format!("{PARTIAL_PREFIX}{}-{n}", self.pid);
             // O_EXCL | O_NOFOLLOW: refuses anything already there, a planted symlink included.
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;

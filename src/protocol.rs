@@ -145,12 +145,12 @@ pub trait Incoming: Read {
     fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
 }
 
-impl Incoming for TcpStream {
+impl Incoming for &TcpStream {
     fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
         use rustix::io::Errno;
         // One recv(MSG_DONTWAIT) instead of switching the socket to non-blocking and back.
         loop {
-            match rustix::net::recv(&*self, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
+            match rustix::net::recv(*self, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
                 Ok((n, _)) => return Ok(Some(n)),
                 Err(Errno::INTR) => continue,
                 Err(Errno::AGAIN) => return Ok(None),

@@ -117,7 +117,7 @@ fn trace_shows_the_header_bytes_and_go_ahead_on_both_ends() {
             "→ client  \"go ahead\"  67 6f 20 61 68 65 61 64",
         ))
         .stderr(predicate::str::contains("closed the connection"));
-    let log = server.wait_for("server closed the connection");
+    let log = server.wait_for("server closes the connection");
     assert!(
         log.contains("→ server  size  00 00 00 00 00 00 00 05  = 5 bytes"),
         "{log}"

@@ -325,7 +325,12 @@ impl View {
             (Some(bars), _) => {
                 let _ = bars.multi.println(line);
             }
-            (None, Output::Plain) => eprintln!("{line}"),
+            (None, Output::Plain) => {
+                // One write per line: stderr is unbuffered, and eprintln! writes piece by piece.
+                let mut line = line;
+                line.push('\n');
+                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+            }
             (None, _) => {}
         }
     }

@@ -55,7 +55,7 @@ impl Copier {
     /// Copies exactly `size` bytes from `stream` into `file`, counting them.
     pub fn copy(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
         counter: &Counter,
@@ -84,7 +84,7 @@ impl Copier {
     /// The portable path: read into a buffer, write it out.
     fn read_write(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
         counter: &Counter,
@@ -97,7 +97,7 @@ impl Copier {
         while got < size {
             let most = pace::chunk(pace.as_deref(), self.buffer.len());
             let want = (size - got).min(most as u64) as usize;
-            let n = match stream.read(&mut self.buffer[..want]) {
+            let n = match (&*stream).read(&mut self.buffer[..want]) {
                 Ok(0) => return Err(CopyError::Closed { got }),
                 Ok(n) => n,
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
@@ -130,7 +130,7 @@ fn new_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
 impl Copier {
     fn splice(
         &mut self,
-        stream: &mut TcpStream,
+        stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
         counter: &Counter,

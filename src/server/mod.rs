@@ -52,7 +52,7 @@ pub struct Server {
 struct Shared {
     stopping: AtomicBool,
     /// Connections being received, so that stopping can interrupt their reads.
-    active: Mutex<HashMap<u64, TcpStream>>,
+    active: Mutex<HashMap<u64, Arc<TcpStream>>>,
     /// Connections waiting or being received, by client address (for `--per-ip`).
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Where to connect to wake the accept loop.
@@ -62,7 +62,8 @@ struct Shared {
 /// An accepted connection waiting for, or held by, a worker.
 struct Connection {
     id: u64,
-    stream: TcpStream,
+    /// Shared with the list of active connections (no dup(2) per upload); closed when both let go.
+    stream: Arc<TcpStream>,
     peer: SocketAddr,
 }
 
@@ -148,15 +149,13 @@ impl Server {
 
         let mut next_id = 1;
         let mut last_error: Option<(String, Instant)> = None;
-        for incoming in self.listener.incoming() {
+        loop {
+            let accepted = self.listener.accept();
             if self.shared.stopping() {
                 break;
             }
-            match incoming {
-                Ok(stream) => {
-                    let Ok(peer) = stream.peer_addr() else {
-                        continue;
-                    };
+            match accepted {
+                Ok((stream, peer)) => {
                     let id = next_id;
                     next_id += 1;
                     let _ = events.send(Event::Waiting {
@@ -169,6 +168,7 @@ impl Server {
                         continue;
                     }
                     // Blocks while every worker is busy and the queue is full.
+                    let stream = Arc::new(stream);
                     if queue.send(Connection { id, stream, peer }).is_err() {
                         break;
                     }
@@ -201,12 +201,10 @@ impl Shared {
     }
 
     fn work_on(&self, conn: Connection, receiver: &session::Receiver, copier: &mut copy::Copier) {
-        if let Ok(clone) = conn.stream.try_clone() {
-            self.active
-                .lock()
-                .expect("active lock")
-                .insert(conn.id, clone);
-        }
+        self.active
+            .lock()
+            .expect("active lock")
+            .insert(conn.id, Arc::clone(&conn.stream));
         // Checked after registering, so a stop either sees this connection or is seen here.
         if self.stopping() {
             let _ = receiver.events.send(Event::Failed {
@@ -214,7 +212,9 @@ impl Shared {
                 reason: "server stopped before this upload's turn".into(),
             });
         } else {
-            receiver.receive(conn.id, conn.stream, conn.peer, copier, &|| self.stopping());
+            receiver.receive(conn.id, &conn.stream, conn.peer, copier, &|| {
+                self.stopping()
+            });
         }
         self.active.lock().expect("active lock").remove(&conn.id);
         self.leave(conn.peer.ip());

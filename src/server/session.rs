@@ -47,7 +47,7 @@ impl Receiver {
     pub fn receive(
         &self,
         id: u64,
-        mut stream: TcpStream,
+        stream: &TcpStream,
         peer: SocketAddr,
         copier: &mut Copier,
         stopping: &dyn Fn() -> bool,
@@ -59,7 +59,7 @@ impl Receiver {
             stopping,
         };
         let started = Instant::now();
-        let event = match session.exchange(&mut stream, copier) {
+        let event = match session.exchange(stream, copier) {
             // The saved name is worth a mention only when it differs from the one sent.
             Ok(saved) => Event::Finished {
                 id,
@@ -72,8 +72,7 @@ impl Receiver {
                 reason: format!("{e:#}"),
             },
         };
-        drop(stream);
-        session.trace(|| format!("server closed the connection to {peer}"));
+        session.trace(|| format!("server closes the connection to {peer}"));
         let _ = self.events.send(event);
     }
 
@@ -104,12 +103,12 @@ impl Session<'_> {
         }
     }
 
-    fn exchange(&self, stream: &mut TcpStream, copier: &mut Copier) -> anyhow::Result<Saved> {
+    fn exchange(&self, stream: &TcpStream, copier: &mut Copier) -> anyhow::Result<Saved> {
         let (peer, receiver) = (self.peer, self.receiver);
         stream.set_read_timeout(Some(receiver.idle_timeout))?;
         stream.set_write_timeout(Some(receiver.idle_timeout))?;
         self.trace(|| format!("{peer} connected"));
-        let header = protocol::read_header(stream, MAX_RECV_NAME).map_err(|e| {
+        let header = protocol::read_header(&mut { stream }, MAX_RECV_NAME).map_err(|e| {
             if (self.stopping)() {
                 anyhow!("cancelled: the server is stopping")
             } else {
@@ -126,12 +125,12 @@ impl Session<'_> {
             Err(reason) => {
                 // Said in place of `go ahead`: classroom clients report a bad response, ftx shows the reason.
                 let reply = format!("{REFUSED}{reason}");
-                let _ = stream.write_all(reply.as_bytes());
+                let _ = (&*stream).write_all(reply.as_bytes());
                 self.trace(|| format!("server → {peer}  \"{reply}\""));
                 bail!("refused \"{shown}\": {reason}");
             }
         };
-        stream.write_all(GO_AHEAD).context("sending go ahead")?;
+        (&*stream).write_all(GO_AHEAD).context("sending go ahead")?;
         self.trace(|| {
             format!(
                 "server → {peer}  \"go ahead\"  {}",
