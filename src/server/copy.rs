@@ -144,7 +144,7 @@ impl Copier {
         while *got < size {
             let want = (size - *got).min(pace::chunk(pace.as_deref(), PIPE_SIZE) as u64) as usize;
             // Socket -> pipe. The socket's read timeout applies, as it does to read().
-            let n = match splice(&*stream, None, pipe_write, None, want, SpliceFlags::MOVE) {
+            let n = match splice(stream, None, pipe_write, None, want, SpliceFlags::MOVE) {
                 Ok(0) => return Ok(Err(CopyError::Closed { got: *got })),
                 Ok(n) => n,
                 Err(Errno::INTR) => continue,
