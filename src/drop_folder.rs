@@ -1,9 +1,13 @@
-//! The drop folder: files are received under a hidden temporary name and appear under their final name only when complete.
+//! The drop folder: files are received without a name (or under a hidden one) and appear under their final name only when complete.
 //!
-//! Every file operation goes through the folder's open descriptor (`openat`,
-//! `linkat`, `unlinkat`), with names that are single safe components, so
-//! nothing a client sends, and no link planted in the folder, can redirect a
-//! write elsewhere.
+//! On Linux a file being received is an unnamed `O_TMPFILE` in the drop
+//! folder: nothing partial is ever visible, and the kernel frees it whatever
+//! happens to the server (a crash or `kill -9` included). It gets its name by
+//! `linkat` once every byte is in. Where the file system has no `O_TMPFILE`,
+//! a hidden `.ftx-partial-PID-N` file is used instead and removed on every
+//! failure path. Every operation goes through the folder's open descriptor,
+//! with names that are single safe components, so nothing a client sends, and
+//! no link planted in the folder, can redirect a write elsewhere.
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -34,8 +38,19 @@ pub struct DropFolder {
     counter: Arc<AtomicU64>,
     /// Bytes announced by uploads in flight and not written yet: space already promised.
     outstanding: Arc<AtomicU64>,
-    /// This process's id, part of every partial file's name.
+    /// This process's id, part of every named partial file's name.
     pid: u32,
+    /// Try unnamed (`O_TMPFILE`) partial files first.
+    unnamed: bool,
+}
+
+/// How a file being received is held.
+#[derive(Debug)]
+enum Temp {
+    /// An `O_TMPFILE`: no name until it is kept.
+    Unnamed,
+    /// A hidden file of that name in the drop folder.
+    Named(String),
 }
 
 /// Why an upload could not start.
@@ -88,7 +103,15 @@ impl DropFolder {
             counter: Arc::default(),
             outstanding: Arc::default(),
             pid: std::process::id(),
+            unnamed: cfg!(target_os = "linux"),
         })
+    }
+
+    /// Uses hidden named partial files even where unnamed ones are possible
+    /// (what other systems and some file systems get; for tests of that path).
+    pub fn with_named_partials(mut self) -> DropFolder {
+        self.unnamed = false;
+        self
     }
 
     /// Where files go.
@@ -128,17 +151,28 @@ impl DropFolder {
             }),
             Err(e) => {
                 self.outstanding.fetch_sub(size, Ordering::SeqCst);
-                // Creating in a folder that was removed fails with ENOENT.
-                if e.kind() == io::ErrorKind::NotFound {
-                    Err(BeginError::FolderGone)
+                // Creating in a removed folder fails (ENOENT, or EPERM for O_TMPFILE): say so plainly.
+                let gone = rustix::fs::fstat(&*self.dir).is_ok_and(|stat| stat.st_nlink == 0);
+                Err(if gone {
+                    BeginError::FolderGone
                 } else {
-                    Err(BeginError::Io(e))
-                }
+                    BeginError::Io(e)
+                })
             }
         }
     }
 
-    fn create_partial(&self) -> io::Result<(File, String)> {
+    fn create_partial(&self) -> io::Result<(File, Temp)> {
+        #[cfg(target_os = "linux")]
+        if self.unnamed {
+            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+            match rustix::fs::openat(&*self.dir, ".", flags, Mode::from_raw_mode(0o644)) {
+                Ok(fd) => return Ok((File::from(fd), Temp::Unnamed)),
+                // File systems without O_TMPFILE: a named partial file instead.
+                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
         loop {
             let n = self.counter.fetch_add(1, Ordering::Relaxed);
             let temp = format!("{PARTIAL_PREFIX}{}-{n}", self.pid);
@@ -151,7 +185,7 @@ impl DropFolder {
                         .lock()
                         .expect("partials lock")
                         .insert(temp.clone());
-                    return Ok((File::from(fd), temp));
+                    return Ok((File::from(fd), Temp::Named(temp)));
                 }
                 Err(Errno::EXIST) => continue,
                 Err(e) => return Err(e.into()),
@@ -176,7 +210,7 @@ impl DropFolder {
 #[derive(Debug)]
 pub struct PartialFile {
     file: File,
-    temp: String,
+    temp: Temp,
     name: String,
     folder: DropFolder,
     /// Announced bytes not written yet (still promised in `outstanding`).
@@ -208,41 +242,10 @@ impl PartialFile {
     /// entry: if the name is taken it becomes `name (1).ext`, `name (2).ext`, ...
     /// Returns the name it was saved under.
     pub fn keep(mut self) -> io::Result<String> {
-        let dir = &*self.folder.dir;
         for n in 0..=MAX_NUMBERED {
             let candidate = names::numbered(&self.name, n);
-            // A hard link is made atomically and fails if anything, even a
-            // dangling symlink, already has that name. Where the file system
-            // has no hard links, a rename that refuses to replace does the same.
-            let placed = match rustix::fs::linkat(
-                dir,
-                self.temp.as_str(),
-                dir,
-                candidate.as_str(),
-                AtFlags::empty(),
-            ) {
-                Err(Errno::EXIST) => continue,
-                Ok(()) => Ok(false),
-                Err(_) => rustix::fs::renameat_with(
-                    dir,
-                    self.temp.as_str(),
-                    dir,
-                    candidate.as_str(),
-                    RenameFlags::NOREPLACE,
-                )
-                .map(|()| true),
-            };
-            match placed {
-                Ok(renamed) => {
-                    if renamed {
-                        self.folder
-                            .partials
-                            .lock()
-                            .expect("partials lock")
-                            .remove(&self.temp);
-                    } else {
-                        self.folder.remove_partial(&self.temp);
-                    }
+            match self.place(&candidate) {
+                Ok(()) => {
                     self.done = true;
                     return Ok(candidate);
                 }
@@ -258,6 +261,62 @@ impl PartialFile {
             ),
         ))
     }
+
+    /// Gives the file the name `candidate`, atomically, failing with EEXIST if
+    /// anything (even a dangling symlink) already has that name.
+    fn place(&mut self, candidate: &str) -> Result<(), Errno> {
+        let dir = &*self.folder.dir;
+        match &self.temp {
+            Temp::Unnamed => link_unnamed(&self.file, dir, candidate),
+            Temp::Named(temp) => {
+                // A hard link, then the temporary name goes; where the file system
+                // has no hard links, a rename that refuses to replace does the same.
+                match rustix::fs::linkat(dir, temp.as_str(), dir, candidate, AtFlags::empty()) {
+                    Ok(()) => {
+                        self.folder.remove_partial(temp);
+                        Ok(())
+                    }
+                    Err(Errno::EXIST) => Err(Errno::EXIST),
+                    Err(_) => {
+                        rustix::fs::renameat_with(
+                            dir,
+                            temp.as_str(),
+                            dir,
+                            candidate,
+                            RenameFlags::NOREPLACE,
+                        )?;
+                        self.folder
+                            .partials
+                            .lock()
+                            .expect("partials lock")
+                            .remove(temp);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Names an `O_TMPFILE`. `AT_EMPTY_PATH` needs CAP_DAC_READ_SEARCH on most
+/// kernels; without it, the same link through `/proc/self/fd` works for anyone.
+fn link_unnamed(file: &File, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
+    match rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH) {
+        Err(Errno::NOENT | Errno::PERM) => link_through_proc(file, dir, name),
+        other => other,
+    }
+}
+
+fn link_through_proc(file: &File, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
+    use std::os::fd::AsRawFd;
+    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
+    rustix::fs::linkat(
+        rustix::fs::CWD,
+        path.as_str(),
+        dir,
+        name,
+        AtFlags::SYMLINK_FOLLOW,
+    )
 }
 
 impl Drop for PartialFile {
@@ -265,8 +324,9 @@ impl Drop for PartialFile {
         self.folder
             .outstanding
             .fetch_sub(self.remaining, Ordering::SeqCst);
-        if !self.done {
-            self.folder.remove_partial(&self.temp);
+        // An unnamed file is freed when it is closed; a named one must be removed.
+        if let (false, Temp::Named(temp)) = (self.done, &self.temp) {
+            self.folder.remove_partial(temp);
         }
     }
 }
@@ -285,49 +345,92 @@ mod tests {
         names
     }
 
+    /// The same folder both ways: unnamed partial files (where the system has them) and named ones.
+    fn both_ways(path: &Path) -> [DropFolder; 2] {
+        let folder = DropFolder::open(path).unwrap();
+        [folder.clone(), folder.with_named_partials()]
+    }
+
     #[test]
     fn complete_files_appear_under_their_name_only_when_kept() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = DropFolder::open(&dir.path().join("drop")).unwrap();
-        let mut partial = folder.begin("notes.txt", 5).unwrap();
-        partial.write_all(b"hello").unwrap();
-        assert!(!folder.path().join("notes.txt").exists());
-        assert_eq!(partial.keep().unwrap(), "notes.txt");
-        assert_eq!(entries(folder.path()), ["notes.txt"]);
-        assert_eq!(fs::read(folder.path().join("notes.txt")).unwrap(), b"hello");
+        for folder in both_ways(&dir.path().join("drop")) {
+            let mut partial = folder.begin("notes.txt", 5).unwrap();
+            partial.write_all(b"hello").unwrap();
+            assert!(!folder.path().join("notes.txt").exists());
+            assert_eq!(partial.keep().unwrap(), "notes.txt");
+            assert_eq!(entries(folder.path()), ["notes.txt"]);
+            assert_eq!(fs::read(folder.path().join("notes.txt")).unwrap(), b"hello");
+            fs::remove_file(folder.path().join("notes.txt")).unwrap();
+        }
     }
 
     #[test]
     fn dropped_partial_files_leave_nothing() {
         let dir = tempfile::tempdir().unwrap();
+        for folder in both_ways(dir.path()) {
+            let mut partial = folder.begin("notes.txt", 10).unwrap();
+            partial.write_all(b"half").unwrap();
+            drop(partial);
+            assert!(entries(folder.path()).is_empty());
+        }
+    }
+
+    #[test]
+    fn partial_files_are_unnamed_on_linux_and_hidden_otherwise() {
+        let dir = tempfile::tempdir().unwrap();
+        let [unnamed, named] = both_ways(dir.path());
+        let invisible = unnamed.begin("a", 1).unwrap();
+        assert!(
+            entries(dir.path()).is_empty(),
+            "an unnamed partial file is visible"
+        );
+        let hidden = named.begin("b", 1).unwrap();
+        let seen = entries(dir.path());
+        assert_eq!(seen.len(), 1);
+        assert!(seen[0].starts_with(PARTIAL_PREFIX), "{seen:?}");
+        drop((invisible, hidden));
+        assert!(entries(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn unnamed_files_can_be_named_without_privileges_too() {
+        let dir = tempfile::tempdir().unwrap();
         let folder = DropFolder::open(dir.path()).unwrap();
-        let mut partial = folder.begin("notes.txt", 10).unwrap();
-        partial.write_all(b"half").unwrap();
-        drop(partial);
-        assert!(entries(folder.path()).is_empty());
+        let mut partial = folder.begin("x", 3).unwrap();
+        partial.write_all(b"abc").unwrap();
+        if matches!(partial.temp, Temp::Unnamed) {
+            // The path a server without CAP_DAC_READ_SEARCH takes.
+            link_through_proc(&partial.file, &folder.dir, "via-proc").unwrap();
+            assert_eq!(fs::read(dir.path().join("via-proc")).unwrap(), b"abc");
+        }
     }
 
     #[test]
     fn never_replaces_files_or_links_already_there() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = DropFolder::open(dir.path()).unwrap();
-        fs::write(folder.path().join("a.txt"), b"precious").unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        let victim = outside.path().join("victim");
-        std::os::unix::fs::symlink(&victim, folder.path().join("a (1).txt")).unwrap();
+        for folder in both_ways(dir.path()) {
+            fs::write(folder.path().join("a.txt"), b"precious").unwrap();
+            let outside = tempfile::tempdir().unwrap();
+            let victim = outside.path().join("victim");
+            std::os::unix::fs::symlink(&victim, folder.path().join("a (1).txt")).unwrap();
 
-        let mut partial = folder.begin("a.txt", 3).unwrap();
-        partial.write_all(b"new").unwrap();
-        assert_eq!(partial.keep().unwrap(), "a (2).txt");
-        assert_eq!(fs::read(folder.path().join("a.txt")).unwrap(), b"precious");
-        assert_eq!(fs::read(folder.path().join("a (2).txt")).unwrap(), b"new");
-        assert!(!victim.exists(), "the planted link was followed");
+            let mut partial = folder.begin("a.txt", 3).unwrap();
+            partial.write_all(b"new").unwrap();
+            assert_eq!(partial.keep().unwrap(), "a (2).txt");
+            assert_eq!(fs::read(folder.path().join("a.txt")).unwrap(), b"precious");
+            assert_eq!(fs::read(folder.path().join("a (2).txt")).unwrap(), b"new");
+            assert!(!victim.exists(), "the planted link was followed");
+            for name in entries(folder.path()) {
+                fs::remove_file(folder.path().join(name)).unwrap();
+            }
+        }
     }
 
     #[test]
-    fn remove_partials_deletes_files_in_flight() {
+    fn remove_partials_deletes_named_files_in_flight() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = DropFolder::open(dir.path()).unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap().with_named_partials();
         let partial = folder.begin("x", 1).unwrap();
         assert_eq!(entries(folder.path()).len(), 1);
         folder.remove_partials();
@@ -364,9 +467,11 @@ mod tests {
     #[test]
     fn a_removed_folder_is_reported_as_such() {
         let dir = tempfile::tempdir().unwrap();
-        let folder = DropFolder::open(&dir.path().join("drop")).unwrap();
-        fs::remove_dir(folder.path()).unwrap();
-        let err = folder.begin("x", 1).unwrap_err();
-        assert_eq!(err.to_string(), "the drop folder was removed");
+        for folder in both_ways(&dir.path().join("drop")) {
+            fs::remove_dir(folder.path()).unwrap();
+            let err = folder.begin("x", 1).unwrap_err();
+            assert_eq!(err.to_string(), "the drop folder was removed");
+            fs::create_dir(folder.path()).unwrap();
+        }
     }
 }

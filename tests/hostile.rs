@@ -327,11 +327,7 @@ fn sigterm_stops_the_server_and_removes_partial_files() {
     let mut server = Serve::start(&[]);
     let mut slow = RawClient::start_upload(server.addr, 1_000_000, b"slow.bin");
     slow.stream.write_all(&[1u8; 1000]).unwrap();
-    wait_until(
-        || !entries(server.drop_dir()).is_empty(),
-        "a partial file",
-        || server.log(),
-    );
+    server.wait_for_log("receiving");
     server.signal("TERM");
     assert_eq!(server.wait_exit(), Some(0));
     assert!(
@@ -354,8 +350,8 @@ fn a_second_ctrl_c_quits_at_once_still_without_partial_files() {
         c.stream.write_all(&[1u8; 5000]).unwrap();
     }
     wait_until(
-        || entries(server.drop_dir()).len() == 3,
-        "three partial files",
+        || server.log().matches("receiving").count() == 3,
+        "three uploads in progress",
         || server.log(),
     );
     server.interrupt();
@@ -394,5 +390,25 @@ fn running_out_of_descriptors_does_not_end_the_server() {
     assert!(
         log.matches("accept failed").count() < 5,
         "one line per burst, not one per retry:\n{log}"
+    );
+}
+
+#[test]
+fn even_kill_9_leaves_no_partial_file() {
+    let mut server = Serve::start(&[]);
+    let mut slow = RawClient::start_upload(server.addr, 1_000_000, b"killed.bin");
+    slow.stream.write_all(&[1u8; 50_000]).unwrap();
+    server.wait_for_log("receiving");
+    assert!(
+        entries(server.drop_dir()).is_empty(),
+        "a partial file is visible: {:?}",
+        entries(server.drop_dir())
+    );
+    server.signal("KILL");
+    assert_eq!(server.wait_exit(), None, "killed by a signal");
+    assert!(
+        entries(server.drop_dir()).is_empty(),
+        "{:?}",
+        entries(server.drop_dir())
     );
 }
