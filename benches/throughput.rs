@@ -31,7 +31,12 @@ fn main() {
     }
     let quick = args.iter().any(|a| a == "--quick");
     let big = args.iter().any(|a| a == "--big");
-    let rounds = if quick { 3 } else { 7 };
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if quick { 3 } else { 7 });
     // `-- --only single,small` runs just those parts (single, many, small, view, memory, scaling).
     let only: Option<Vec<String>> = args
         .iter()

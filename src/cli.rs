@@ -145,6 +145,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub per_ip: Option<u16>,
 
+    #[command(flatten)]
+    pub view: ViewArgs,
+
+    /// Receive each upload no faster than this many bytes per second (e.g. 200KiB), to watch it
+    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
+    pub rate: Option<u64>,
+
+    /// Receive with plain reads and writes instead of splice(2) (for testing the portable path)
+    #[arg(long, hide = true)]
+    pub no_splice: bool,
+}
+
+/// How progress is shown; the same for `serve` and `send`.
+#[derive(Debug, Args)]
+pub struct ViewArgs {
     /// Print one line per event instead of live progress bars
     #[arg(long)]
     pub plain: bool,
@@ -156,14 +171,6 @@ pub struct ServeArgs {
     /// Show each connection's protocol exchange as it happens (header bytes, go ahead, close)
     #[arg(long)]
     pub trace: bool,
-
-    /// Receive each upload no faster than this many bytes per second (e.g. 200KiB), to watch it
-    #[arg(long, value_name = "RATE", value_parser = parse_rate)]
-    pub rate: Option<u64>,
-
-    /// Receive with plain reads and writes instead of splice(2) (for testing the portable path)
-    #[arg(long, hide = true)]
-    pub no_splice: bool,
 }
 
 #[derive(Debug, Args)]
@@ -177,17 +184,8 @@ pub struct SendArgs {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub jobs: u16,
 
-    /// Print one line per event instead of live progress bars
-    #[arg(long)]
-    pub plain: bool,
-
-    /// Print newline-delimited JSON events on stdout (schema in README) instead of bars
-    #[arg(long, conflicts_with = "plain")]
-    pub json: bool,
-
-    /// Show each connection's protocol exchange as it happens (header bytes, go ahead, close)
-    #[arg(long)]
-    pub trace: bool,
+    #[command(flatten)]
+    pub view: ViewArgs,
 
     /// Send each file no faster than this many bytes per second (e.g. 200KiB), to watch it
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]

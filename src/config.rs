@@ -112,9 +112,9 @@ impl ServeConfig {
             max_size: args.max_size,
             per_ip: args.per_ip.map(usize::from),
             splice: !args.no_splice,
-            trace: args.trace,
+            trace: args.view.trace,
             rate: args.rate,
-            output: Output::choose(args.plain, args.json),
+            output: Output::choose(args.view.plain, args.view.json),
         })
     }
 }
@@ -143,10 +143,10 @@ impl SendConfig {
         Ok(SendConfig {
             to,
             jobs: usize::from(args.jobs),
-            output: Output::choose(args.plain, args.json),
+            output: Output::choose(args.view.plain, args.view.json),
             files: args.files,
             sendfile: !args.no_sendfile,
-            trace: args.trace,
+            trace: args.view.trace,
             rate: args.rate,
         })
     }

@@ -3,6 +3,7 @@
 mod fixtures;
 
 use std::io::{Read, Write};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -70,6 +71,27 @@ impl Drop for Terminal {
     }
 }
 
+/// `ftx serve` on a free loopback port in a terminal of `rows` x `cols`, saving into a new folder.
+fn serve_in_terminal(
+    extra: &[&str],
+    rows: u16,
+    cols: u16,
+) -> (Terminal, SocketAddr, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut args = vec![
+        "serve",
+        "--listen",
+        &listen,
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let term = Terminal::run(&args, rows, cols);
+    term.wait_for("listening on");
+    (term, listen.parse().unwrap(), dir)
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -80,24 +102,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn server_draws_a_bar_per_upload_with_name_and_progress() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let term = Terminal::run(
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--workers",
-            "1",
-        ],
-        24,
-        140,
-    );
-    term.wait_for("listening on");
-    let addr = listen.parse().unwrap();
+    let (term, addr, dir) = serve_in_terminal(&["--workers", "1"], 24, 140);
 
     let mut slow = RawClient::start_upload(addr, 1_000_000, "slow-lecture-é.pdf".as_bytes());
     slow.stream.write_all(&vec![5u8; 300_000]).unwrap();
@@ -122,26 +127,19 @@ fn server_draws_a_bar_per_upload_with_name_and_progress() {
     );
     queued.finish(b"abc");
     term.wait_for("2 saved");
+    assert_eq!(
+        fixtures::entries(dir.path()),
+        ["later.txt", "slow-lecture-é.pdf"]
+    );
+    assert_eq!(
+        std::fs::read(dir.path().join("slow-lecture-é.pdf")).unwrap(),
+        vec![5u8; 1_000_000]
+    );
 }
 
 #[test]
 fn hostile_names_cannot_drive_the_terminal() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let term = Terminal::run(
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--dir",
-            dir.path().to_str().unwrap(),
-        ],
-        24,
-        140,
-    );
-    term.wait_for("listening on");
-    let addr = listen.parse().unwrap();
+    let (term, addr, dir) = serve_in_terminal(&[], 24, 140);
 
     let evil = b"\x1b[2J\x1b[31mred\x07\x1b]0;pwned\x07.txt";
     RawClient::start_upload(addr, 2, evil).finish(b"ok");
@@ -210,24 +208,7 @@ fn sender_draws_file_bars_and_an_overall_bar() {
 
 #[test]
 fn a_bounded_pool_shows_active_bars_and_waiting_clients() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    let term = Terminal::run(
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--workers",
-            "2",
-        ],
-        24,
-        140,
-    );
-    term.wait_for("listening on");
-    let addr = listen.parse().unwrap();
+    let (term, addr, dir) = serve_in_terminal(&["--workers", "2"], 24, 140);
 
     let mut active: Vec<RawClient> = ["first.bin", "second.bin"]
         .iter()
@@ -271,29 +252,15 @@ fn a_bounded_pool_shows_active_bars_and_waiting_clients() {
     }
     let screen = term.wait_for("4 saved");
     assert!(screen.contains("0 active · 0 waiting"), "{screen}");
+    assert_eq!(
+        fixtures::entries(dir.path()),
+        ["first.bin", "fourth.bin", "second.bin", "third.bin"]
+    );
 }
 
 #[test]
 fn bars_never_outnumber_the_rows() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let listen = format!("127.0.0.1:{port}");
-    // 10 rows: room for 7 bars, the "+N more" line and the footer.
-    let term = Terminal::run(
-        &[
-            "serve",
-            "--listen",
-            &listen,
-            "--dir",
-            dir.path().to_str().unwrap(),
-            "--workers",
-            "16",
-        ],
-        10,
-        120,
-    );
-    term.wait_for("listening on");
-    let addr = listen.parse().unwrap();
+    let (term, addr, dir) = serve_in_terminal(&["--workers", "16"], 10, 120);
     let clients: Vec<RawClient> = (0..12)
         .map(|i| {
             let mut c = RawClient::start_upload(addr, 1000, format!("f{i:02}.bin").as_bytes());
@@ -308,4 +275,5 @@ fn bars_never_outnumber_the_rows() {
         c.finish(&[1u8; 990]);
     }
     term.wait_for("12 saved");
+    assert_eq!(fixtures::entries(dir.path()).len(), 12);
 }
