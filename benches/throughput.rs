@@ -151,30 +151,25 @@ impl Bench {
 
     /// `ftx serve --plain` on a free port; killed on drop.
     fn ftx_server(&self, drop: &Path, workers: usize) -> Server {
-        let mut child = Command::new(&self.ftx)
-            .args([
-                "serve",
-                "--plain",
-                "-l",
-                "127.0.0.1:0",
-                "-w",
-                &workers.to_string(),
-                "-d",
-            ])
-            .arg(drop)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap());
-        let mut first = String::new();
-        lines.read_line(&mut first).unwrap();
+        let (child, first) = spawn_reading_first_line(
+            Command::new(&self.ftx)
+                .args([
+                    "serve",
+                    "--plain",
+                    "-l",
+                    "127.0.0.1:0",
+                    "-w",
+                    &workers.to_string(),
+                    "-d",
+                ])
+                .arg(drop)
+                .stdout(Stdio::null()),
+            Pipe::Stderr,
+        );
         let addr = first
             .split_whitespace()
             .find_map(|w| w.trim_end_matches(',').parse().ok())
             .expect("server address");
-        // Keep reading so the server never blocks on a full pipe.
-        thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
         Server { child, addr }
     }
 
@@ -203,6 +198,31 @@ impl Bench {
 struct Server {
     child: Child,
     addr: SocketAddr,
+}
+
+/// Which output of a child tells where it listens.
+enum Pipe {
+    Stdout,
+    Stderr,
+}
+
+/// Starts `cmd` with that output piped and returns the child and the first line it
+/// prints; the rest is drained in the background so the child never blocks on a full pipe.
+fn spawn_reading_first_line(cmd: &mut Command, pipe: Pipe) -> (Child, String) {
+    match pipe {
+        Pipe::Stdout => cmd.stdout(Stdio::piped()),
+        Pipe::Stderr => cmd.stderr(Stdio::piped()),
+    };
+    let mut child = cmd.spawn().unwrap();
+    let output: Box<dyn Read + Send> = match pipe {
+        Pipe::Stdout => Box::new(child.stdout.take().unwrap()),
+        Pipe::Stderr => Box::new(child.stderr.take().unwrap()),
+    };
+    let mut lines = BufReader::new(output);
+    let mut first = String::new();
+    lines.read_line(&mut first).unwrap();
+    thread::spawn(move || std::io::copy(&mut lines, &mut std::io::sink()));
+    (child, first)
 }
 
 impl Drop for Server {
@@ -250,16 +270,10 @@ fn floor_send(src: &Path, port: u16) {
 /// from the sender's start until the receiver has written the last byte and exited.
 fn floor_process(src: &Path, dst: &Path) -> Duration {
     let me = std::env::current_exe().unwrap();
-    let mut receiver = Command::new(&me)
-        .arg("--floor-receive")
-        .arg(dst)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut port = String::new();
-    BufReader::new(receiver.stdout.take().unwrap())
-        .read_line(&mut port)
-        .unwrap();
+    let (mut receiver, port) = spawn_reading_first_line(
+        Command::new(&me).arg("--floor-receive").arg(dst),
+        Pipe::Stdout,
+    );
     let start = Instant::now();
     let sent = Command::new(&me)
         .arg("--floor-send")
@@ -310,18 +324,14 @@ fn have_nc() -> bool {
 
 /// The classroom Python server, running in `dir`.
 fn python_server(bench: &Bench, dir: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new("python3")
-        .arg("-u")
-        .arg(bench.python.join("classroom_server.py"))
-        .args(["127.0.0.1", "0"])
-        .current_dir(dir)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let (child, line) = spawn_reading_first_line(
+        Command::new("python3")
+            .arg("-u")
+            .arg(bench.python.join("classroom_server.py"))
+            .args(["127.0.0.1", "0"])
+            .current_dir(dir),
+        Pipe::Stdout,
+    );
     let port: u16 = line.trim().rsplit(' ').next().unwrap().parse().unwrap();
     (child, SocketAddr::from(([127, 0, 0, 1], port)))
 }
