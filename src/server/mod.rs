@@ -6,6 +6,7 @@
 //! new clients wait in the kernel's backlog: that is the backpressure. Workers
 //! report to the render thread over another channel and never draw anything.
 
+mod banner;
 mod copy;
 mod session;
 
@@ -24,8 +25,7 @@ use crate::config::ServeConfig;
 use crate::drop_folder::DropFolder;
 use crate::exit_codes::ExitCode;
 use crate::progress::{self, Event, Side};
-use crate::protocol::{DEFAULT_PORT, REFUSED};
-use console::style;
+use crate::protocol::REFUSED;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -280,7 +280,7 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     }
     let server = Server::bind(&config)?;
     if config.output.is_human() {
-        print_banner(&server, &config);
+        banner::print(&server, &config);
     }
 
     let stopper = server.stopper();
@@ -328,89 +328,4 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::Success)
-}
-
-/// Tells the room how to connect: every address of this machine a client can use,
-/// as ready-to-copy commands for ftx and for the classroom Python client.
-fn print_banner(server: &Server, config: &ServeConfig) {
-    let addr = server.local_addr();
-    eprintln!(
-        "ftx serve: listening on {addr}, saving into {}",
-        server.folder().path().display()
-    );
-    let port_arg = if addr.port() == DEFAULT_PORT {
-        String::new()
-    } else {
-        format!(" {}", addr.port())
-    };
-    let reachable = reachable_addresses(addr);
-    eprintln!(
-        "  send from {}:",
-        if reachable.iter().all(|ip| ip.is_loopback()) {
-            "this machine"
-        } else {
-            "another machine"
-        }
-    );
-    for ip in reachable {
-        let target = SocketAddr::new(ip, addr.port());
-        eprintln!(
-            "    {}    {}",
-            style(format!("ftx send --to {target} FILE...")).bold(),
-            style(format!("python client.py FILE {ip}{port_arg}")).bold()
-        );
-    }
-    let limit = |value: Option<String>, none: &str| value.unwrap_or_else(|| none.to_string());
-    eprintln!(
-        "  {} workers · idle timeout {} · {} · {}{}",
-        config.workers,
-        progress::seconds(config.idle_timeout),
-        limit(
-            config
-                .max_size
-                .map(|m| format!("max size {}", indicatif::HumanBytes(m))),
-            "no size limit"
-        ),
-        limit(
-            config.per_ip.map(|n| format!("at most {n} per address")),
-            "no per-address cap"
-        ),
-        config
-            .rate
-            .map(|r| format!(" · {}/s per upload", indicatif::HumanBytes(r)))
-            .unwrap_or_default(),
-    );
-}
-
-/// Most addresses the banner lists.
-const MAX_BANNER_ADDRESSES: usize = 4;
-
-/// The addresses clients can use to reach a listener on `addr`.
-fn reachable_addresses(addr: SocketAddr) -> Vec<IpAddr> {
-    if !addr.ip().is_unspecified() {
-        return vec![addr.ip()];
-    }
-    let v6 = addr.is_ipv6();
-    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|iface| iface.ip())
-        .filter(|ip| !ip.is_loopback())
-        .filter(|ip| match ip {
-            IpAddr::V4(_) => true,
-            // Link-local IPv6 addresses need a scope id that no one will type.
-            IpAddr::V6(v6addr) => v6 && (v6addr.segments()[0] & 0xffc0) != 0xfe80,
-        })
-        .collect();
-    ips.sort();
-    ips.dedup();
-    ips.truncate(MAX_BANNER_ADDRESSES);
-    if ips.is_empty() {
-        ips.push(if v6 {
-            IpAddr::V6(Ipv6Addr::LOCALHOST)
-        } else {
-            IpAddr::V4(Ipv4Addr::LOCALHOST)
-        });
-    }
-    ips
 }

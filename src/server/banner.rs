@@ -1,0 +1,95 @@
+//! The server's opening lines: where it listens, how to connect from another machine, its limits.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use console::style;
+
+use super::Server;
+use crate::config::ServeConfig;
+use crate::progress;
+use crate::protocol::DEFAULT_PORT;
+
+/// Tells the room how to connect: every address of this machine a client can use,
+/// as ready-to-copy commands for ftx and for the classroom Python client.
+pub(super) fn print(server: &Server, config: &ServeConfig) {
+    let addr = server.local_addr();
+    eprintln!(
+        "ftx serve: listening on {addr}, saving into {}",
+        server.folder().path().display()
+    );
+    let port_arg = if addr.port() == DEFAULT_PORT {
+        String::new()
+    } else {
+        format!(" {}", addr.port())
+    };
+    let reachable = reachable_addresses(addr);
+    eprintln!(
+        "  send from {}:",
+        if reachable.iter().all(|ip| ip.is_loopback()) {
+            "this machine"
+        } else {
+            "another machine"
+        }
+    );
+    for ip in reachable {
+        let target = SocketAddr::new(ip, addr.port());
+        eprintln!(
+            "    {}    {}",
+            style(format!("ftx send --to {target} FILE...")).bold(),
+            style(format!("python client.py FILE {ip}{port_arg}")).bold()
+        );
+    }
+    let limit = |value: Option<String>, none: &str| value.unwrap_or_else(|| none.to_string());
+    eprintln!(
+        "  {} workers · idle timeout {} · {} · {}{}",
+        config.workers,
+        progress::seconds(config.idle_timeout),
+        limit(
+            config
+                .max_size
+                .map(|m| format!("max size {}", indicatif::HumanBytes(m))),
+            "no size limit"
+        ),
+        limit(
+            config.per_ip.map(|n| format!("at most {n} per address")),
+            "no per-address cap"
+        ),
+        config
+            .rate
+            .map(|r| format!(" · {}/s per upload", indicatif::HumanBytes(r)))
+            .unwrap_or_default(),
+    );
+}
+
+/// Most addresses the banner lists.
+const MAX_BANNER_ADDRESSES: usize = 4;
+
+/// The addresses clients can use to reach a listener on `addr`.
+fn reachable_addresses(addr: SocketAddr) -> Vec<IpAddr> {
+    if !addr.ip().is_unspecified() {
+        return vec![addr.ip()];
+    }
+    let v6 = addr.is_ipv6();
+    let mut ips: Vec<IpAddr> = if_addrs::get_if_addrs()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|iface| iface.ip())
+        .filter(|ip| !ip.is_loopback())
+        .filter(|ip| match ip {
+            IpAddr::V4(_) => true,
+            // Link-local IPv6 addresses need a scope id that no one will type.
+            IpAddr::V6(v6addr) => v6 && (v6addr.segments()[0] & 0xffc0) != 0xfe80,
+        })
+        .collect();
+    ips.sort();
+    ips.dedup();
+    ips.truncate(MAX_BANNER_ADDRESSES);
+    if ips.is_empty() {
+        ips.push(if v6 {
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        });
+    }
+    ips
+}
