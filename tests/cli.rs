@@ -91,3 +91,22 @@ fn a_port_in_use_is_a_clear_error() {
         )))
         .stderr(predicate::str::contains("in use"));
 }
+
+#[test]
+fn the_banner_says_how_to_connect() {
+    let server = fixtures::Serve::start(&["--max-size", "1MiB", "--workers", "3"]);
+    let port = server.addr.port();
+    let log = server.wait_for_log("no per-address cap");
+    assert!(
+        log.contains(&format!("ftx send --to 127.0.0.1:{port} FILE...")),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("python client.py FILE 127.0.0.1 {port}")),
+        "{log}"
+    );
+    assert!(
+        log.contains("3 workers") && log.contains("max size 1.00 MiB"),
+        "{log}"
+    );
+}

@@ -19,6 +19,11 @@ struct Terminal {
 
 impl Terminal {
     fn run(args: &[&str], rows: u16, cols: u16) -> Terminal {
+        Terminal::run_with_env(args, rows, cols, &[])
+    }
+
+    /// Runs with extra environment variables (e.g. NO_COLOR).
+    fn run_with_env(args: &[&str], rows: u16, cols: u16, env: &[(&str, &str)]) -> Terminal {
         let pty = native_pty_system()
             .openpty(PtySize {
                 rows,
@@ -31,6 +36,9 @@ impl Terminal {
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
         let child = pty.slave.spawn_command(cmd).unwrap();
         drop(pty.slave);
         let mut reader = pty.master.try_clone_reader().unwrap();
@@ -276,4 +284,79 @@ fn bars_never_outnumber_the_rows() {
     }
     term.wait_for("12 saved");
     assert_eq!(fixtures::entries(dir.path()).len(), 12);
+}
+
+#[test]
+fn no_color_turns_colours_off_but_keeps_the_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "serve",
+        "--listen",
+        &listen,
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let term = Terminal::run_with_env(&args, 24, 120, &[("NO_COLOR", "1")]);
+    term.wait_for("listening on");
+    let mut client = RawClient::start_upload(listen.parse().unwrap(), 1000, b"plain.txt");
+    client.stream.write_all(&[1u8; 500]).unwrap();
+    term.wait_for("50%");
+    client.finish(&[1u8; 500]);
+    term.wait_for("1 saved");
+    let raw = String::from_utf8_lossy(&term.raw.lock().unwrap()).into_owned();
+    for colour in [
+        "\x1b[32m",
+        "\x1b[31m",
+        "\x1b[36m",
+        "\x1b[33m",
+        "\x1b[1m",
+        "\x1b[38;5;",
+    ] {
+        assert!(!raw.contains(colour), "{colour:?} despite NO_COLOR");
+    }
+}
+
+#[test]
+fn plain_in_a_terminal_prints_lines_not_bars() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", free_port());
+    let args = [
+        "serve",
+        "--plain",
+        "--listen",
+        &listen,
+        "--dir",
+        dir.path().to_str().unwrap(),
+    ];
+    let term = Terminal::run(&args, 24, 120);
+    term.wait_for("listening on");
+    RawClient::start_upload(listen.parse().unwrap(), 3, b"line.txt").finish(b"abc");
+    let screen = term.wait_for("saved     127.0.0.1:");
+    assert!(screen.contains("receiving 127.0.0.1:"), "{screen}");
+    assert!(
+        !screen.contains("active ·"),
+        "a footer was drawn:\n{screen}"
+    );
+}
+
+#[test]
+fn sender_ends_with_a_table_of_every_file() {
+    let (_server_term, addr, _dir) = serve_in_terminal(&[], 24, 140);
+    let src = tempfile::tempdir().unwrap();
+    let good = fixtures::write_file(src.path(), "good.txt", b"fine");
+    let also = fixtures::write_file(src.path(), "also.bin", &fixtures::pattern(10_000, 1));
+    let missing = src.path().join("missing.txt");
+    let to = addr.to_string();
+    let paths = [good, also, missing];
+    let mut args = vec!["send", "--to", &to];
+    args.extend(paths.iter().map(|p| p.to_str().unwrap()));
+    let term = Terminal::run(&args, 24, 140);
+    let screen = term.wait_for("2 sent, 1 failed");
+    assert!(
+        screen.contains("file") && screen.contains("result"),
+        "{screen}"
+    );
+    assert!(screen.matches("sent").count() >= 3, "{screen}");
+    assert!(screen.contains("failed: cannot open"), "{screen}");
 }

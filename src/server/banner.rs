@@ -93,3 +93,31 @@ fn reachable_addresses(addr: SocketAddr) -> Vec<IpAddr> {
     }
     ips
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_specific_address_is_shown_as_it_is() {
+        let addr: SocketAddr = "127.0.0.1:9000".parse().unwrap();
+        assert_eq!(reachable_addresses(addr), vec![addr.ip()]);
+    }
+
+    #[test]
+    fn listening_everywhere_shows_usable_addresses() {
+        for any in ["0.0.0.0:12000", "[::]:12000"] {
+            let ips = reachable_addresses(any.parse().unwrap());
+            assert!(
+                !ips.is_empty() && ips.len() <= MAX_BANNER_ADDRESSES,
+                "{any}: {ips:?}"
+            );
+            assert!(ips.iter().all(|ip| !ip.is_unspecified()), "{any}: {ips:?}");
+            // Either real interface addresses, or loopback when there are none.
+            assert!(
+                ips.iter().all(|ip| !ip.is_loopback()) || ips.len() == 1,
+                "{any}: {ips:?}"
+            );
+        }
+    }
+}
