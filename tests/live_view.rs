@@ -308,6 +308,7 @@ fn no_color_turns_colours_off_but_keeps_the_bars() {
     for colour in [
         "\x1b[32m",
         "\x1b[31m",
+        "\x1b[34m",
         "\x1b[36m",
         "\x1b[33m",
         "\x1b[1m",
