@@ -55,7 +55,7 @@ pub fn send(config: SendConfig) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from_failures(tally.failed));
     }
     let rate = tally.bytes as f64 / elapsed.as_secs_f64().max(1e-6);
-    eprintln!(
+    crate::say!(
         "{} sent, {} failed: {} in {} ({}/s) to {}",
         tally.done,
         tally.failed,

@@ -67,7 +67,7 @@ pub fn demo(config: DemoConfig) -> anyhow::Result<ExitCode> {
     let waves = config.clients.div_ceil(config.workers) as f64;
     let rate = ((config.size as f64 * waves) / config.duration.as_secs_f64().max(0.1)) as u64;
     if config.output.is_human() {
-        eprintln!(
+        crate::say!(
             "{} {} clients upload {} files ({}) at {}/s each to a server with {} workers on {addr}",
             style("ftx demo:").bold(),
             config.clients,
@@ -77,12 +77,12 @@ pub fn demo(config: DemoConfig) -> anyhow::Result<ExitCode> {
             config.workers,
         );
         if config.clients > config.workers {
-            eprintln!(
+            crate::say!(
                 "  {} of them wait for a free worker: the bounded pool at work",
                 config.clients - config.workers
             );
         }
-        eprintln!("  files go to {} (removed at the end)", received.display());
+        crate::say!("  files go to {} (removed at the end)", received.display());
     }
 
     let stopper = server.stopper();
@@ -130,7 +130,7 @@ pub fn demo(config: DemoConfig) -> anyhow::Result<ExitCode> {
         } else {
             style("✗").red().bold()
         };
-        eprintln!(
+        crate::say!(
             "{mark} {verified} of {} files arrived byte-identical: {} in {} ({}/s in all); {} saved, {} failed on the server",
             sources.len(),
             HumanBytes(sent.bytes),
@@ -140,9 +140,9 @@ pub fn demo(config: DemoConfig) -> anyhow::Result<ExitCode> {
             saved.failed,
         );
         if interrupted.load(Ordering::SeqCst) {
-            eprintln!("ftx demo: interrupted");
+            crate::say!("ftx demo: interrupted");
         }
-        eprintln!("  the temporary folder is removed; try it for real with: ftx serve   and   ftx send FILE...");
+        crate::say!("  the temporary folder is removed; try it for real with: ftx serve   and   ftx send FILE...");
     } else if config.output == Output::Json {
         progress::emit_summary(saved, elapsed);
     }

@@ -11,11 +11,11 @@ fn main() -> std::process::ExitCode {
     match ftx::run(cli.command) {
         Ok(code) => code.into(),
         Err(Failure::Usage(e)) => {
-            eprintln!("ftx: {e:#}");
+            ftx::say!("ftx: {e:#}");
             ExitCode::Usage.into()
         }
         Err(Failure::Run(e)) => {
-            eprintln!("ftx: {e:#}");
+            ftx::say!("ftx: {e:#}");
             ExitCode::Failure.into()
         }
     }

@@ -107,3 +107,57 @@ fn drop_folder_is_created_when_missing() {
     server.interrupt();
     assert_eq!(server.wait_exit(), Some(0));
 }
+
+/// Kills a child process when the test ends, however it ends.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Also: the server's stderr is closed after its first line (as `2>&1 | head -1` would),
+/// and it must go on serving rather than die writing its log.
+#[test]
+fn works_over_ipv6_even_with_stderr_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = KillOnDrop(
+        std::process::Command::new(fixtures::ftx_bin())
+            .args(["serve", "--plain", "--listen", "[::1]:0", "--dir"])
+            .arg(dir.path())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(serve.0.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let addr: std::net::SocketAddr = first
+        .split_whitespace()
+        .find_map(|w| w.trim_end_matches(',').parse().ok())
+        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    assert!(addr.is_ipv6(), "{addr}");
+    let src = tempfile::tempdir().unwrap();
+    let file = write_file(src.path(), "six.txt", b"over IPv6");
+    for _ in 0..2 {
+        assert_cmd::Command::new(fixtures::ftx_bin())
+            .args(["send", "--plain", "--to", &format!("[::1]:{}", addr.port())])
+            .arg(&file)
+            .timeout(fixtures::PATIENCE)
+            .assert()
+            .success();
+    }
+    assert!(serve.0.try_wait().unwrap().is_none(), "the server died");
+    assert_eq!(entries(dir.path()), ["six (1).txt", "six.txt"]);
+    assert_eq!(
+        std::fs::read(dir.path().join("six.txt")).unwrap(),
+        b"over IPv6"
+    );
+}

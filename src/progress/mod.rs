@@ -98,6 +98,22 @@ impl Output {
     }
 }
 
+/// Writes one line to stderr in a single write and ignores errors: a closed or
+/// full stderr (`2>&-`, `| head -1`) must never stop a server or a transfer,
+/// which `eprintln!` would do by panicking.
+pub fn say_line(mut line: String) {
+    line.push('\n');
+    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
+}
+
+/// `eprintln!` that never panics: formats, then [`say_line`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::progress::say_line(format!($($arg)*))
+    };
+}
+
 /// Turns off colours when `NO_COLOR` is set (see no-color.org).
 pub fn respect_no_color() {
     if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {

@@ -325,12 +325,7 @@ impl View {
             (Some(bars), _) => {
                 let _ = bars.multi.println(line);
             }
-            (None, Output::Plain) => {
-                // One write per line: stderr is unbuffered, and eprintln! writes piece by piece.
-                let mut line = line;
-                line.push('\n');
-                let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-            }
+            (None, Output::Plain) => super::say_line(line),
             (None, _) => {}
         }
     }
@@ -491,7 +486,7 @@ fn print_table(outcomes: &[Outcome]) {
         .max()
         .unwrap_or(4)
         .clamp(4, 60);
-    eprintln!(
+    crate::say!(
         "{}",
         style(format!(
             "{:<width$}  {:>10}  {:>7}  {:>12}  result",
@@ -502,14 +497,14 @@ fn print_table(outcomes: &[Outcome]) {
     for o in outcomes {
         let label = console::pad_str(&o.label, width, console::Alignment::Left, Some("…"));
         match (&o.failure, o.elapsed) {
-            (None, Some(elapsed)) => eprintln!(
+            (None, Some(elapsed)) => crate::say!(
                 "{label}  {:>10}  {:>7}  {:>10}/s  {}",
                 HumanBytes(o.size).to_string(),
                 seconds(elapsed),
                 per_second(o.size, elapsed),
                 style("sent").green()
             ),
-            (failure, _) => eprintln!(
+            (failure, _) => crate::say!(
                 "{label}  {:>10}  {:>7}  {:>12}  {} {}",
                 "",
                 "",

@@ -13,7 +13,7 @@ use crate::protocol::DEFAULT_PORT;
 /// as ready-to-copy commands for ftx and for the classroom Python client.
 pub(super) fn print(server: &Server, config: &ServeConfig) {
     let addr = server.local_addr();
-    eprintln!(
+    crate::say!(
         "ftx serve: listening on {addr}, saving into {}",
         server.folder().path().display()
     );
@@ -23,7 +23,7 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
         format!(" {}", addr.port())
     };
     let reachable = reachable_addresses(addr);
-    eprintln!(
+    crate::say!(
         "  send from {}:",
         if reachable.iter().all(|ip| ip.is_loopback()) {
             "this machine"
@@ -33,14 +33,14 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
     );
     for ip in reachable {
         let target = SocketAddr::new(ip, addr.port());
-        eprintln!(
+        crate::say!(
             "    {}    {}",
             style(format!("ftx send --to {target} FILE...")).bold(),
             style(format!("python client.py FILE {ip}{port_arg}")).bold()
         );
     }
     let limit = |value: Option<String>, none: &str| value.unwrap_or_else(|| none.to_string());
-    eprintln!(
+    crate::say!(
         "  {} workers · idle timeout {} · {} · {}{}",
         config.workers,
         progress::seconds(config.idle_timeout),

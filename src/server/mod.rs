@@ -306,7 +306,7 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
             stopper.stop();
         } else {
             folder.remove_partials();
-            eprintln!("\nftx: stopped at once; partial files removed");
+            crate::say!("\nftx: stopped at once; partial files removed");
             std::process::exit(130);
         }
     })
@@ -319,7 +319,7 @@ pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
     if config.output == progress::Output::Json {
         progress::emit_summary(tally, started.elapsed());
     } else {
-        eprintln!(
+        crate::say!(
             "ftx: stopped after {}: {} saved, {} failed, {} received",
             progress::seconds(started.elapsed()),
             tally.done,
