@@ -173,19 +173,26 @@ impl Bench {
         Server { child, addr }
     }
 
+    /// `ftx send --plain -t ADDR -j JOBS FILES...`, ready to run.
+    fn send_command(&self, addr: SocketAddr, files: &[PathBuf], jobs: usize) -> Command {
+        let mut cmd = Command::new(&self.ftx);
+        cmd.args([
+            "send",
+            "--plain",
+            "-t",
+            &addr.to_string(),
+            "-j",
+            &jobs.to_string(),
+        ])
+        .args(files);
+        cmd
+    }
+
     /// `ftx send --plain` of `files` with `jobs`; returns how long it took.
     fn ftx_send(&self, addr: SocketAddr, files: &[PathBuf], jobs: usize) -> Duration {
         let start = Instant::now();
-        let status = Command::new(&self.ftx)
-            .args([
-                "send",
-                "--plain",
-                "-t",
-                &addr.to_string(),
-                "-j",
-                &jobs.to_string(),
-            ])
-            .args(files)
+        let status = self
+            .send_command(addr, files, jobs)
             .stderr(Stdio::null())
             .status()
             .unwrap();
@@ -662,16 +669,8 @@ fn peak_kib(pid: u32) -> Option<u64> {
 
 /// Runs `ftx send` and samples its peak memory until it exits.
 fn send_peak(bench: &Bench, addr: SocketAddr, files: &[PathBuf]) -> u64 {
-    let mut child = Command::new(&bench.ftx)
-        .args([
-            "send",
-            "--plain",
-            "-t",
-            &addr.to_string(),
-            "-j",
-            &files.len().to_string(),
-        ])
-        .args(files)
+    let mut child = bench
+        .send_command(addr, files, files.len())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();

@@ -121,17 +121,22 @@ impl DropFolder {
 
     /// Bytes free for uploads: what the file system has, less what uploads in flight were promised.
     pub fn free_space(&self) -> io::Result<u64> {
+        Ok(self
+            .filesystem_free()?
+            .saturating_sub(self.outstanding.load(Ordering::SeqCst)))
+    }
+
+    /// Bytes the drop folder's file system has free for an unprivileged writer.
+    fn filesystem_free(&self) -> io::Result<u64> {
         let stat = rustix::fs::fstatvfs(&*self.dir)?;
-        let free = stat.f_bavail.saturating_mul(stat.f_frsize);
-        Ok(free.saturating_sub(self.outstanding.load(Ordering::SeqCst)))
+        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
     }
 
     /// Starts receiving `size` bytes that will be saved as `safe_name` (or a
     /// numbered variant). `safe_name` must come from [`names::safe_file_name`].
     /// Refuses if the folder is gone or the size does not fit in the free space.
     pub fn begin(&self, safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
-        let vfs = rustix::fs::fstatvfs(&*self.dir).map_err(|e| BeginError::Io(e.into()))?;
-        let available = vfs.f_bavail.saturating_mul(vfs.f_frsize);
+        let available = self.filesystem_free().map_err(BeginError::Io)?;
         self.outstanding
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |promised| {
                 (size <= available.saturating_sub(promised)).then_some(promised + size)
