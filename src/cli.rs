@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::term::ColorChoice;
+
 const SERVE_HELP: &str = "\
 Examples:
   ftx serve                          receive into this folder on port 12000
@@ -70,6 +72,10 @@ with the Python client and server written in networking classes.";
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// When to use colours: auto (on a terminal, unless NO_COLOR is set), always, never
+    #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = parse_color)]
+    pub color: ColorChoice,
 }
 
 #[derive(Debug, Subcommand)]
@@ -191,6 +197,10 @@ pub struct SendArgs {
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
 
+    /// The longest wait without progress: to connect, for "go ahead", for each write, for the server's close
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
     /// Send through a buffer instead of sendfile(2) (for testing the portable path)
     #[arg(long, hide = true)]
     pub no_sendfile: bool,
@@ -198,6 +208,16 @@ pub struct SendArgs {
     /// The files to upload; each is sent under its base name
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// Parses `auto`, `always` or `never`.
+pub fn parse_color(text: &str) -> Result<ColorChoice, String> {
+    match text {
+        "auto" => Ok(ColorChoice::Auto),
+        "always" => Ok(ColorChoice::Always),
+        "never" => Ok(ColorChoice::Never),
+        other => Err(format!("'{other}' is not one of auto, always, never")),
+    }
 }
 
 /// Parses `500MiB`, `2GiB`, `1.5GB`, `1000000` (KB, MB, GB are powers of 1000; KiB, MiB, GiB of 1024).

@@ -9,7 +9,7 @@
 //! with names that are single safe components, so nothing a client sends, and
 //! no link planted in the folder, can redirect a write elsewhere.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::OwnedFd;
@@ -18,7 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
 use crate::names;
@@ -33,15 +33,47 @@ const MAX_NUMBERED: u32 = 9999;
 #[derive(Debug, Clone)]
 pub struct DropFolder {
     path: PathBuf,
-    dir: Arc<OwnedFd>,
-    partials: Arc<Mutex<HashSet<String>>>,
-    counter: Arc<AtomicU64>,
+    /// The folder now at `path`, opened; opened again when the folder at `path` is a new one.
+    current: Arc<Mutex<Arc<Dir>>>,
+    /// Named partial files being written, and the folder each is in.
+    partials: Arc<Mutex<HashMap<String, Arc<Dir>>>>,
+    /// Numbers the named partial files.
+    next_partial: Arc<AtomicU64>,
     /// Bytes announced by uploads in flight and not written yet: space already promised.
     outstanding: Arc<AtomicU64>,
     /// This process's id, part of every named partial file's name.
     pid: u32,
     /// Try unnamed (`O_TMPFILE`) partial files first.
     unnamed: bool,
+}
+
+/// One opened folder, and which one it is.
+#[derive(Debug)]
+struct Dir {
+    fd: OwnedFd,
+    dev: u64,
+    ino: u64,
+}
+
+impl Dir {
+    fn open(path: &Path) -> io::Result<Dir> {
+        let fd = rustix::fs::open(
+            path,
+            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let stat = rustix::fs::fstat(&fd)?;
+        Ok(Dir {
+            fd,
+            dev: stat.st_dev,
+            ino: stat.st_ino,
+        })
+    }
+
+    /// False once the folder has been removed (it may still be open here).
+    fn exists(&self) -> bool {
+        rustix::fs::fstat(&self.fd).is_ok_and(|stat| stat.st_nlink > 0)
+    }
 }
 
 /// How a file being received is held.
@@ -58,7 +90,7 @@ enum Temp {
 pub enum BeginError {
     /// The announced size does not fit in the free space.
     NoSpace { size: u64, free: u64 },
-    /// The folder is gone (removed while the server runs).
+    /// Nothing is at the folder's path any more, or something that is not a folder.
     FolderGone,
     /// Creating the file failed.
     Io(io::Error),
@@ -89,18 +121,12 @@ impl DropFolder {
             .with_context(|| format!("creating drop folder {}", path.display()))?;
         let path = std::fs::canonicalize(path)
             .with_context(|| format!("opening drop folder {}", path.display()))?;
-        let dir = rustix::fs::open(
-            &path,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .map_err(io::Error::from)
-        .with_context(|| format!("opening drop folder {}", path.display()))?;
+        let dir = Dir::open(&path).with_context(|| format!("opening drop folder {}", path.display()))?;
         Ok(DropFolder {
             path,
-            dir: Arc::new(dir),
+            current: Arc::new(Mutex::new(Arc::new(dir))),
             partials: Arc::default(),
-            counter: Arc::default(),
+            next_partial: Arc::default(),
             outstanding: Arc::default(),
             pid: std::process::id(),
             unnamed: cfg!(target_os = "linux"),
@@ -109,6 +135,7 @@ impl DropFolder {
 
     /// Uses hidden named partial files even where unnamed ones are possible
     /// (what other systems and some file systems get; for tests of that path).
+    #[cfg(test)]
     pub fn with_named_partials(mut self) -> DropFolder {
         self.unnamed = false;
         self
@@ -119,24 +146,42 @@ impl DropFolder {
         &self.path
     }
 
-    /// Bytes free for uploads: what the file system has, less what uploads in flight were promised.
-    pub fn free_space(&self) -> io::Result<u64> {
-        Ok(self
-            .filesystem_free()?
-            .saturating_sub(self.outstanding.load(Ordering::SeqCst)))
+    /// The folder at the drop folder's path now: the one already open, or, if
+    /// it was removed and made again (or replaced), the new one.
+    fn dir(&self) -> Result<Arc<Dir>, BeginError> {
+        let stat = match rustix::fs::stat(&self.path) {
+            Ok(stat) => stat,
+            Err(Errno::NOENT | Errno::NOTDIR) => return Err(BeginError::FolderGone),
+            Err(e) => return Err(BeginError::Io(e.into())),
+        };
+        if !FileType::from_raw_mode(stat.st_mode).is_dir() {
+            return Err(BeginError::FolderGone);
+        }
+        let mut current = self.current.lock().expect("drop folder lock");
+        // A new folder can get a removed one's inode number: it must also still exist.
+        if (current.dev, current.ino) != (stat.st_dev, stat.st_ino) || !current.exists() {
+            *current = Arc::new(match Dir::open(&self.path) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BeginError::FolderGone),
+                Err(e) => return Err(BeginError::Io(e)),
+            });
+        }
+        Ok(Arc::clone(&current))
     }
 
-    /// Bytes the drop folder's file system has free for an unprivileged writer.
-    fn filesystem_free(&self) -> io::Result<u64> {
-        let stat = rustix::fs::fstatvfs(&*self.dir)?;
-        Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    /// Bytes free for uploads: what the file system has, less what uploads in flight were promised.
+    #[cfg(test)]
+    pub fn free_space(&self) -> io::Result<u64> {
+        let dir = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
+        Ok(filesystem_free(&dir)?.saturating_sub(self.outstanding.load(Ordering::SeqCst)))
     }
 
     /// Starts receiving `size` bytes that will be saved as `safe_name` (or a
     /// numbered variant). `safe_name` must come from [`names::safe_file_name`].
     /// Refuses if the folder is gone or the size does not fit in the free space.
     pub fn begin(&self, safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
-        let available = self.filesystem_free().map_err(BeginError::Io)?;
+        let dir = self.dir()?;
+        let available = filesystem_free(&dir).map_err(BeginError::Io)?;
         self.outstanding
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |promised| {
                 (size <= available.saturating_sub(promised)).then_some(promised + size)
@@ -145,33 +190,33 @@ impl DropFolder {
                 size,
                 free: available.saturating_sub(promised),
             })?;
-        match self.create_partial() {
+        match self.create_partial(&dir) {
             Ok((file, temp)) => Ok(PartialFile {
                 file,
                 temp,
                 name: safe_name.to_string(),
+                dir,
                 folder: self.clone(),
                 remaining: size,
                 done: false,
             }),
             Err(e) => {
                 self.outstanding.fetch_sub(size, Ordering::SeqCst);
-                // Creating in a removed folder fails (ENOENT, or EPERM for O_TMPFILE): say so plainly.
-                let gone = rustix::fs::fstat(&*self.dir).is_ok_and(|stat| stat.st_nlink == 0);
-                Err(if gone {
-                    BeginError::FolderGone
-                } else {
+                // Removed between the check and now: say so plainly.
+                Err(if dir.exists() {
                     BeginError::Io(e)
+                } else {
+                    BeginError::FolderGone
                 })
             }
         }
     }
 
-    fn create_partial(&self) -> io::Result<(File, Temp)> {
+    fn create_partial(&self, dir: &Arc<Dir>) -> io::Result<(File, Temp)> {
         #[cfg(target_os = "linux")]
         if self.unnamed {
             let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
-            match rustix::fs::openat(&*self.dir, ".", flags, Mode::from_raw_mode(0o644)) {
+            match rustix::fs::openat(&dir.fd, ".", flags, Mode::from_raw_mode(0o644)) {
                 Ok(fd) => return Ok((File::from(fd), Temp::Unnamed)),
                 // File systems without O_TMPFILE: a named partial file instead.
                 Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {}
@@ -179,17 +224,17 @@ impl DropFolder {
             }
         }
         loop {
-            let n = self.counter.fetch_add(1, Ordering::Relaxed);
+            let n = self.next_partial.fetch_add(1, Ordering::Relaxed);
             let temp = format!("{PARTIAL_PREFIX}{}-{n}", self.pid);
             // O_EXCL | O_NOFOLLOW: refuses anything already there, a planted symlink included.
             let flags =
                 OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            match rustix::fs::openat(&*self.dir, temp.as_str(), flags, Mode::from_raw_mode(0o644)) {
+            match rustix::fs::openat(&dir.fd, temp.as_str(), flags, Mode::from_raw_mode(0o644)) {
                 Ok(fd) => {
                     self.partials
                         .lock()
                         .expect("partials lock")
-                        .insert(temp.clone());
+                        .insert(temp.clone(), Arc::clone(dir));
                     return Ok((File::from(fd), Temp::Named(temp)));
                 }
                 Err(Errno::EXIST) => continue,
@@ -200,15 +245,20 @@ impl DropFolder {
 
     /// Removes every partial file still being written. For a hurried exit.
     pub fn remove_partials(&self) {
-        for temp in self.partials.lock().expect("partials lock").iter() {
-            let _ = rustix::fs::unlinkat(&*self.dir, temp.as_str(), AtFlags::empty());
+        for (temp, dir) in self.partials.lock().expect("partials lock").iter() {
+            let _ = rustix::fs::unlinkat(&dir.fd, temp.as_str(), AtFlags::empty());
         }
     }
 
-    fn remove_partial(&self, temp: &str) {
-        let _ = rustix::fs::unlinkat(&*self.dir, temp, AtFlags::empty());
+    fn forget_partial(&self, temp: &str) {
         self.partials.lock().expect("partials lock").remove(temp);
     }
+}
+
+/// Bytes the folder's file system has free for an unprivileged writer.
+fn filesystem_free(dir: &Dir) -> io::Result<u64> {
+    let stat = rustix::fs::fstatvfs(&dir.fd)?;
+    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
 }
 
 /// A file being received. Dropping it without [`PartialFile::keep`] deletes it.
@@ -217,6 +267,8 @@ pub struct PartialFile {
     file: File,
     temp: Temp,
     name: String,
+    /// The folder it is being written in.
+    dir: Arc<Dir>,
     folder: DropFolder,
     /// Announced bytes not written yet (still promised in `outstanding`).
     remaining: u64,
@@ -245,13 +297,22 @@ impl PartialFile {
 
     /// Moves the complete file to its final name, never replacing an existing
     /// entry: if the name is taken it becomes `name (1).ext`, `name (2).ext`, ...
-    /// Returns the name it was saved under.
+    /// Returns the name it was saved under. Fails if the drop folder was
+    /// removed or replaced while the file was received: the file would be lost.
     pub fn keep(mut self) -> io::Result<String> {
+        match self.folder.dir() {
+            Ok(now) if Arc::ptr_eq(&now, &self.dir) => {}
+            Ok(_) => return Err(io::Error::other("the drop folder was replaced during the upload")),
+            Err(_) => return Err(io::Error::other("the drop folder was removed during the upload")),
+        }
         for n in 0..=MAX_NUMBERED {
             let candidate = names::numbered(&self.name, n);
             match self.place(&candidate) {
                 Ok(()) => {
                     self.done = true;
+                    if !self.dir.exists() {
+                        return Err(io::Error::other("the drop folder was removed as the file was saved"));
+                    }
                     return Ok(candidate);
                 }
                 Err(Errno::EXIST) => continue,
@@ -270,7 +331,7 @@ impl PartialFile {
     /// Gives the file the name `candidate`, atomically, failing with EEXIST if
     /// anything (even a dangling symlink) already has that name.
     fn place(&mut self, candidate: &str) -> Result<(), Errno> {
-        let dir = &*self.folder.dir;
+        let dir = &self.dir.fd;
         match &self.temp {
             Temp::Unnamed => link_unnamed(&self.file, dir, candidate),
             Temp::Named(temp) => {
@@ -278,26 +339,19 @@ impl PartialFile {
                 // has no hard links, a rename that refuses to replace does the same.
                 match rustix::fs::linkat(dir, temp.as_str(), dir, candidate, AtFlags::empty()) {
                     Ok(()) => {
-                        self.folder.remove_partial(temp);
-                        Ok(())
+                        let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
                     }
-                    Err(Errno::EXIST) => Err(Errno::EXIST),
-                    Err(_) => {
-                        rustix::fs::renameat_with(
-                            dir,
-                            temp.as_str(),
-                            dir,
-                            candidate,
-                            RenameFlags::NOREPLACE,
-                        )?;
-                        self.folder
-                            .partials
-                            .lock()
-                            .expect("partials lock")
-                            .remove(temp);
-                        Ok(())
-                    }
+                    Err(Errno::EXIST) => return Err(Errno::EXIST),
+                    Err(_) => rustix::fs::renameat_with(
+                        dir,
+                        temp.as_str(),
+                        dir,
+                        candidate,
+                        RenameFlags::NOREPLACE,
+                    )?,
                 }
+                self.folder.forget_partial(temp);
+                Ok(())
             }
         }
     }
@@ -331,7 +385,8 @@ impl Drop for PartialFile {
             .fetch_sub(self.remaining, Ordering::SeqCst);
         // An unnamed file is freed when it is closed; a named one must be removed.
         if let (false, Temp::Named(temp)) = (self.done, &self.temp) {
-            self.folder.remove_partial(temp);
+            let _ = rustix::fs::unlinkat(&self.dir.fd, temp.as_str(), AtFlags::empty());
+            self.folder.forget_partial(temp);
         }
     }
 }
@@ -406,7 +461,7 @@ mod tests {
         partial.write_all(b"abc").unwrap();
         if matches!(partial.temp, Temp::Unnamed) {
             // The path a server without CAP_DAC_READ_SEARCH takes.
-            link_through_proc(&partial.file, &folder.dir, "via-proc").unwrap();
+            link_through_proc(&partial.file, &partial.dir.fd, "via-proc").unwrap();
             assert_eq!(fs::read(dir.path().join("via-proc")).unwrap(), b"abc");
         }
     }
@@ -470,13 +525,31 @@ mod tests {
     }
 
     #[test]
-    fn a_removed_folder_is_reported_as_such() {
+    fn a_removed_folder_is_reported_as_such_and_used_again_once_made_again() {
         let dir = tempfile::tempdir().unwrap();
         for folder in both_ways(&dir.path().join("drop")) {
-            fs::remove_dir(folder.path()).unwrap();
+            let mut in_flight = folder.begin("early", 3).unwrap();
+            in_flight.write_all(b"abc").unwrap();
+            fs::remove_dir_all(folder.path()).unwrap();
             let err = folder.begin("x", 1).unwrap_err();
             assert_eq!(err.to_string(), "the drop folder was removed");
             fs::create_dir(folder.path()).unwrap();
+            let err = in_flight.keep().unwrap_err();
+            assert!(err.to_string().contains("during the upload"), "{err}");
+            let mut again = folder.begin("again.txt", 2).unwrap();
+            again.write_all(b"ok").unwrap();
+            assert_eq!(again.keep().unwrap(), "again.txt");
+            assert_eq!(entries(folder.path()), ["again.txt"]);
+            fs::remove_file(folder.path().join("again.txt")).unwrap();
         }
+    }
+
+    #[test]
+    fn a_folder_replaced_by_a_file_is_gone() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(&dir.path().join("drop")).unwrap();
+        fs::remove_dir(folder.path()).unwrap();
+        fs::write(folder.path(), b"not a folder").unwrap();
+        assert!(matches!(folder.begin("x", 1), Err(BeginError::FolderGone)));
     }
 }

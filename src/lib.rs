@@ -1,55 +1,31 @@
 //! ftx: send files over TCP with the classroom protocol, from a bounded-pool server with live bars and a concurrent sender.
 //!
-//! The binary is a thin shell around this library, so tests run the server
-//! and the client in-process on port 0 as well as end to end.
+//! The binary is a thin shell around this library. Modules are private to the
+//! crate; unit tests live beside the code (the server among them runs
+//! in-process on port 0), and `tests/` drives the real binary end to end.
+//!
+//! ```text
+//! accept loop ──bounded channel──▶ workers ──events──▶ render thread ──▶ bars | plain | JSON
+//! (server/mod.rs)                 (server/worker.rs)   (progress/mod.rs)  (progress/{bars,plain,json}.rs)
+//!        └──────────── Tally returned by Server::run (outcomes belong to the work) ────────────┘
+//! ```
+
+mod address;
+mod cli_run;
+mod client;
+mod commands;
+mod config;
+mod drop_folder;
+mod names;
+mod outcome;
+mod pace;
+mod progress;
+mod protocol;
+mod server;
 
 pub mod cli;
-pub mod client;
-pub mod config;
-pub mod demo;
-pub mod drop_folder;
 pub mod exit_codes;
-pub mod names;
-pub mod pace;
-pub mod progress;
-pub mod protocol;
-pub mod server;
+pub mod noise;
+pub mod term;
 
-use clap::CommandFactory;
-
-use crate::cli::{Cli, Command};
-use crate::config::{SendConfig, ServeConfig};
-use crate::exit_codes::ExitCode;
-
-/// Why a command did not succeed: the command line was wrong, or running it failed.
-#[derive(Debug)]
-pub enum Failure {
-    Usage(anyhow::Error),
-    Run(anyhow::Error),
-}
-
-/// Runs one command to its end.
-pub fn run(command: Command) -> Result<ExitCode, Failure> {
-    match command {
-        Command::Serve(args) => {
-            let config = ServeConfig::from_args(args).map_err(Failure::Usage)?;
-            server::serve(config).map_err(Failure::Run)
-        }
-        Command::Send(args) => {
-            let config = SendConfig::from_args(args).map_err(Failure::Usage)?;
-            client::send(config).map_err(Failure::Run)
-        }
-        Command::Demo(args) => demo::demo(config::demo_config(args)).map_err(Failure::Run),
-        Command::Completions { shell } => {
-            clap_complete::generate(shell, &mut Cli::command(), "ftx", &mut std::io::stdout());
-            Ok(ExitCode::Success)
-        }
-        Command::Man => {
-            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-                // `ftx man | head` closing the pipe early is not an error.
-                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Run(e.into())),
-                _ => Ok(ExitCode::Success),
-            }
-        }
-    }
-}
+pub use cli_run::{run, Failure};

@@ -2,21 +2,21 @@
 
 use clap::Parser;
 use ftx::cli::Cli;
-use ftx::exit_codes::ExitCode;
+use ftx::exit_codes::Exit;
 use ftx::Failure;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    ftx::progress::respect_no_color();
+    cli.color.apply();
     match ftx::run(cli.command) {
-        Ok(code) => code.into(),
+        Ok(exit) => exit.into(),
         Err(Failure::Usage(e)) => {
             ftx::say!("ftx: {e:#}");
-            ExitCode::Usage.into()
+            Exit::Usage.into()
         }
         Err(Failure::Run(e)) => {
             ftx::say!("ftx: {e:#}");
-            ExitCode::Failure.into()
+            Exit::Failure.into()
         }
     }
 }

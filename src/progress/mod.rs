@@ -1,28 +1,35 @@
-//! Progress events from workers, and the one render thread that turns them into bars, plain lines or JSON.
+//! Progress events from the work, and the one render thread that shows them through one sink per output mode.
 //!
 //! Workers never draw. They send small events (waiting, started, finished,
-//! failed, trace) over a channel and count bytes into a shared [`Counter`];
-//! the render thread is the only code that touches the terminal or stdout.
+//! failed, trace) over a channel and count bytes into a shared
+//! [`ByteCounter`]; the render thread keeps a record of the uploads in flight
+//! ([`Live`]) and hands every event to the [`Sink`] of the chosen mode: bars,
+//! plain lines or JSON. Outcomes and exit codes come from the work, which
+//! ends the run by sending the [`Summary`]; the render thread only shows it.
 
+mod bars;
+mod human;
 mod json;
-mod view;
+mod plain;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use console::Term;
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
-pub use view::seconds;
+use crate::outcome::{Done, FileReport, Tally};
+
 
 /// How often byte counts are read and the screen refreshed when no event comes.
 const TICK: Duration = Duration::from_millis(100);
 
-/// What one upload goes through, as told by the worker handling it.
-/// Every text in an event is already escaped and safe to print.
+/// What one upload goes through, as told by the work. Every text in an event
+/// is already escaped and safe to print.
 #[derive(Debug, Clone)]
 pub enum Event {
     /// The server is ready (shown in JSON; the terminal has the banner).
@@ -32,35 +39,44 @@ pub enum Event {
         workers: usize,
     },
     /// Server: accepted, waiting for a free worker (`peer` set).
-    /// Sender: the file's turn came; connecting and waiting for `go ahead` (`name` set).
+    /// Sender: the file's turn came; connecting and waiting for `go ahead`
+    /// (`name` is the name it is sent under, `path` the file as given).
     Waiting {
         id: u64,
         peer: Option<SocketAddr>,
         name: Option<String>,
+        path: Option<String>,
     },
-    /// Content is about to flow; the worker counts it in `counter` as it goes.
+    /// Content is about to flow; the work counts it in `counter` as it goes.
     Started {
         id: u64,
         name: String,
         size: u64,
-        counter: Counter,
+        counter: ByteCounter,
     },
-    /// All bytes moved; on the server, `saved_as` is the file's name in the drop folder.
-    Finished {
-        id: u64,
-        bytes: u64,
-        elapsed: Duration,
-        saved_as: Option<String>,
-    },
+    /// The upload ended well.
+    Finished { id: u64, done: Done },
     /// The upload failed; `reason` says why in plain words.
     Failed { id: u64, reason: String },
     /// One step of the protocol exchange, for `--trace`.
     Trace { id: u64, text: String },
-    /// A line for the log that is about no single upload (accept errors, shutting down).
+    /// A line about no single upload (accept errors, stopping).
     Notice(String),
+    /// The run is over: the last event.
+    Summary(Summary),
 }
 
-/// Which end of the protocol is drawing: the words differ.
+/// What a run came to, from the work: the counts and, for the sender, every file in the order given.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub elapsed: Duration,
+    pub tally: Tally,
+    pub files: Vec<FileReport>,
+    /// The sender's server.
+    pub to: Option<String>,
+}
+
+/// Which end of the protocol is shown: the words differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Side {
     Serve,
@@ -76,8 +92,6 @@ pub enum Output {
     Plain,
     /// Newline-delimited JSON events on stdout, nothing on stderr but errors.
     Json,
-    /// Nothing at all; only the tally (used by `ftx demo` for its clients).
-    Quiet,
 }
 
 impl Output {
@@ -98,52 +112,20 @@ impl Output {
     }
 }
 
-/// Writes one line to stderr in a single write and ignores errors: a closed or
-/// full stderr (`2>&-`, `| head -1`) must never stop a server or a transfer,
-/// which `eprintln!` would do by panicking.
-pub fn say_line(mut line: String) {
-    line.push('\n');
-    let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
-}
-
-/// `eprintln!` that never panics: formats, then [`say_line`].
-#[macro_export]
-macro_rules! say {
-    ($($arg:tt)*) => {
-        $crate::progress::say_line(format!($($arg)*))
-    };
-}
-
-/// Turns off colours when `NO_COLOR` is set (see no-color.org).
-pub fn respect_no_color() {
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
-        console::set_colors_enabled(false);
-        console::set_colors_enabled_stderr(false);
-    }
-}
-
 /// What the sender knows before it starts: the work it is about to do.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Planned {
+pub struct Plan {
     pub files: u64,
     pub bytes: u64,
 }
 
-/// The counts at the end of a run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Tally {
-    pub done: u64,
-    pub failed: u64,
-    pub bytes: u64,
-}
-
-/// One upload's running byte count: the worker adds to it as bytes move, the
+/// One upload's running byte count: the work adds to it as bytes move, the
 /// render thread reads it whenever it draws. One relaxed atomic add per chunk
 /// costs nothing next to the copy, and the screen is never behind a batch.
 #[derive(Debug, Clone, Default)]
-pub struct Counter(Arc<AtomicU64>);
+pub struct ByteCounter(Arc<AtomicU64>);
 
-impl Counter {
+impl ByteCounter {
     /// Counts `n` more bytes.
     pub fn add(&self, n: u64) {
         self.0.fetch_add(n, Ordering::Relaxed);
@@ -155,101 +137,260 @@ impl Counter {
     }
 }
 
-/// Writes the closing `summary` record of a `--json` run.
-pub fn emit_summary(tally: Tally, elapsed: Duration) {
-    json::emit(&json::Record {
-        event: "summary",
-        t: elapsed.as_secs_f64(),
-        done: Some(tally.done),
-        failed: Some(tally.failed),
-        bytes: Some(tally.bytes),
-        duration_ms: Some(json::millis(elapsed)),
-        ..json::Record::default()
-    });
+/// An upload the render thread knows about, from its first event to its last.
+#[derive(Debug, Clone)]
+pub(crate) struct Upload {
+    pub peer: Option<SocketAddr>,
+    /// The name on the wire, escaped.
+    pub name: Option<String>,
+    /// Sender: the file as given.
+    pub path: Option<String>,
+    pub size: u64,
+    pub counter: Option<ByteCounter>,
+    /// When `go ahead` was said or heard.
+    pub started: Option<Instant>,
+    /// Bytes counted at the last refresh.
+    pub bytes: u64,
 }
 
-/// Starts the render thread. It ends, returning the tally, once every sender is dropped.
-pub fn spawn(
-    side: Side,
-    output: Output,
-    planned: Option<Planned>,
-) -> (Sender<Event>, JoinHandle<Tally>) {
-    let (tx, rx) = crossbeam_channel::unbounded();
-    let handle = thread::Builder::new()
-        .name("render".into())
-        .spawn(move || render(rx, side, output, planned))
-        .expect("spawn render thread");
-    (tx, handle)
+impl Upload {
+    fn new(peer: Option<SocketAddr>, name: Option<String>, path: Option<String>) -> Upload {
+        Upload {
+            peer,
+            name,
+            path,
+            size: 0,
+            counter: None,
+            started: None,
+            bytes: 0,
+        }
+    }
 }
 
-fn render(events: Receiver<Event>, side: Side, output: Output, planned: Option<Planned>) -> Tally {
-    let mut view = view::View::new(side, output, planned);
+/// The uploads in flight and running counts for the screen. Nothing is kept
+/// for an upload after it ends, so memory follows the uploads in flight, not
+/// the uploads served.
+pub(crate) struct Live {
+    pub side: Side,
+    pub plan: Option<Plan>,
+    pub uploads: BTreeMap<u64, Upload>,
+    /// Counts shown while the run goes on; the outcome of the run is the work's [`Summary`].
+    pub shown: Tally,
+    /// Bytes moved by uploads in flight, at the last refresh.
+    pub moving: u64,
+    pub began: Instant,
+}
+
+impl Live {
+    fn new(side: Side, plan: Option<Plan>) -> Live {
+        Live {
+            side,
+            plan,
+            uploads: BTreeMap::new(),
+            shown: Tally::default(),
+            moving: 0,
+            began: Instant::now(),
+        }
+    }
+
+    /// Records an event; for the last event of an upload, returns its record as it was.
+    fn apply(&mut self, event: &Event) -> Option<Upload> {
+        match event {
+            Event::Waiting {
+                id,
+                peer,
+                name,
+                path,
+            } => {
+                self.uploads
+                    .insert(*id, Upload::new(*peer, name.clone(), path.clone()));
+                None
+            }
+            Event::Started {
+                id,
+                name,
+                size,
+                counter,
+            } => {
+                let upload = self
+                    .uploads
+                    .entry(*id)
+                    .or_insert_with(|| Upload::new(None, None, None));
+                upload.name = Some(name.clone());
+                upload.size = *size;
+                upload.counter = Some(counter.clone());
+                upload.started = Some(Instant::now());
+                None
+            }
+            Event::Finished { id, done } => {
+                let upload = self.end(*id);
+                self.shown.count::<()>(&Ok(done.clone()));
+                Some(upload)
+            }
+            Event::Failed { id, .. } => {
+                let upload = self.end(*id);
+                self.shown.count::<()>(&Err(()));
+                Some(upload)
+            }
+            _ => None,
+        }
+    }
+
+    fn end(&mut self, id: u64) -> Upload {
+        let mut upload = self
+            .uploads
+            .remove(&id)
+            .unwrap_or_else(|| Upload::new(None, None, None));
+        if let Some(counter) = &upload.counter {
+            upload.bytes = counter.get();
+        }
+        upload
+    }
+
+    /// Reads every byte counter.
+    fn refresh(&mut self) {
+        let mut moving = 0;
+        for upload in self.uploads.values_mut() {
+            if let Some(counter) = &upload.counter {
+                upload.bytes = counter.get();
+                moving += upload.bytes;
+            }
+        }
+        self.moving = moving;
+    }
+
+    /// Uploads in progress and uploads waiting.
+    pub fn active_and_waiting(&self) -> (usize, usize) {
+        let waiting = self
+            .uploads
+            .values()
+            .filter(|u| u.started.is_none())
+            .count();
+        (self.uploads.len() - waiting, waiting)
+    }
+
+    /// Bytes of the uploads that ended well, plus those in flight.
+    pub fn bytes_shown(&self) -> u64 {
+        self.shown.bytes + self.moving
+    }
+}
+
+/// One output mode. Only the render thread calls it.
+pub(crate) trait Sink: Send {
+    /// An event, after [`Live`] recorded it. For the last event of an upload,
+    /// `ended` is its record as it was; for the others, look it up in `live`.
+    fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live);
+    /// About ten times a second, after the byte counts were read.
+    fn tick(&mut self, _live: &Live) {}
+    /// The end of the run.
+    fn summary(&mut self, summary: &Summary, live: &Live);
+}
+
+/// The render thread and the way to reach it.
+pub struct Reporter {
+    events: Sender<Event>,
+    thread: JoinHandle<()>,
+}
+
+impl Reporter {
+    /// Starts the render thread for `output`.
+    pub fn start(side: Side, output: Output, plan: Option<Plan>) -> Reporter {
+        let sink: Box<dyn Sink> = match output {
+            Output::Bars => Box::new(bars::Bars::new(side, plan)),
+            Output::Plain => Box::new(plain::Plain::new(side)),
+            Output::Json => Box::new(json::Json::new()),
+        };
+        let (events, rx) = crossbeam_channel::unbounded();
+        let thread = thread::Builder::new()
+            .name("render".into())
+            .spawn(move || render(&rx, Live::new(side, plan), sink))
+            .expect("spawn render thread");
+        Reporter { events, thread }
+    }
+
+    /// Where the work sends its events.
+    pub fn events(&self) -> Sender<Event> {
+        self.events.clone()
+    }
+
+    /// Shows the summary and waits until everything is on screen.
+    pub fn finish(self, summary: Summary) {
+        let _ = self.events.send(Event::Summary(summary));
+        let _ = self.thread.join();
+    }
+}
+
+fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
     loop {
         match events.recv_timeout(TICK) {
-            Ok(event) => view.apply(event),
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+            Ok(Event::Summary(summary)) => {
+                live.refresh();
+                sink.summary(&summary, &live);
+                return;
+            }
+            Ok(event) => {
+                let ended = live.apply(&event);
+                sink.event(&event, ended.as_ref(), &live);
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => return,
         }
-        view.refresh();
+        live.refresh();
+        sink.tick(&live);
     }
-    view.close()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::outcome::Kept;
 
     #[test]
-    fn plain_render_counts_outcomes_and_bytes() {
-        let (tx, handle) = spawn(Side::Serve, Output::Quiet, None);
+    fn live_keeps_nothing_once_an_upload_ends() {
+        let mut live = Live::new(Side::Serve, None);
         let peer = Some("127.0.0.1:5000".parse().unwrap());
-        tx.send(Event::Waiting {
-            id: 1,
-            peer,
-            name: None,
-        })
-        .unwrap();
-        let counter = Counter::default();
-        counter.add(4);
-        tx.send(Event::Started {
-            id: 1,
-            name: "x".into(),
-            size: 10,
-            counter,
-        })
-        .unwrap();
-        tx.send(Event::Finished {
-            id: 1,
-            bytes: 10,
-            elapsed: Duration::from_secs(1),
-            saved_as: None,
-        })
-        .unwrap();
-        tx.send(Event::Waiting {
-            id: 2,
-            peer,
-            name: None,
-        })
-        .unwrap();
-        tx.send(Event::Failed {
-            id: 2,
-            reason: "boom".into(),
-        })
-        .unwrap();
-        drop(tx);
-        assert_eq!(
-            handle.join().unwrap(),
-            Tally {
-                done: 1,
-                failed: 1,
-                bytes: 10
-            }
-        );
+        for id in 0..1000 {
+            live.apply(&Event::Waiting {
+                id,
+                peer,
+                name: None,
+                path: None,
+            });
+            let counter = ByteCounter::default();
+            counter.add(4);
+            live.apply(&Event::Started {
+                id,
+                name: "x".into(),
+                size: 10,
+                counter,
+            });
+            let ended = if id % 2 == 0 {
+                Event::Finished {
+                    id,
+                    done: Done {
+                        kept: Kept::Saved { saved_as: None },
+                        bytes: 10,
+                        elapsed: Duration::from_secs(1),
+                    },
+                }
+            } else {
+                Event::Failed {
+                    id,
+                    reason: "boom".into(),
+                }
+            };
+            let upload = live.apply(&ended).expect("the ended upload's record");
+            assert_eq!(upload.bytes, 4);
+        }
+        assert!(live.uploads.is_empty());
+        assert_eq!(live.shown.saved, 500);
+        assert_eq!(live.shown.failed, 500);
+        assert_eq!(live.bytes_shown(), 5000, "failed uploads' bytes are not counted");
     }
 
     #[test]
     fn counters_are_shared_between_clones() {
-        let counter = Counter::default();
+        let counter = ByteCounter::default();
         let seen_by_render = counter.clone();
         counter.add(3);
         counter.add(4);

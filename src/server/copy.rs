@@ -10,7 +10,7 @@ use std::net::TcpStream;
 
 use crate::drop_folder::PartialFile;
 use crate::pace::{self, Pace};
-use crate::progress::Counter;
+use crate::progress::ByteCounter;
 
 /// The portable path's buffer, allocated once per worker.
 const BUFFER_SIZE: usize = 256 * 1024;
@@ -58,7 +58,7 @@ impl Copier {
         stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
-        counter: &Counter,
+        counter: &ByteCounter,
         mut pace: Option<&mut Pace>,
     ) -> Result<(), CopyError> {
         let mut got = 0;
@@ -70,11 +70,12 @@ impl Copier {
             }
             if self.pipe.is_some() {
                 match self.splice(stream, file, size, counter, &mut got, pace.as_deref_mut()) {
-                    Err(Fallback) => {
+                    Spliced::Fallback => {
                         self.splice = false;
                         self.pipe = None;
                     }
-                    Ok(done) => return done,
+                    Spliced::Done => return Ok(()),
+                    Spliced::Failed(e) => return Err(e),
                 }
             }
         }
@@ -87,7 +88,7 @@ impl Copier {
         stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
-        counter: &Counter,
+        counter: &ByteCounter,
         mut got: u64,
         mut pace: Option<&mut Pace>,
     ) -> Result<(), CopyError> {
@@ -114,9 +115,15 @@ impl Copier {
     }
 }
 
-/// splice is not usable here; use the portable path (nothing was lost).
+/// How a splice copy ended.
 #[cfg(target_os = "linux")]
-struct Fallback;
+enum Spliced {
+    /// Every byte is in the file.
+    Done,
+    Failed(CopyError),
+    /// splice is not usable here: go on with the portable path (nothing was lost).
+    Fallback,
+}
 
 #[cfg(target_os = "linux")]
 fn new_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
@@ -133,10 +140,10 @@ impl Copier {
         stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
-        counter: &Counter,
+        counter: &ByteCounter,
         got: &mut u64,
         mut pace: Option<&mut Pace>,
-    ) -> Result<Result<(), CopyError>, Fallback> {
+    ) -> Spliced {
         use rustix::io::Errno;
         use rustix::pipe::{splice, SpliceFlags};
 
@@ -145,24 +152,24 @@ impl Copier {
             let want = (size - *got).min(pace::chunk(pace.as_deref(), PIPE_SIZE) as u64) as usize;
             // Socket -> pipe. The socket's read timeout applies, as it does to read().
             let n = match splice(stream, None, pipe_write, None, want, SpliceFlags::MOVE) {
-                Ok(0) => return Ok(Err(CopyError::Closed { got: *got })),
+                Ok(0) => return Spliced::Failed(CopyError::Closed { got: *got }),
                 Ok(n) => n,
                 Err(Errno::INTR) => continue,
                 Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if *got == 0 => {
-                    return Err(Fallback)
+                    return Spliced::Fallback
                 }
                 Err(e) => {
-                    return Ok(Err(CopyError::Socket {
+                    return Spliced::Failed(CopyError::Socket {
                         got: *got,
                         error: e.into(),
-                    }))
+                    })
                 }
             };
             // Pipe -> file, until the pipe is empty again.
             let mut left = n;
             while left > 0 {
                 match splice(pipe_read, None, file.file(), None, left, SpliceFlags::MOVE) {
-                    Ok(0) => return Ok(Err(CopyError::Disk(ErrorKind::WriteZero.into()))),
+                    Ok(0) => return Spliced::Failed(CopyError::Disk(ErrorKind::WriteZero.into())),
                     Ok(m) => left -= m,
                     Err(Errno::INTR) => {}
                     Err(Errno::INVAL) if left == n => {
@@ -174,20 +181,20 @@ impl Copier {
                                 Ok(m) if m > 0 => filled += m,
                                 Ok(_) => break,
                                 Err(Errno::INTR) => {}
-                                Err(e) => return Ok(Err(CopyError::Disk(e.into()))),
+                                Err(e) => return Spliced::Failed(CopyError::Disk(e.into())),
                             }
                         }
                         if let Err(e) = file.write_all(&piped[..filled]) {
-                            return Ok(Err(CopyError::Disk(e)));
+                            return Spliced::Failed(CopyError::Disk(e));
                         }
                         *got += filled as u64;
                         counter.add(filled as u64);
-                        return Err(Fallback);
+                        return Spliced::Fallback;
                     }
                     Err(e) => {
                         // Bytes stay in the pipe: drop it, the next upload makes a new one.
                         self.pipe = None;
-                        return Ok(Err(CopyError::Disk(e.into())));
+                        return Spliced::Failed(CopyError::Disk(e.into()));
                     }
                 }
             }
@@ -198,6 +205,6 @@ impl Copier {
                 pace.moved(n as u64);
             }
         }
-        Ok(Ok(()))
+        Spliced::Done
     }
 }

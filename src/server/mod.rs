@@ -1,19 +1,19 @@
-//! `ftx serve`: the listener, the accept loop, and the bounded pool of workers that receive uploads.
+//! The server as a library: the listener, the accept loop, and the bounded pool of workers that receive uploads.
 //!
 //! The accept loop hands each connection to a bounded crossbeam channel; a
 //! fixed number of workers take connections from it, one upload each. When
 //! every worker is busy and the channel is full, the loop stops accepting and
 //! new clients wait in the kernel's backlog: that is the backpressure. Workers
-//! report to the render thread over another channel and never draw anything.
+//! report to the render thread over another channel and never draw anything;
+//! what happened to each upload comes back from [`Server::run`] as a [`Tally`].
 
-mod banner;
 mod copy;
-mod session;
+mod worker;
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,8 +23,8 @@ use crossbeam_channel::Sender;
 
 use crate::config::ServeConfig;
 use crate::drop_folder::DropFolder;
-use crate::exit_codes::ExitCode;
-use crate::progress::{self, Event, Side};
+use crate::outcome::Tally;
+use crate::progress::Event;
 use crate::protocol::REFUSED;
 
 /// Pause after a failed accept (e.g. out of file descriptors) before trying again.
@@ -37,13 +37,7 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 pub struct Server {
     listener: TcpListener,
     folder: DropFolder,
-    workers: usize,
-    idle_timeout: Duration,
-    max_size: Option<u64>,
-    per_ip: Option<usize>,
-    splice: bool,
-    trace: bool,
-    rate: Option<u64>,
+    config: Arc<ServeConfig>,
     shared: Arc<Shared>,
 }
 
@@ -68,11 +62,18 @@ struct Connection {
 }
 
 impl Server {
-    /// Binds the listener and opens the drop folder.
+    /// Opens the drop folder and binds the listener. A name that does not resolve,
+    /// an address in use or a folder that cannot be made are errors here.
     pub fn bind(config: &ServeConfig) -> anyhow::Result<Server> {
+        // With a file-size limit (ulimit -f) in force, a large upload must fail on its own, not kill the process.
+        // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours in a handler.
+        unsafe {
+            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+        }
         let folder = DropFolder::open(&config.dir)?;
-        let listener = TcpListener::bind(&config.listen.resolved[..])
-            .with_context(|| format!("cannot listen on {}", config.listen.text))?;
+        let addresses = config.listen.resolve()?;
+        let listener = TcpListener::bind(&addresses[..])
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
         let local = listener.local_addr()?;
         let wake_ip = match local.ip() {
             IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
@@ -82,13 +83,7 @@ impl Server {
         Ok(Server {
             listener,
             folder,
-            workers: config.workers,
-            idle_timeout: config.idle_timeout,
-            max_size: config.max_size,
-            per_ip: config.per_ip,
-            splice: config.splice,
-            trace: config.trace,
-            rate: config.rate,
+            config: Arc::new(config.clone()),
             shared: Arc::new(Shared {
                 stopping: AtomicBool::new(false),
                 active: Mutex::default(),
@@ -117,36 +112,41 @@ impl Server {
         }
     }
 
-    /// Accepts and receives uploads until stopped; reports everything to `events`.
-    pub fn run(self, events: Sender<Event>) {
-        let (queue, jobs) = crossbeam_channel::bounded::<Connection>(self.workers);
-        let workers: Vec<_> = (0..self.workers)
+    /// Accepts and receives uploads until stopped, reporting to `events`; returns what came of them.
+    pub fn run(self, events: &Sender<Event>) -> Tally {
+        let (queue, jobs) = crossbeam_channel::bounded::<Connection>(self.config.workers);
+        let workers: Vec<_> = (0..self.config.workers)
             .map(|n| {
                 let jobs = jobs.clone();
-                let events = events.clone();
-                let receiver = session::Receiver {
-                    folder: self.folder.clone(),
-                    idle_timeout: self.idle_timeout,
-                    max_size: self.max_size,
-                    trace: self.trace,
-                    rate: self.rate,
-                    events: events.clone(),
-                };
                 let shared = Arc::clone(&self.shared);
-                let splice = self.splice;
+                let mut worker =
+                    worker::Worker::new(Arc::clone(&self.config), self.folder.clone(), events.clone());
                 thread::Builder::new()
                     .name(format!("worker-{n}"))
                     .spawn(move || {
-                        let mut copier = copy::Copier::new(splice);
-                        for conn in jobs.iter() {
-                            shared.work_on(conn, &receiver, &mut copier);
+                        let mut tally = Tally::default();
+                        for conn in &jobs {
+                            shared.work_on(&conn, &mut worker, &mut tally);
                         }
+                        tally
                     })
                     .expect("spawn worker thread")
             })
             .collect();
         drop(jobs);
 
+        let turned_away = self.accept_loop(&queue, events);
+        drop(queue);
+        let mut tally = turned_away;
+        for worker in workers {
+            tally.add(worker.join().expect("worker thread"));
+        }
+        tally
+    }
+
+    /// Accepts until stopped; returns the tally of connections turned away at the door.
+    fn accept_loop(&self, queue: &Sender<Connection>, events: &Sender<Event>) -> Tally {
+        let mut tally = Tally::default();
         let mut next_id = 1;
         let mut last_error: Option<(String, Instant)> = None;
         loop {
@@ -162,9 +162,12 @@ impl Server {
                         id,
                         peer: Some(peer),
                         name: None,
+                        path: None,
                     });
-                    if !self.shared.enter(peer.ip(), self.per_ip) {
-                        refuse_busy_address(stream, peer, id, &events);
+                    if !self.shared.enter(peer.ip(), self.config.per_ip) {
+                        let reason = refuse_busy_address(&stream, peer);
+                        tally.count::<()>(&Err(()));
+                        let _ = events.send(Event::Failed { id, reason });
                         continue;
                     }
                     // Blocks while every worker is busy and the queue is full.
@@ -188,10 +191,7 @@ impl Server {
                 }
             }
         }
-        drop(queue);
-        for worker in workers {
-            let _ = worker.join();
-        }
+        tally
     }
 }
 
@@ -200,24 +200,22 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    fn work_on(&self, conn: Connection, receiver: &session::Receiver, copier: &mut copy::Copier) {
+    /// One connection, from a worker's turn to its outcome.
+    fn work_on(&self, conn: &Connection, worker: &mut worker::Worker, tally: &mut Tally) {
         self.active
             .lock()
             .expect("active lock")
             .insert(conn.id, Arc::clone(&conn.stream));
         // Checked after registering, so a stop either sees this connection or is seen here.
-        if self.stopping() {
-            let _ = receiver.events.send(Event::Failed {
-                id: conn.id,
-                reason: "server stopped before this upload's turn".into(),
-            });
+        let result = if self.stopping() {
+            Err("server stopped before this upload's turn".to_string())
         } else {
-            receiver.receive(conn.id, &conn.stream, conn.peer, copier, &|| {
-                self.stopping()
-            });
-        }
+            worker.receive(conn.id, &conn.stream, conn.peer, &|| self.stopping())
+        };
         self.active.lock().expect("active lock").remove(&conn.id);
         self.leave(conn.peer.ip());
+        tally.count(&result);
+        worker.report(conn.id, result);
     }
 
     /// Counts a new connection from `ip`; false if that address is at its cap.
@@ -243,18 +241,16 @@ impl Shared {
 }
 
 /// Turns away a connection from an address already at its `--per-ip` cap, without waiting on it.
-fn refuse_busy_address(stream: TcpStream, peer: SocketAddr, id: u64, events: &Sender<Event>) {
+fn refuse_busy_address(stream: &TcpStream, peer: SocketAddr) -> String {
     let _ = stream.set_nonblocking(true);
     let _ =
-        (&stream).write_all(format!("{REFUSED}too many connections from {}", peer.ip()).as_bytes());
-    let _ = events.send(Event::Failed {
-        id,
-        reason: "refused: too many connections from this address".into(),
-    });
+        (&*stream).write_all(format!("{REFUSED}too many connections from {}", peer.ip()).as_bytes());
+    "refused: too many connections from this address".into()
 }
 
-/// Stops a running server: no new connections, uploads in flight are cancelled
-/// and their partial files removed.
+/// Stops a running server: no new connections; uploads in flight are cancelled,
+/// their partial files removed and their clients reset, so that no sender takes
+/// a cancelled upload for a finished one.
 #[derive(Debug, Clone)]
 pub struct Stopper {
     shared: Arc<Shared>,
@@ -264,68 +260,11 @@ impl Stopper {
     pub fn stop(&self) {
         self.shared.stopping.store(true, Ordering::SeqCst);
         for stream in self.shared.active.lock().expect("active lock").values() {
-            let _ = stream.shutdown(Shutdown::Both);
+            // Shutting down only the reading side wakes the worker's read and
+            // sends nothing: the client must see a reset, never a clean close.
+            let _ = stream.shutdown(Shutdown::Read);
         }
         // The accept loop is blocked in accept(): one connection wakes it.
         let _ = TcpStream::connect_timeout(&self.shared.wake, Duration::from_secs(1));
     }
-}
-
-/// Runs `ftx serve` until Ctrl-C or SIGTERM.
-pub fn serve(config: ServeConfig) -> anyhow::Result<ExitCode> {
-    // With a file-size limit (ulimit -f) in force, a large upload must fail on its own, not kill the server.
-    // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours in a handler.
-    unsafe {
-        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-    }
-    let server = Server::bind(&config)?;
-    if config.output.is_human() {
-        banner::print(&server, &config);
-    }
-
-    let stopper = server.stopper();
-    let folder = server.folder().clone();
-    let (events, render) = progress::spawn(Side::Serve, config.output, None);
-    let _ = events.send(Event::Listening {
-        address: server.local_addr(),
-        dir: server.folder().path().display().to_string(),
-        workers: config.workers,
-    });
-    // The handler outlives the run; it must not keep the render thread's channel open.
-    let notices = Arc::new(Mutex::new(Some(events.clone())));
-    let handler_notices = Arc::clone(&notices);
-    let signals = AtomicU64::new(0);
-    ctrlc::set_handler(move || {
-        if signals.fetch_add(1, Ordering::SeqCst) == 0 {
-            if let Some(notices) = handler_notices.lock().expect("notices lock").as_ref() {
-                let _ = notices.send(Event::Notice(
-                    "ftx: stopping: cancelling uploads in progress (Ctrl-C again to quit at once)"
-                        .into(),
-                ));
-            }
-            stopper.stop();
-        } else {
-            folder.remove_partials();
-            crate::say!("\nftx: stopped at once; partial files removed");
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")?;
-
-    let started = Instant::now();
-    server.run(events);
-    notices.lock().expect("notices lock").take();
-    let tally = render.join().expect("render thread");
-    if config.output == progress::Output::Json {
-        progress::emit_summary(tally, started.elapsed());
-    } else {
-        crate::say!(
-            "ftx: stopped after {}: {} saved, {} failed, {} received",
-            progress::seconds(started.elapsed()),
-            tally.done,
-            tally.failed,
-            indicatif::HumanBytes(tally.bytes)
-        );
-    }
-    Ok(ExitCode::Success)
 }

@@ -1,4 +1,4 @@
-//! The classroom protocol on the wire: the header, the `go ahead` reply, and how each side reads them.
+//! The classroom protocol on the wire: the header, the `go ahead` reply, how each side reads them, and ftx's receipt.
 //!
 //! ```text
 //! client                                   server
@@ -13,6 +13,8 @@
 //! takes the name to be everything that has arrived once the size and at
 //! least one name byte are in (see [`read_header`]). The classroom client
 //! sends nothing more until it hears `go ahead`, so nothing else can be mixed in.
+
+pub mod receipt;
 
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};

@@ -4,10 +4,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use console::style;
 
-use super::Server;
 use crate::config::ServeConfig;
-use crate::progress;
 use crate::protocol::DEFAULT_PORT;
+use crate::server::Server;
+use crate::term::human_duration;
 
 /// Tells the room how to connect: every address of this machine a client can use,
 /// as ready-to-copy commands for ftx and for the classroom Python client.
@@ -43,7 +43,7 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
     crate::say!(
         "  {} workers · idle timeout {} · {} · {}{}",
         config.workers,
-        progress::seconds(config.idle_timeout),
+        human_duration(config.idle_timeout),
         limit(
             config
                 .max_size

@@ -1,0 +1,278 @@
+//! One file of `ftx send`: connect, header, `go ahead`, content with sendfile(2), then the verdict; every wait bounded.
+
+use std::fs::File;
+use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::AtomicBool;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+
+use super::{shown_path, verdict, Planned};
+use crate::config::SendConfig;
+use crate::outcome::{Done, Kept};
+use crate::pace::{self, Pace};
+use crate::progress::{ByteCounter, Event};
+use crate::protocol::{self, Header, ReplyError, GO_AHEAD};
+use crate::term::human_duration;
+
+/// Content goes out in slices this big, so progress is reported between them.
+const SLICE: u64 = 8 * 1024 * 1024;
+
+/// How long to wait for the rest of a reply that is not `go ahead`.
+const REST_OF_REPLY: Duration = Duration::from_secs(1);
+
+/// One upload and what it needs.
+pub(super) struct Upload<'a> {
+    pub id: u64,
+    pub planned: &'a Planned,
+    pub config: &'a SendConfig,
+    pub addresses: &'a [SocketAddr],
+    pub events: &'a Sender<Event>,
+    pub server_is_ftx: &'a AtomicBool,
+}
+
+/// Why sending the content stopped, after how many bytes.
+struct SendError {
+    sent: u64,
+    error: io::Error,
+}
+
+impl Upload<'_> {
+    /// Uploads the file and reports its outcome, which it also returns.
+    pub fn run(self) -> Result<Done, String> {
+        let _ = self.events.send(Event::Waiting {
+            id: self.id,
+            peer: None,
+            name: Some(self.planned.shown()),
+            path: Some(shown_path(&self.planned.path)),
+        });
+        let result = self.exchange();
+        let _ = self.events.send(match &result {
+            Ok(done) => Event::Finished {
+                id: self.id,
+                done: done.clone(),
+            },
+            Err(reason) => Event::Failed {
+                id: self.id,
+                reason: reason.clone(),
+            },
+        });
+        result
+    }
+
+    fn trace(&self, text: impl FnOnce() -> String) {
+        if self.config.trace {
+            let _ = self.events.send(Event::Trace {
+                id: self.id,
+                text: text(),
+            });
+        }
+    }
+
+    fn exchange(&self) -> Result<Done, String> {
+        let to = &self.config.to;
+        let timeout = self.config.timeout;
+        if let Some(problem) = &self.planned.problem {
+            return Err(problem.clone());
+        }
+        let file = open(&self.planned.path)?;
+        let size = file.metadata().map_err(|e| format!("cannot read its size: {e}"))?.len();
+
+        let mut stream = self.connect()?;
+        self.trace(|| format!("{}: connected to {to}", self.planned.shown()));
+        // The header is one small write that the server waits for: send it at once.
+        let _ = stream.set_nodelay(true);
+        let set = |e: io::Error| e.to_string();
+        stream.set_write_timeout(Some(timeout)).map_err(set)?;
+        stream.set_read_timeout(Some(timeout)).map_err(set)?;
+        let header = Header {
+            size,
+            name: self.planned.name.clone(),
+        };
+        header
+            .write_to(&mut stream)
+            .map_err(|e| format!("sending the header: {}", in_words(&e, timeout)))?;
+        for line in protocol::describe_header(&header) {
+            self.trace(|| format!("client → {to}  {line}"));
+        }
+        self.read_reply(&mut stream)?;
+
+        let counter = ByteCounter::default();
+        let _ = self.events.send(Event::Started {
+            id: self.id,
+            name: self.planned.shown(),
+            size,
+            counter: counter.clone(),
+        });
+        let started = Instant::now();
+        let mut pace = self.config.rate.map(Pace::new);
+        send_content(&file, &stream, size, &counter, self.config.sendfile, pace.as_mut()).map_err(
+            |SendError { sent, error }| match error.kind() {
+                ErrorKind::UnexpectedEof => format!("the file shrank while sending ({sent} of {size} bytes sent)"),
+                _ if protocol::is_timeout(&error) => format!(
+                    "the server took no data for {} (after {sent} of {size} bytes); \
+                     it may be stuck: wait longer with --timeout, or check the server",
+                    human_duration(timeout)
+                ),
+                _ => format!(
+                    "the server ended the connection after {sent} of {size} bytes: it did not take the whole file ({})",
+                    in_words(&error, timeout)
+                ),
+            },
+        )?;
+        self.trace(|| format!("client → {to}  {size} content bytes, then closes its side"));
+        let kept = verdict::after_content(&mut stream, size, timeout, self.server_is_ftx)?;
+        self.trace(|| match &kept {
+            Kept::Saved { .. } => format!("{to} → client  receipt: saved, {size} bytes; closed"),
+            Kept::Delivered { .. } => format!("{to} closed the connection without a receipt"),
+        });
+        let kept = match kept {
+            // The saved name is worth a mention only when it differs from the one sent.
+            Kept::Saved { saved_as } => Kept::Saved {
+                saved_as: saved_as.filter(|name| *name != self.planned.shown()),
+            },
+            delivered => delivered,
+        };
+        Ok(Done {
+            kept,
+            bytes: size,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    fn connect(&self) -> Result<TcpStream, String> {
+        let mut last = None;
+        for addr in self.addresses {
+            match TcpStream::connect_timeout(addr, self.config.timeout) {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        let to = &self.config.to;
+        Err(match last {
+            Some(e) if e.kind() == ErrorKind::ConnectionRefused => format!(
+                "cannot connect to {to}: nothing is listening there (is the server running, on that port?)"
+            ),
+            Some(e) if protocol::is_timeout(&e) => format!(
+                "cannot connect to {to}: no answer within {} (is the address right, and no firewall in the way?)",
+                human_duration(self.config.timeout)
+            ),
+            Some(e) => format!("cannot connect to {to}: {e}"),
+            None => format!("cannot connect to {to}: it has no address"),
+        })
+    }
+
+    /// Waits for `go ahead`. A client queued behind busy workers legitimately
+    /// waits here, so the message says how to wait longer.
+    fn read_reply(&self, stream: &mut TcpStream) -> Result<(), String> {
+        let to = &self.config.to;
+        match protocol::read_reply(stream) {
+            Ok(()) => {
+                self.trace(|| format!("{to} → client  \"go ahead\"  {}", protocol::hex(GO_AHEAD, 8)));
+                Ok(())
+            }
+            Err(ReplyError::Bad(mut bad)) => {
+                let _ = stream.set_read_timeout(Some(REST_OF_REPLY));
+                bad.read_rest(stream);
+                self.trace(|| format!("{to} → client  {}", protocol::hex(&bad.got, 16)));
+                Err(bad.to_string())
+            }
+            Err(ReplyError::Io(e)) if protocol::is_timeout(&e) => Err(format!(
+                "no reply within {}: the server may be busy with other uploads (wait longer with --timeout 5m)",
+                human_duration(self.config.timeout)
+            )),
+            Err(ReplyError::Io(e)) => Err(format!(
+                "waiting for the server's reply: {}",
+                in_words(&e, self.config.timeout)
+            )),
+        }
+    }
+}
+
+/// Opens a file to send, saying plainly why not.
+fn open(path: &std::path::Path) -> Result<File, String> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
+        _ => format!("cannot open: {e}"),
+    })?;
+    let meta = file.metadata().map_err(|e| format!("cannot read its size: {e}"))?;
+    if meta.is_dir() {
+        return Err("is a folder: ftx sends files (to send what is in it, give DIR/*)".into());
+    }
+    if !meta.is_file() {
+        return Err("not a regular file (a device, a pipe or a socket)".into());
+    }
+    Ok(file)
+}
+
+/// Socket errors as a user understands them.
+pub(super) fn in_words(e: &io::Error, timeout: Duration) -> String {
+    match e.kind() {
+        ErrorKind::ConnectionReset => "the server reset the connection".into(),
+        ErrorKind::BrokenPipe => "the server had closed the connection".into(),
+        ErrorKind::NotConnected => "the connection was already closed".into(),
+        _ if protocol::is_timeout(e) => format!("nothing happened for {}", human_duration(timeout)),
+        _ => e.to_string(),
+    }
+}
+
+/// Sends exactly `size` bytes of `file`, counting them as they go: with
+/// sendfile(2) on Linux (the kernel copies from the page cache straight into
+/// the socket), else, or where sendfile refuses, through a buffer. The socket's
+/// write timeout bounds every wait.
+fn send_content(
+    file: &File,
+    stream: &TcpStream,
+    size: u64,
+    counter: &ByteCounter,
+    sendfile: bool,
+    mut pace: Option<&mut Pace>,
+) -> Result<(), SendError> {
+    let mut sent = 0;
+    let slice = pace::chunk(pace.as_deref(), usize::try_from(SLICE).unwrap_or(usize::MAX)) as u64;
+    let mut moved = |n: u64, sent: &mut u64| {
+        *sent += n;
+        counter.add(n);
+        if let Some(pace) = pace.as_deref_mut() {
+            pace.moved(n);
+        }
+    };
+    let shrank = |sent| SendError {
+        sent,
+        error: ErrorKind::UnexpectedEof.into(),
+    };
+    #[cfg(target_os = "linux")]
+    if sendfile {
+        use rustix::io::Errno;
+        while sent < size {
+            let want = usize::try_from((size - sent).min(slice)).unwrap_or(usize::MAX);
+            let mut offset = sent;
+            match rustix::fs::sendfile(stream, file, Some(&mut offset), want) {
+                Ok(0) => return Err(shrank(sent)),
+                Ok(n) => moved(n as u64, &mut sent),
+                Err(Errno::INTR) => {}
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == 0 => break,
+                Err(e) => return Err(SendError { sent, error: e.into() }),
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = sendfile;
+    if sent == size {
+        return Ok(());
+    }
+    let mut reader = file;
+    reader
+        .seek(SeekFrom::Start(sent))
+        .map_err(|error| SendError { sent, error })?;
+    while sent < size {
+        let n = io::copy(&mut reader.take((size - sent).min(slice)), &mut &*stream)
+            .map_err(|error| SendError { sent, error })?;
+        if n == 0 {
+            return Err(shrank(sent));
+        }
+        moved(n, &mut sent);
+    }
+    Ok(())
+}

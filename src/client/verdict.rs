@@ -1,0 +1,143 @@
+//! After the last content byte: the server's receipt, a clean close after every byte was taken, or a failure. Never a guess.
+//!
+//! The classic protocol has no acknowledgement. What a sender can still know:
+//! a server that stops reading early and closes resets the connection (its
+//! kernel answers unread or late data with a reset), and a clean close after
+//! every byte was acknowledged means it read them all before closing. An ftx
+//! server says more: its receipt names the file it saved.
+
+use std::io::{ErrorKind, Read};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use super::upload::in_words;
+use crate::names;
+use crate::outcome::Kept;
+use crate::protocol::receipt::{self, Receipt};
+use crate::protocol::is_timeout;
+use crate::term::human_duration;
+
+/// Most bytes read after the content before giving up on a server that keeps talking.
+const MAX_AFTER_CONTENT: usize = 1024 * 1024;
+
+/// Closes the sending side and waits, within `timeout` per wait, for the server's word.
+pub(super) fn after_content(
+    stream: &mut TcpStream,
+    size: u64,
+    timeout: Duration,
+    server_is_ftx: &AtomicBool,
+) -> Result<Kept, String> {
+    // Fails only when the connection is already gone: the server reset it.
+    stream.shutdown(Shutdown::Write).map_err(|_| {
+        "the server reset the connection before it took the last bytes: it did not take the whole file".to_string()
+    })?;
+    let said = read_to_close(stream, timeout)?;
+    match Receipt::decode(&said) {
+        Some(Ok(Receipt::Saved { saved_as, size: kept })) => {
+            server_is_ftx.store(true, Ordering::Relaxed);
+            if kept != size {
+                return Err(format!("the server saved {kept} bytes, not the {size} sent"));
+            }
+            Ok(Kept::Saved {
+                saved_as: Some(names::escape_for_terminal(saved_as.as_bytes())),
+            })
+        }
+        Some(Ok(Receipt::Failed { reason })) => Err(format!(
+            "the server could not keep it: {}",
+            names::escape_for_terminal(reason.as_bytes())
+        )),
+        Some(Err(e)) => Err(e),
+        None => {
+            all_acknowledged(stream, timeout)?;
+            if server_is_ftx.load(Ordering::Relaxed) {
+                return Err("the server closed without a receipt, so it did not confirm the file".into());
+            }
+            Ok(Kept::Delivered {
+                said: (!said.is_empty()).then(|| names::escape_for_terminal(said.trim_ascii())),
+            })
+        }
+    }
+}
+
+/// Everything the server sends until it closes (the first [`receipt::MAX_LEN`] bytes of it).
+fn read_to_close(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, String> {
+    let mut said = Vec::new();
+    let mut total = 0;
+    let mut buf = [0u8; 4096];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(said),
+            Ok(n) => {
+                total += n;
+                let room = receipt::MAX_LEN.saturating_sub(said.len());
+                said.extend_from_slice(&buf[..n.min(room)]);
+                if total > MAX_AFTER_CONTENT {
+                    return Err("the server keeps sending after the content instead of closing".into());
+                }
+            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) if is_timeout(&e) => {
+                return Err(format!(
+                    "the server did not close the connection within {} of the last byte, so it is not \
+                     known to have the file (check the server, or wait longer with --timeout)",
+                    human_duration(timeout)
+                ))
+            }
+            Err(e) => {
+                // An ftx server that failed says why before it resets.
+                if let Some(Ok(Receipt::Failed { reason })) = Receipt::decode(&said) {
+                    return Err(format!(
+                        "the server could not keep it: {}",
+                        names::escape_for_terminal(reason.as_bytes())
+                    ));
+                }
+                return Err(format!(
+                    "{} after the last byte: it did not take the whole file",
+                    in_words(&e, timeout)
+                ));
+            }
+        }
+    }
+}
+
+/// Waits until the server's side has acknowledged every byte sent (and the
+/// close). A server that closed before reading everything answers the rest
+/// with a reset instead, which shows up here as an error.
+fn all_acknowledged(stream: &TcpStream, timeout: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        if let Ok(Some(e)) = stream.take_error() {
+            return Err(format!("{} after the last byte: it did not take the whole file", in_words(&e, timeout)));
+        }
+        match unacknowledged(stream) {
+            Some(0) | None => return Ok(()),
+            Some(_) if Instant::now() >= deadline => {
+                return Err(format!(
+                    "the server closed the connection but did not acknowledge the last bytes within {}",
+                    human_duration(timeout)
+                ))
+            }
+            Some(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+        }
+    }
+}
+
+/// Bytes sent and not yet acknowledged by the other end (`SIOCOUTQ`); `None` where the system cannot tell.
+#[cfg(target_os = "linux")]
+fn unacknowledged(stream: &TcpStream) -> Option<u32> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: TIOCOUTQ (SIOCOUTQ on sockets) writes one int through the pointer, which points to `n`.
+    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
+    (rc == 0).then(|| u32::try_from(n).unwrap_or(0))
+}
+
+#[cfg(not(target_os = "linux"))]
+fn unacknowledged(_stream: &TcpStream) -> Option<u32> {
+    None
+}

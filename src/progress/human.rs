@@ -1,0 +1,131 @@
+//! Words both human modes (bars and plain lines) use: labels, outcome lines, the summary and the sender's final table.
+
+use console::style;
+use indicatif::HumanBytes;
+
+use super::{Side, Summary, Upload};
+use crate::outcome::{Done, Kept};
+use crate::term::{human_duration, human_rate};
+
+/// What a person reads for an upload: `client  name` on the server, the name sent on the sender.
+pub(super) fn label(upload: &Upload) -> String {
+    match (&upload.peer, &upload.name) {
+        (Some(peer), Some(name)) => format!("{peer}  {name}"),
+        (Some(peer), None) => peer.to_string(),
+        (None, Some(name)) => name.clone(),
+        (None, None) => String::from("?"),
+    }
+}
+
+/// The word for a finished upload.
+pub(super) fn verb(kept: &Kept) -> &'static str {
+    match kept {
+        Kept::Saved { .. } => "saved",
+        Kept::Delivered { .. } => "delivered",
+    }
+}
+
+/// `LABEL  SIZE  in TIME (RATE)[  saved as NAME][  the server said: ...]`
+pub(super) fn finished_line(label: &str, done: &Done) -> String {
+    let mut line = format!(
+        "{label}  {}  in {} ({})",
+        HumanBytes(done.bytes),
+        human_duration(done.elapsed),
+        human_rate(done.bytes, done.elapsed)
+    );
+    line.push_str(&kept_note(&done.kept));
+    line
+}
+
+/// What is worth adding about how a file was kept: another name, or what a classroom server said.
+fn kept_note(kept: &Kept) -> String {
+    match kept {
+        Kept::Saved {
+            saved_as: Some(name),
+        } => format!("  saved as {name}"),
+        Kept::Delivered { said: Some(said) } => format!("  the server said: {said}"),
+        _ => String::new(),
+    }
+}
+
+/// The last lines of a run.
+pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
+    let t = summary.tally;
+    let elapsed = human_duration(summary.elapsed);
+    match side {
+        Side::Serve => vec![format!(
+            "ftx: stopped after {elapsed}: {} saved, {} failed, {} received",
+            t.saved,
+            t.failed,
+            HumanBytes(t.bytes)
+        )],
+        Side::Send => {
+            let mut counts = Vec::new();
+            if t.saved > 0 || t.delivered == 0 {
+                counts.push(format!("{} saved", t.saved));
+            }
+            if t.delivered > 0 {
+                counts.push(format!("{} delivered", t.delivered));
+            }
+            counts.push(format!("{} failed", t.failed));
+            let to = summary
+                .to
+                .as_deref()
+                .map(|to| format!(" to {to}"))
+                .unwrap_or_default();
+            let mut lines = vec![format!(
+                "{}: {} in {elapsed} ({}){to}",
+                counts.join(", "),
+                HumanBytes(t.bytes),
+                human_rate(t.bytes, summary.elapsed)
+            )];
+            if t.delivered > 0 {
+                lines.push(format!(
+                    "  delivered: the server took every byte and closed the connection cleanly, but it is not ftx \
+                     and sends no receipt, so whether it kept {} cannot be known from here",
+                    if t.delivered == 1 { "the file" } else { "the files" }
+                ));
+            }
+            lines
+        }
+    }
+}
+
+/// The sender's final table: one row per file in the order given, columns that line up.
+pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
+    let name_width = summary
+        .files
+        .iter()
+        .map(|f| console::measure_text_width(&f.name))
+        .max()
+        .unwrap_or(4)
+        .clamp(4, (width / 3).max(12));
+    let mut lines = vec![style(format!(
+        "{:<name_width$}  {:<9}  {:>10}  {:>7}  {:>12}",
+        "file", "result", "size", "time", "rate"
+    ))
+    .bold()
+    .to_string()];
+    for file in &summary.files {
+        let name = console::pad_str(&file.name, name_width, console::Alignment::Left, Some("…"));
+        let mut row = match &file.result {
+            Ok(done) => {
+                let verb = verb(&done.kept);
+                format!(
+                    "{name}  {}  {:>10}  {:>7}  {:>12}{}",
+                    console::pad_str(&style(verb).green().to_string(), 9, console::Alignment::Left, None),
+                    HumanBytes(done.bytes).to_string(),
+                    human_duration(done.elapsed),
+                    human_rate(done.bytes, done.elapsed),
+                    kept_note(&done.kept)
+                )
+            }
+            Err(reason) => format!("{name}  {}  {reason}", style("failed   ").red()),
+        };
+        if let Some(original) = &file.renamed_from {
+            row.push_str(&format!("  (renamed: another file here is also called {original})"));
+        }
+        lines.push(console::truncate_str(&row, width, "…").into_owned());
+    }
+    lines
+}

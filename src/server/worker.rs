@@ -1,0 +1,233 @@
+//! One upload on the server: read the header, say `go ahead`, stream the content into a partial file, keep it, send the receipt.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::Sender;
+use indicatif::HumanBytes;
+
+use super::copy::{CopyError, Copier};
+use crate::config::ServeConfig;
+use crate::drop_folder::{DropFolder, PartialFile};
+use crate::names;
+use crate::outcome::{Done, Kept};
+use crate::pace::Pace;
+use crate::progress::{ByteCounter, Event};
+use crate::protocol::receipt::Receipt;
+use crate::protocol::{self, Header, GO_AHEAD, MAX_RECV_NAME, REFUSED};
+use crate::term::human_duration;
+
+/// Most bytes read, and thrown away, while waiting for the close of a client that sent an empty file.
+const MAX_AFTER_EMPTY: usize = 64 * 1024;
+
+/// One worker thread's means to receive uploads, kept from one upload to the next.
+pub(super) struct Worker {
+    config: Arc<ServeConfig>,
+    folder: DropFolder,
+    events: Sender<Event>,
+    copier: Copier,
+}
+
+/// Why an upload failed, and whether the client had already been told `go ahead`.
+struct Failure {
+    reason: String,
+    /// After `go ahead` the client must see a reset, not a clean close.
+    abort: bool,
+}
+
+impl Failure {
+    fn before_go_ahead(reason: impl Into<String>) -> Failure {
+        Failure {
+            reason: reason.into(),
+            abort: false,
+        }
+    }
+
+    fn after_go_ahead(reason: impl Into<String>) -> Failure {
+        Failure {
+            reason: reason.into(),
+            abort: true,
+        }
+    }
+}
+
+impl Worker {
+    pub fn new(config: Arc<ServeConfig>, folder: DropFolder, events: Sender<Event>) -> Worker {
+        let copier = Copier::new(config.splice);
+        Worker {
+            config,
+            folder,
+            events,
+            copier,
+        }
+    }
+
+    /// Receives one upload; never panics on client input. A failure after `go
+    /// ahead` ends the connection with a reset, so the client sees it failed.
+    pub fn receive(
+        &mut self,
+        id: u64,
+        stream: &TcpStream,
+        peer: SocketAddr,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<Done, String> {
+        let result = self.exchange(id, stream, peer, stopping);
+        self.trace(id, || format!("server closes the connection to {peer}"));
+        result.map_err(|failure| {
+            let reason = if stopping() {
+                "cancelled: the server is stopping".to_string()
+            } else {
+                failure.reason
+            };
+            if failure.abort {
+                abort(stream, &reason);
+            }
+            reason
+        })
+    }
+
+    /// Tells the render thread how an upload ended.
+    pub fn report(&self, id: u64, result: Result<Done, String>) {
+        let _ = self.events.send(match result {
+            Ok(done) => Event::Finished { id, done },
+            Err(reason) => Event::Failed { id, reason },
+        });
+    }
+
+    fn trace(&self, id: u64, text: impl FnOnce() -> String) {
+        if self.config.trace {
+            let _ = self.events.send(Event::Trace { id, text: text() });
+        }
+    }
+
+    fn exchange(
+        &mut self,
+        id: u64,
+        stream: &TcpStream,
+        peer: SocketAddr,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<Done, Failure> {
+        let idle = self.config.idle_timeout;
+        let io = |e: std::io::Error| Failure::before_go_ahead(e.to_string());
+        stream.set_read_timeout(Some(idle)).map_err(io)?;
+        stream.set_write_timeout(Some(idle)).map_err(io)?;
+        self.trace(id, || format!("{peer} connected"));
+        let header = protocol::read_header(&mut { stream }, MAX_RECV_NAME)
+            .map_err(|e| Failure::before_go_ahead(e.to_string()))?;
+        for line in protocol::describe_header(&header) {
+            self.trace(id, || format!("{peer} → server  {line}"));
+        }
+        let shown = names::escape_for_terminal(&header.name);
+        let mut partial = match self.admit(&header) {
+            Ok(partial) => partial,
+            Err(reason) => {
+                // Said in place of `go ahead`: classroom clients report a bad response, ftx shows the reason.
+                let reply = format!("{REFUSED}{reason}");
+                let _ = (&*stream).write_all(reply.as_bytes());
+                self.trace(id, || format!("server → {peer}  \"{reply}\""));
+                return Err(Failure::before_go_ahead(format!("refused \"{shown}\": {reason}")));
+            }
+        };
+        (&*stream)
+            .write_all(GO_AHEAD)
+            .map_err(|e| Failure::after_go_ahead(format!("sending go ahead: {e}")))?;
+        self.trace(id, || {
+            format!("server → {peer}  \"go ahead\"  {}", protocol::hex(GO_AHEAD, 8))
+        });
+        let counter = ByteCounter::default();
+        let _ = self.events.send(Event::Started {
+            id,
+            name: shown.clone(),
+            size: header.size,
+            counter: counter.clone(),
+        });
+
+        let started = Instant::now();
+        let size = header.size;
+        let mut pace = self.config.rate.map(Pace::new);
+        self.copier
+            .copy(stream, &mut partial, size, &counter, pace.as_mut())
+            .map_err(|e| Failure::after_go_ahead(explain(&e, size, idle, stopping)))?;
+        self.trace(id, || format!("{peer} → server  {size} content bytes"));
+        let saved_as = partial
+            .keep()
+            .map_err(|e| Failure::after_go_ahead(format!("saving the received file: {e}")))?;
+        if size == 0 {
+            // No content byte proves the client read its `go ahead`: a receipt sent
+            // now could reach a classroom client in the same read. Wait for its close.
+            wait_for_close(stream);
+        }
+        let receipt = Receipt::Saved {
+            saved_as: saved_as.clone(),
+            size,
+        };
+        // A classroom client has closed by now: a failed write changes nothing.
+        if (&*stream).write_all(&receipt.encode()).is_ok() {
+            self.trace(id, || format!("server → {peer}  receipt: saved as \"{saved_as}\", {size} bytes"));
+        }
+        Ok(Done {
+            kept: Kept::Saved {
+                saved_as: (saved_as != shown).then_some(saved_as),
+            },
+            bytes: size,
+            elapsed: started.elapsed(),
+        })
+    }
+
+    /// Decides, before `go ahead`, whether the upload may start; creates its partial file if so.
+    fn admit(&self, header: &Header) -> Result<PartialFile, String> {
+        if let Some(max) = self.config.max_size {
+            if header.size > max {
+                return Err(format!(
+                    "too large: {} announced, the limit is {}",
+                    HumanBytes(header.size),
+                    HumanBytes(max)
+                ));
+            }
+        }
+        let safe = names::safe_file_name(&header.name);
+        self.folder.begin(&safe, header.size).map_err(|e| e.to_string())
+    }
+}
+
+/// Why the content did not all arrive, in words.
+fn explain(e: &CopyError, size: u64, idle: Duration, stopping: &dyn Fn() -> bool) -> String {
+    match e {
+        _ if stopping() => "cancelled: the server is stopping".into(),
+        CopyError::Closed { got } => format!("client closed after {got} of {size} bytes"),
+        CopyError::Socket { got, error } if protocol::is_timeout(error) => format!(
+            "client sent nothing for {} (after {got} of {size} bytes)",
+            human_duration(idle)
+        ),
+        CopyError::Socket { got, error } => {
+            format!("receiving (after {got} of {size} bytes): {error}")
+        }
+        CopyError::Disk(error) => format!("writing to the drop folder: {error}"),
+    }
+}
+
+/// Ends a connection after `go ahead` so that the client cannot take it for a
+/// success: a failure receipt for an ftx sender that is listening, then a
+/// reset (`SO_LINGER` 0), never a clean close.
+fn abort(stream: &TcpStream, reason: &str) {
+    let receipt = Receipt::Failed {
+        reason: reason.to_string(),
+    };
+    let _ = stream.set_nonblocking(true);
+    let _ = (&*stream).write_all(&receipt.encode());
+    let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
+}
+
+/// Waits (within the read timeout) for the client to close, throwing away anything it still sends.
+fn wait_for_close(stream: &TcpStream) {
+    let mut sink = [0u8; 4096];
+    let mut read = 0;
+    while read < MAX_AFTER_EMPTY {
+        match (&*stream).read(&mut sink) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => read += n,
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Terminal helpers every output mode shares: one-write stderr lines, colour choice, durations and rates as people read them.
+
+use std::io::Write;
+use std::time::Duration;
+
+use indicatif::HumanBytes;
+
+/// Writes one line to stderr in a single write and ignores errors: a closed or
+/// full stderr (`2>&-`, `| head -1`) must never stop a server or a transfer,
+/// which `eprintln!` would do by panicking.
+pub fn say_line(mut line: String) {
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+/// `eprintln!` that never panics: formats, then [`say_line`].
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::term::say_line(format!($($arg)*))
+    };
+}
+
+/// Writes a last line to stderr without waiting: a full stderr pipe must not
+/// keep a process alive that was asked to quit at once.
+pub fn say_without_waiting(line: &str) {
+    use std::os::fd::AsFd;
+    let stderr = std::io::stderr();
+    let fd = stderr.as_fd();
+    let Ok(flags) = rustix::fs::fcntl_getfl(fd) else {
+        return;
+    };
+    let _ = rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK);
+    let _ = stderr.lock().write_all(format!("{line}\n").as_bytes());
+    let _ = rustix::fs::fcntl_setfl(fd, flags);
+}
+
+/// When to colour the output, as `--color` says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ColorChoice {
+    /// Colours on a terminal, unless `NO_COLOR` is set (see no-color.org).
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    /// Applies the choice to everything `console` styles.
+    pub fn apply(self) {
+        let on = match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+                    false
+                } else {
+                    return; // console decides per stream whether it is a terminal
+                }
+            }
+        };
+        console::set_colors_enabled(on);
+        console::set_colors_enabled_stderr(on);
+    }
+}
+
+/// A duration as people read it in a log: `0.42s`, `12.3s`, `2m05s`.
+pub fn human_duration(d: Duration) -> String {
+    let secs = d.as_secs_f64();
+    if secs < 10.0 {
+        format!("{secs:.2}s")
+    } else if secs < 60.0 {
+        format!("{secs:.1}s")
+    } else {
+        format!("{}m{:02}s", d.as_secs() / 60, d.as_secs() % 60)
+    }
+}
+
+/// A rate as people read it: `3.87 MiB/s`.
+pub fn human_rate(bytes: u64, elapsed: Duration) -> String {
+    format!("{}/s", HumanBytes(bytes_per_second(bytes, elapsed)))
+}
+
+/// Bytes per second, never dividing by zero.
+pub fn bytes_per_second(bytes: u64, elapsed: Duration) -> u64 {
+    // Precision lost above 2^53 bytes per second is of no consequence on a screen.
+    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    let rate = (bytes as f64 / elapsed.as_secs_f64().max(1e-6)) as u64;
+    rate
+}
+
+/// `n thing` or `n things`.
+pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
+    let n = n.into();
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_millis(420)), "0.42s");
+        assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
+        assert_eq!(human_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn rates_and_plurals() {
+        assert_eq!(human_rate(3 << 20, Duration::from_secs(1)), "3.00 MiB/s");
+        assert_eq!(human_rate(5, Duration::ZERO), "4.77 MiB/s");
+        assert_eq!(plural(1u64, "worker", "workers"), "1 worker");
+        assert_eq!(plural(3u64, "worker", "workers"), "3 workers");
+    }
+}

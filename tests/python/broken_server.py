@@ -1,0 +1,77 @@
+"""Classroom servers with the faults real student programs have, for testing what ftx send reports.
+
+Usage: python3 broken_server.py MODE [PORT]   (port 0 picks one; prints "listening on PORT")
+Modes:
+  drop-last-chunk  receives 1024-byte chunks and stops before the last short one, then closes
+                   (the file loses its tail; the client's last bytes meet a closed socket)
+  reset-half       says go ahead, reads half the content, then resets the connection
+  silent           reads the header and never answers
+  no-read          says go ahead and never reads the content
+  no-close         reads everything and never closes
+  chatty           reads everything, says "File received" and closes
+"""
+import socket
+import struct
+import sys
+import threading
+import time
+
+BUFFER_SIZE = 1024
+
+
+def handle(conn, mode):
+    header = conn.recv(BUFFER_SIZE)
+    size = int.from_bytes(header[:8], "big")
+    if mode == "silent":
+        time.sleep(3600)
+        return
+    conn.send(b"go ahead")
+    if mode == "no-read":
+        time.sleep(3600)
+        return
+    received = 0
+    if mode == "drop-last-chunk":
+        while size - received >= BUFFER_SIZE:
+            data = conn.recv(BUFFER_SIZE)
+            if not data:
+                break
+            received += len(data)
+        conn.close()
+        return
+    if mode == "reset-half":
+        while received < size // 2:
+            data = conn.recv(min(BUFFER_SIZE, size // 2 - received))
+            if not data:
+                break
+            received += len(data)
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+        return
+    while received < size:
+        data = conn.recv(BUFFER_SIZE)
+        if not data:
+            break
+        received += len(data)
+    if mode == "no-close":
+        time.sleep(3600)
+        return
+    if mode == "chatty":
+        conn.send(b"File received\n")
+    conn.close()
+
+
+def main():
+    mode = sys.argv[1]
+    port = int(sys.argv[2]) if len(sys.argv) > 2 else 0
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    server.bind(("127.0.0.1", port))
+    server.listen(50)
+    print("listening on", server.getsockname()[1], flush=True)
+    while True:
+        conn, _ = server.accept()
+        threading.Thread(target=handle, args=(conn, mode), daemon=True).start()
+
+
+if __name__ == "__main__":
+    main()
