@@ -136,7 +136,10 @@ mod tests {
             .unwrap()
             .iter()
             .all(|a| a.ip().is_loopback() && a.port() == 5000));
-        assert_eq!(Address::parse("[::1]:1", "x").unwrap().to_string(), "[::1]:1");
+        assert_eq!(
+            Address::parse("[::1]:1", "x").unwrap().to_string(),
+            "[::1]:1"
+        );
         assert_eq!(
             Address::parse("7", "127.0.0.1").unwrap().resolve().unwrap(),
             vec!["127.0.0.1:7".parse().unwrap()]

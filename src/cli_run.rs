@@ -25,15 +25,19 @@ pub fn run(command: Command) -> Result<Exit, Failure> {
             let config = SendConfig::from_args(args).map_err(Failure::Usage)?;
             commands::send::send(&config).map_err(Failure::Run)
         }
-        Command::Demo(args) => commands::demo::demo(&DemoConfig::from_args(&args)).map_err(Failure::Run),
+        Command::Demo(args) => {
+            commands::demo::demo(&DemoConfig::from_args(&args)).map_err(Failure::Run)
+        }
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ftx", &mut std::io::stdout());
             Ok(Exit::Success)
         }
-        Command::Man => match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
-            // `ftx man | head` closing the pipe early is not an error.
-            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Run(e.into())),
-            _ => Ok(Exit::Success),
-        },
+        Command::Man => {
+            match clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout()) {
+                // `ftx man | head` closing the pipe early is not an error.
+                Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Failure::Run(e.into())),
+                _ => Ok(Exit::Success),
+            }
+        }
     }
 }

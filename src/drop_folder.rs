@@ -121,7 +121,8 @@ impl DropFolder {
             .with_context(|| format!("creating drop folder {}", path.display()))?;
         let path = std::fs::canonicalize(path)
             .with_context(|| format!("opening drop folder {}", path.display()))?;
-        let dir = Dir::open(&path).with_context(|| format!("opening drop folder {}", path.display()))?;
+        let dir =
+            Dir::open(&path).with_context(|| format!("opening drop folder {}", path.display()))?;
         Ok(DropFolder {
             path,
             current: Arc::new(Mutex::new(Arc::new(dir))),
@@ -162,7 +163,9 @@ impl DropFolder {
         if (current.dev, current.ino) != (stat.st_dev, stat.st_ino) || !current.exists() {
             *current = Arc::new(match Dir::open(&self.path) {
                 Ok(dir) => dir,
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BeginError::FolderGone),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Err(BeginError::FolderGone)
+                }
                 Err(e) => return Err(BeginError::Io(e)),
             });
         }
@@ -302,8 +305,16 @@ impl PartialFile {
     pub fn keep(mut self) -> io::Result<String> {
         match self.folder.dir() {
             Ok(now) if Arc::ptr_eq(&now, &self.dir) => {}
-            Ok(_) => return Err(io::Error::other("the drop folder was replaced during the upload")),
-            Err(_) => return Err(io::Error::other("the drop folder was removed during the upload")),
+            Ok(_) => {
+                return Err(io::Error::other(
+                    "the drop folder was replaced during the upload",
+                ))
+            }
+            Err(_) => {
+                return Err(io::Error::other(
+                    "the drop folder was removed during the upload",
+                ))
+            }
         }
         for n in 0..=MAX_NUMBERED {
             let candidate = names::numbered(&self.name, n);
@@ -311,7 +322,9 @@ impl PartialFile {
                 Ok(()) => {
                     self.done = true;
                     if !self.dir.exists() {
-                        return Err(io::Error::other("the drop folder was removed as the file was saved"));
+                        return Err(io::Error::other(
+                            "the drop folder was removed as the file was saved",
+                        ));
                     }
                     return Ok(candidate);
                 }

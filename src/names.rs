@@ -108,12 +108,25 @@ fn shorten(name: &str, max: usize) -> String {
 }
 
 /// The `n`th candidate for a taken name: `notes.txt`, `notes (1).txt`, `notes (2).txt`, ...
+/// A name that already ends in a number counts on from its stem: the candidates
+/// after `notes (1).txt` are `notes (1).txt`, `notes (2).txt`, not `notes (1) (1).txt`.
 pub fn numbered(name: &str, n: u32) -> String {
     if n == 0 {
         return name.to_string();
     }
     let (stem, ext) = split_extension(name);
+    let stem = strip_number(stem);
     format!("{stem} ({n}){ext}")
+}
+
+/// `notes (12)` -> `notes`; anything else as it is.
+fn strip_number(stem: &str) -> &str {
+    stem.strip_suffix(')')
+        .and_then(|s| s.rsplit_once(" ("))
+        .filter(|(base, digits)| {
+            !base.is_empty() && !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
+        })
+        .map_or(stem, |(base, _)| base)
 }
 
 /// Makes untrusted bytes safe to print: valid text stays as it is, while
@@ -218,6 +231,10 @@ mod tests {
         assert_eq!(numbered("notes.txt", 1), "notes (1).txt");
         assert_eq!(numbered("archive.tar.gz", 2), "archive (2).tar.gz");
         assert_eq!(numbered("Makefile", 3), "Makefile (3)");
+        assert_eq!(numbered("notes (1).txt", 0), "notes (1).txt");
+        assert_eq!(numbered("notes (1).txt", 2), "notes (2).txt");
+        assert_eq!(numbered(" (1)", 2), " (1) (2)");
+        assert_eq!(numbered("a (x).txt", 1), "a (x) (1).txt");
     }
 
     #[test]

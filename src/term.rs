@@ -21,18 +21,18 @@ macro_rules! say {
     };
 }
 
-/// Writes a last line to stderr without waiting: a full stderr pipe must not
-/// keep a process alive that was asked to quit at once.
+/// Writes a last line to stderr without waiting, and without std's stderr
+/// lock, which a thread stuck writing to a full pipe may hold: a process asked
+/// to quit at once must not wait for its log.
 pub fn say_without_waiting(line: &str) {
     use std::os::fd::AsFd;
     let stderr = std::io::stderr();
     let fd = stderr.as_fd();
-    let Ok(flags) = rustix::fs::fcntl_getfl(fd) else {
-        return;
-    };
-    let _ = rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK);
-    let _ = stderr.lock().write_all(format!("{line}\n").as_bytes());
-    let _ = rustix::fs::fcntl_setfl(fd, flags);
+    if let Ok(flags) = rustix::fs::fcntl_getfl(fd) {
+        let _ = rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK);
+        let _ = rustix::io::write(fd, format!("{line}\n").as_bytes());
+        let _ = rustix::fs::fcntl_setfl(fd, flags);
+    }
 }
 
 /// When to colour the output, as `--color` says.
@@ -84,7 +84,11 @@ pub fn human_rate(bytes: u64, elapsed: Duration) -> String {
 /// Bytes per second, never dividing by zero.
 pub fn bytes_per_second(bytes: u64, elapsed: Duration) -> u64 {
     // Precision lost above 2^53 bytes per second is of no consequence on a screen.
-    #[allow(clippy::cast_precision_loss, clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+    #[allow(
+        clippy::cast_precision_loss,
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss
+    )]
     let rate = (bytes as f64 / elapsed.as_secs_f64().max(1e-6)) as u64;
     rate
 }

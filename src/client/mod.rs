@@ -54,7 +54,10 @@ pub fn plan(files: &[PathBuf]) -> Vec<Planned> {
     let mut taken: HashSet<Vec<u8>> = HashSet::new();
     let mut planned = Vec::with_capacity(files.len());
     for (path, own) in files.iter().zip(&own) {
-        let size = std::fs::metadata(path).ok().filter(|m| m.is_file()).map(|m| m.len());
+        let size = std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len());
         let mut entry = Planned {
             path: path.clone(),
             name: own.clone().unwrap_or_default(),
@@ -77,7 +80,10 @@ pub fn plan(files: &[PathBuf]) -> Vec<Planned> {
                     .find(|candidate| !taken.contains(candidate) && !all_own.contains(candidate))
                     .expect("some number is free");
                 if free.len() > MAX_SEND_NAME {
-                    entry.problem = Some("another file here has the same name, and a numbered one would be too long".into());
+                    entry.problem = Some(
+                        "another file here has the same name, and a numbered one would be too long"
+                            .into(),
+                    );
                 } else {
                     entry.renamed_from = Some(names::escape_for_terminal(name));
                     entry.name = free;
@@ -183,12 +189,19 @@ mod tests {
     #[test]
     fn refuses_names_a_classroom_server_would_cut() {
         let longest = "n".repeat(MAX_SEND_NAME);
-        let planned = plan(&[PathBuf::from(&longest), PathBuf::from(format!("{longest}x")), PathBuf::from("..")]);
+        let planned = plan(&[
+            PathBuf::from(&longest),
+            PathBuf::from(format!("{longest}x")),
+            PathBuf::from(".."),
+        ]);
         assert_eq!(planned[0].problem, None);
         assert_eq!(
             planned[1].problem.as_deref(),
             Some("its name is 1017 bytes; classroom servers read at most 1016 (rename it)")
         );
-        assert_eq!(planned[2].problem.as_deref(), Some("has no file name to send"));
+        assert_eq!(
+            planned[2].problem.as_deref(),
+            Some("has no file name to send")
+        );
     }
 }

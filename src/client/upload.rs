@@ -77,7 +77,10 @@ impl Upload<'_> {
             return Err(problem.clone());
         }
         let file = open(&self.planned.path)?;
-        let size = file.metadata().map_err(|e| format!("cannot read its size: {e}"))?.len();
+        let size = file
+            .metadata()
+            .map_err(|e| format!("cannot read its size: {e}"))?
+            .len();
 
         let mut stream = self.connect()?;
         self.trace(|| format!("{}: connected to {to}", self.planned.shown()));
@@ -196,7 +199,9 @@ fn open(path: &std::path::Path) -> Result<File, String> {
         ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
         _ => format!("cannot open: {e}"),
     })?;
-    let meta = file.metadata().map_err(|e| format!("cannot read its size: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read its size: {e}"))?;
     if meta.is_dir() {
         return Err("is a folder: ftx sends files (to send what is in it, give DIR/*)".into());
     }
@@ -230,7 +235,10 @@ fn send_content(
     mut pace: Option<&mut Pace>,
 ) -> Result<(), SendError> {
     let mut sent = 0;
-    let slice = pace::chunk(pace.as_deref(), usize::try_from(SLICE).unwrap_or(usize::MAX)) as u64;
+    let slice = pace::chunk(
+        pace.as_deref(),
+        usize::try_from(SLICE).unwrap_or(usize::MAX),
+    ) as u64;
     let mut moved = |n: u64, sent: &mut u64| {
         *sent += n;
         counter.add(n);
@@ -253,7 +261,12 @@ fn send_content(
                 Ok(n) => moved(n as u64, &mut sent),
                 Err(Errno::INTR) => {}
                 Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == 0 => break,
-                Err(e) => return Err(SendError { sent, error: e.into() }),
+                Err(e) => {
+                    return Err(SendError {
+                        sent,
+                        error: e.into(),
+                    })
+                }
             }
         }
     }

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use super::upload::in_words;
 use crate::names;
 use crate::outcome::Kept;
-use crate::protocol::receipt::{self, Receipt};
 use crate::protocol::is_timeout;
+use crate::protocol::receipt::{self, Receipt};
 use crate::term::human_duration;
 
 /// Most bytes read after the content before giving up on a server that keeps talking.
@@ -34,10 +34,15 @@ pub(super) fn after_content(
     })?;
     let said = read_to_close(stream, timeout)?;
     match Receipt::decode(&said) {
-        Some(Ok(Receipt::Saved { saved_as, size: kept })) => {
+        Some(Ok(Receipt::Saved {
+            saved_as,
+            size: kept,
+        })) => {
             server_is_ftx.store(true, Ordering::Relaxed);
             if kept != size {
-                return Err(format!("the server saved {kept} bytes, not the {size} sent"));
+                return Err(format!(
+                    "the server saved {kept} bytes, not the {size} sent"
+                ));
             }
             Ok(Kept::Saved {
                 saved_as: Some(names::escape_for_terminal(saved_as.as_bytes())),
@@ -51,7 +56,9 @@ pub(super) fn after_content(
         None => {
             all_acknowledged(stream, timeout)?;
             if server_is_ftx.load(Ordering::Relaxed) {
-                return Err("the server closed without a receipt, so it did not confirm the file".into());
+                return Err(
+                    "the server closed without a receipt, so it did not confirm the file".into(),
+                );
             }
             Ok(Kept::Delivered {
                 said: (!said.is_empty()).then(|| names::escape_for_terminal(said.trim_ascii())),
@@ -73,17 +80,17 @@ fn read_to_close(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, S
                 let room = receipt::MAX_LEN.saturating_sub(said.len());
                 said.extend_from_slice(&buf[..n.min(room)]);
                 if total > MAX_AFTER_CONTENT {
-                    return Err("the server keeps sending after the content instead of closing".into());
+                    return Err(
+                        "the server keeps sending after the content instead of closing".into(),
+                    );
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => {
-                return Err(format!(
-                    "the server did not close the connection within {} of the last byte, so it is not \
+            Err(e) if is_timeout(&e) => return Err(format!(
+                "the server did not close the connection within {} of the last byte, so it is not \
                      known to have the file (check the server, or wait longer with --timeout)",
-                    human_duration(timeout)
-                ))
-            }
+                human_duration(timeout)
+            )),
             Err(e) => {
                 // An ftx server that failed says why before it resets.
                 if let Some(Ok(Receipt::Failed { reason })) = Receipt::decode(&said) {
@@ -109,16 +116,17 @@ fn all_acknowledged(stream: &TcpStream, timeout: Duration) -> Result<(), String>
     let mut pause = Duration::from_micros(200);
     loop {
         if let Ok(Some(e)) = stream.take_error() {
-            return Err(format!("{} after the last byte: it did not take the whole file", in_words(&e, timeout)));
+            return Err(format!(
+                "{} after the last byte: it did not take the whole file",
+                in_words(&e, timeout)
+            ));
         }
         match unacknowledged(stream) {
             Some(0) | None => return Ok(()),
-            Some(_) if Instant::now() >= deadline => {
-                return Err(format!(
-                    "the server closed the connection but did not acknowledge the last bytes within {}",
-                    human_duration(timeout)
-                ))
-            }
+            Some(_) if Instant::now() >= deadline => return Err(format!(
+                "the server closed the connection but did not acknowledge the last bytes within {}",
+                human_duration(timeout)
+            )),
             Some(_) => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(20));

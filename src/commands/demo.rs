@@ -91,9 +91,8 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
     });
 
     let verified = verify(&sources, &received);
-    let all_good = verified == sources.len()
-        && reports.iter().all(|r| r.result.is_ok())
-        && tally.failed == 0;
+    let all_good =
+        verified == sources.len() && reports.iter().all(|r| r.result.is_ok()) && tally.failed == 0;
     if config.output.is_human() {
         let mark = if all_good {
             style("✓").green().bold()
@@ -109,13 +108,19 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
         }
         crate::say!("  the temporary folder is removed; try it for real with: ftx serve   and   ftx send FILE...");
     }
-    Ok(if all_good { Exit::Success } else { Exit::Failure })
+    Ok(if all_good {
+        Exit::Success
+    } else {
+        Exit::Failure
+    })
 }
 
 /// Uploads come in waves of `workers`: a pace per client that makes the waves fill the duration.
 fn pace_for(config: &DemoConfig) -> u64 {
     let waves = config.clients.div_ceil(config.workers) as u64;
-    let millis = u64::try_from(config.duration.as_millis()).unwrap_or(u64::MAX).max(100);
+    let millis = u64::try_from(config.duration.as_millis())
+        .unwrap_or(u64::MAX)
+        .max(100);
     (config.size.saturating_mul(waves).saturating_mul(1000) / millis).max(1)
 }
 

@@ -71,7 +71,9 @@ impl Bars {
             bar.set_position(0);
             bar.reset_elapsed();
             bar.reset_eta();
-            bar.set_prefix(console::truncate_str(&label(upload), self.label_width, "…").into_owned());
+            bar.set_prefix(
+                console::truncate_str(&label(upload), self.label_width, "…").into_owned(),
+            );
         }
     }
 
@@ -223,7 +225,11 @@ impl Sink for Bars {
             Event::Failed { id, reason } => {
                 self.end(*id);
                 if let Some(upload) = ended {
-                    self.print(format!("{} {}  {reason}", style("✗").red().bold(), label(upload)));
+                    self.print(format!(
+                        "{} {}  {reason}",
+                        style("✗").red().bold(),
+                        label(upload)
+                    ));
                 }
             }
             Event::Trace { text, .. } => self.print(format!("{} {text}", style("trace").dim())),

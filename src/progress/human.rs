@@ -113,7 +113,12 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                 let verb = verb(&done.kept);
                 format!(
                     "{name}  {}  {:>10}  {:>7}  {:>12}{}",
-                    console::pad_str(&style(verb).green().to_string(), 9, console::Alignment::Left, None),
+                    console::pad_str(
+                        &style(verb).green().to_string(),
+                        9,
+                        console::Alignment::Left,
+                        None
+                    ),
                     HumanBytes(done.bytes).to_string(),
                     human_duration(done.elapsed),
                     human_rate(done.bytes, done.elapsed),
@@ -123,7 +128,9 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
             Err(reason) => format!("{name}  {}  {reason}", style("failed   ").red()),
         };
         if let Some(original) = &file.renamed_from {
-            row.push_str(&format!("  (renamed: another file here is also called {original})"));
+            row.push_str(&format!(
+                "  (renamed: another file here is also called {original})"
+            ));
         }
         lines.push(console::truncate_str(&row, width, "…").into_owned());
     }

@@ -362,7 +362,11 @@ mod tests {
                 continue;
             }
             let ticked = |cell: &str| -> Vec<String> {
-                cell.split('`').skip(1).step_by(2).map(str::to_string).collect()
+                cell.split('`')
+                    .skip(1)
+                    .step_by(2)
+                    .map(str::to_string)
+                    .collect()
             };
             let mut fields = ticked(cells[3]);
             fields.sort();

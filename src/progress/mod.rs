@@ -24,7 +24,6 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use crate::outcome::{Done, FileReport, Tally};
 
-
 /// How often byte counts are read and the screen refreshed when no event comes.
 const TICK: Duration = Duration::from_millis(100);
 
@@ -385,7 +384,11 @@ mod tests {
         assert!(live.uploads.is_empty());
         assert_eq!(live.shown.saved, 500);
         assert_eq!(live.shown.failed, 500);
-        assert_eq!(live.bytes_shown(), 5000, "failed uploads' bytes are not counted");
+        assert_eq!(
+            live.bytes_shown(),
+            5000,
+            "failed uploads' bytes are not counted"
+        );
     }
 
     #[test]

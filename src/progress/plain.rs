@@ -36,7 +36,10 @@ impl Sink for Plain {
             }
             Event::Finished { done, .. } => {
                 if let Some(upload) = ended {
-                    line(human::verb(&done.kept), &human::finished_line(&label(upload), done));
+                    line(
+                        human::verb(&done.kept),
+                        &human::finished_line(&label(upload), done),
+                    );
                 }
             }
             Event::Failed { reason, .. } => {

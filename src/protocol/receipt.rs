@@ -84,11 +84,19 @@ mod tests {
     fn other_words_are_not_receipts_and_broken_receipts_are_errors() {
         assert_eq!(Receipt::decode(b"File received"), None);
         assert_eq!(Receipt::decode(b""), None);
-        assert!(matches!(Receipt::decode(b"ftx/1 {\"status\":\"saved\""), Some(Err(_))));
-        assert!(matches!(Receipt::decode(b"ftx/1 {\"status\":\"eaten\"}\n"), Some(Err(_))));
+        assert!(matches!(
+            Receipt::decode(b"ftx/1 {\"status\":\"saved\""),
+            Some(Err(_))
+        ));
+        assert!(matches!(
+            Receipt::decode(b"ftx/1 {\"status\":\"eaten\"}\n"),
+            Some(Err(_))
+        ));
         // Fields a later version adds are ignored.
         assert_eq!(
-            Receipt::decode(b"ftx/1 {\"status\":\"saved\",\"saved_as\":\"a\",\"size\":1,\"blake3\":\"00\"}\n"),
+            Receipt::decode(
+                b"ftx/1 {\"status\":\"saved\",\"saved_as\":\"a\",\"size\":1,\"blake3\":\"00\"}\n"
+            ),
             Some(Ok(Receipt::Saved {
                 saved_as: "a".into(),
                 size: 1
@@ -103,6 +111,9 @@ mod tests {
         };
         let bytes = long.encode();
         assert!(bytes.len() <= MAX_LEN);
-        assert!(matches!(Receipt::decode(&bytes), Some(Ok(Receipt::Failed { .. }))));
+        assert!(matches!(
+            Receipt::decode(&bytes),
+            Some(Ok(Receipt::Failed { .. }))
+        ));
     }
 }

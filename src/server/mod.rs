@@ -119,8 +119,11 @@ impl Server {
             .map(|n| {
                 let jobs = jobs.clone();
                 let shared = Arc::clone(&self.shared);
-                let mut worker =
-                    worker::Worker::new(Arc::clone(&self.config), self.folder.clone(), events.clone());
+                let mut worker = worker::Worker::new(
+                    Arc::clone(&self.config),
+                    self.folder.clone(),
+                    events.clone(),
+                );
                 thread::Builder::new()
                     .name(format!("worker-{n}"))
                     .spawn(move || {
@@ -243,8 +246,8 @@ impl Shared {
 /// Turns away a connection from an address already at its `--per-ip` cap, without waiting on it.
 fn refuse_busy_address(stream: &TcpStream, peer: SocketAddr) -> String {
     let _ = stream.set_nonblocking(true);
-    let _ =
-        (&*stream).write_all(format!("{REFUSED}too many connections from {}", peer.ip()).as_bytes());
+    let _ = (&*stream)
+        .write_all(format!("{REFUSED}too many connections from {}", peer.ip()).as_bytes());
     "refused: too many connections from this address".into()
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use indicatif::HumanBytes;
 
-use super::copy::{CopyError, Copier};
+use super::copy::{Copier, CopyError};
 use crate::config::ServeConfig;
 use crate::drop_folder::{DropFolder, PartialFile};
 use crate::names;
@@ -127,14 +127,19 @@ impl Worker {
                 let reply = format!("{REFUSED}{reason}");
                 let _ = (&*stream).write_all(reply.as_bytes());
                 self.trace(id, || format!("server → {peer}  \"{reply}\""));
-                return Err(Failure::before_go_ahead(format!("refused \"{shown}\": {reason}")));
+                return Err(Failure::before_go_ahead(format!(
+                    "refused \"{shown}\": {reason}"
+                )));
             }
         };
         (&*stream)
             .write_all(GO_AHEAD)
             .map_err(|e| Failure::after_go_ahead(format!("sending go ahead: {e}")))?;
         self.trace(id, || {
-            format!("server → {peer}  \"go ahead\"  {}", protocol::hex(GO_AHEAD, 8))
+            format!(
+                "server → {peer}  \"go ahead\"  {}",
+                protocol::hex(GO_AHEAD, 8)
+            )
         });
         let counter = ByteCounter::default();
         let _ = self.events.send(Event::Started {
@@ -165,7 +170,9 @@ impl Worker {
         };
         // A classroom client has closed by now: a failed write changes nothing.
         if (&*stream).write_all(&receipt.encode()).is_ok() {
-            self.trace(id, || format!("server → {peer}  receipt: saved as \"{saved_as}\", {size} bytes"));
+            self.trace(id, || {
+                format!("server → {peer}  receipt: saved as \"{saved_as}\", {size} bytes")
+            });
         }
         Ok(Done {
             kept: Kept::Saved {
@@ -188,7 +195,9 @@ impl Worker {
             }
         }
         let safe = names::safe_file_name(&header.name);
-        self.folder.begin(&safe, header.size).map_err(|e| e.to_string())
+        self.folder
+            .begin(&safe, header.size)
+            .map_err(|e| e.to_string())
     }
 }
 

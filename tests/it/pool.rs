@@ -1,10 +1,8 @@
 //! The worker pool is bounded: with 2 workers a third client waits for its `go ahead` until one is free.
 
-mod fixtures;
-
 use std::time::Duration;
 
-use fixtures::{entries, wait_until, RawClient, Serve, PATIENCE};
+use crate::util::{entries, wait_until, RawClient, Serve, PATIENCE};
 
 #[test]
 fn third_client_waits_for_a_free_worker() {
@@ -49,10 +47,10 @@ fn many_clients_beyond_the_pool_are_all_served() {
     let src = tempfile::tempdir().unwrap();
     let paths: Vec<_> = (0..12)
         .map(|i| {
-            fixtures::write_file(
+            crate::util::write_file(
                 src.path(),
                 &format!("f{i:02}.bin"),
-                &fixtures::pattern(20_000 + i, i as u8),
+                &crate::util::pattern(20_000 + i, i as u8),
             )
         })
         .collect();

@@ -1,23 +1,15 @@
 //! Failures are reported by name, counted in the exit code, and never stop the other files or the server.
 
-mod fixtures;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::thread;
 
-use fixtures::{entries, ftx_bin, pattern, wait_until, write_file, RawClient, Serve, PATIENCE};
 use predicates::prelude::*;
 
-fn send_to(addr: &str) -> assert_cmd::Command {
-    let mut cmd = assert_cmd::Command::new(ftx_bin());
-    cmd.args(["send", "--plain", "--to", addr])
-        .timeout(PATIENCE);
-    cmd
-}
+use crate::util::{entries, pattern, send_to, wait_until, write_file, RawClient, Serve};
 
 #[test]
-fn missing_file_among_good_ones() {
+fn missing_file_and_a_folder_among_good_ones() {
     let server = Serve::start(&[]);
     let src = tempfile::tempdir().unwrap();
     let good = write_file(src.path(), "good.txt", b"good");
@@ -35,13 +27,15 @@ fn missing_file_among_good_ones() {
         .stderr(predicate::str::contains(
             "missing.txt  cannot open: No such file",
         ))
-        .stderr(predicate::str::contains("not a regular file"))
-        .stderr(predicate::str::contains("2 sent, 2 failed"));
+        .stderr(predicate::str::contains(
+            "is a folder: ftx sends files (to send what is in it, give DIR/*)",
+        ))
+        .stderr(predicate::str::contains("2 saved, 2 failed"));
     assert_eq!(entries(server.drop_dir()), ["also.bin", "good.txt"]);
 }
 
 #[test]
-fn closed_port_names_every_file() {
+fn closed_port_names_every_file_and_says_what_to_check() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -55,14 +49,24 @@ fn closed_port_names_every_file() {
         .arg(&b)
         .assert()
         .code(1)
+        .stderr(predicate::str::contains(format!(
+            "a.txt  cannot connect to 127.0.0.1:{port}: nothing is listening there (is the server running, on that port?)"
+        )))
+        .stderr(predicate::str::contains("b.txt  cannot connect to 127.0.0.1:"))
+        .stderr(predicate::str::contains("0 saved, 2 failed"));
+}
+
+#[test]
+fn a_name_that_does_not_resolve_is_a_run_failure() {
+    let src = tempfile::tempdir().unwrap();
+    let a = write_file(src.path(), "a.txt", b"a");
+    send_to("no.such.host.invalid")
+        .arg(&a)
+        .assert()
+        .code(1)
         .stderr(predicate::str::contains(
-            "a.txt  cannot connect to 127.0.0.1:",
-        ))
-        .stderr(predicate::str::contains(
-            "b.txt  cannot connect to 127.0.0.1:",
-        ))
-        .stderr(predicate::str::contains("refused"))
-        .stderr(predicate::str::contains("0 sent, 2 failed"));
+            "ftx: cannot find the address of 'no.such.host.invalid'",
+        ));
 }
 
 #[test]
@@ -128,26 +132,4 @@ fn extra_bytes_beyond_the_size_are_not_kept() {
         std::fs::read(server.drop_dir().join("exact.txt")).unwrap(),
         b"keep"
     );
-}
-
-#[test]
-fn ctrl_c_stops_the_server_and_removes_partial_files() {
-    let mut server = Serve::start(&[]);
-    let mut slow = RawClient::start_upload(server.addr, 1_000_000, b"slow.bin");
-    slow.stream.write_all(&[1u8; 10_000]).unwrap();
-    // go ahead came after the partial file was made; wait until the bytes flow.
-    server.wait_for_log("receiving");
-    server.interrupt();
-    assert_eq!(server.wait_exit(), Some(0));
-    assert!(
-        entries(server.drop_dir()).is_empty(),
-        "{:?}",
-        entries(server.drop_dir())
-    );
-    let log = server.log();
-    assert!(
-        log.contains("slow.bin  cancelled: the server is stopping"),
-        "{log}"
-    );
-    assert!(log.contains("stopped after"), "{log}");
 }

@@ -1,12 +1,10 @@
 //! The command line as a user meets it: help, version, and clear refusals of bad input.
 
-mod fixtures;
-
 use assert_cmd::Command;
 use predicates::prelude::*;
 
 fn ftx() -> Command {
-    let mut cmd = Command::new(fixtures::ftx_bin());
+    let mut cmd = Command::new(crate::util::ftx_bin());
     cmd.env("COLUMNS", "200");
     cmd
 }
@@ -83,7 +81,7 @@ fn a_port_in_use_is_a_clear_error() {
     ftx()
         .args(["serve", "--plain", "--listen", &addr, "--dir"])
         .arg(dir.path())
-        .timeout(fixtures::PATIENCE)
+        .timeout(crate::util::PATIENCE)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(format!(
@@ -94,7 +92,7 @@ fn a_port_in_use_is_a_clear_error() {
 
 #[test]
 fn the_banner_says_how_to_connect() {
-    let server = fixtures::Serve::start(&["--max-size", "1MiB", "--workers", "3"]);
+    let server = crate::util::Serve::start(&["--max-size", "1MiB", "--workers", "3"]);
     let port = server.addr.port();
     let log = server.wait_for_log("no per-address cap");
     assert!(

@@ -1,8 +1,6 @@
 //! ftx send -> ftx serve end to end: many files at once, byte-identical on disk, never overwriting.
 
-mod fixtures;
-
-use fixtures::{entries, pattern, write_file, Serve};
+use crate::util::{address_in, entries, ftx_bin, pattern, send_to, write_file, Running, Serve};
 use predicates::prelude::*;
 
 #[test]
@@ -41,7 +39,7 @@ fn several_files_arrive_byte_identical(extra: &[&str], send_extra: &[&str]) {
         .args(&paths)
         .assert()
         .success()
-        .stderr(predicate::str::contains("6 sent, 0 failed"));
+        .stderr(predicate::str::contains("6 saved, 0 failed"));
 
     for (name, data) in &files {
         let saved =
@@ -74,7 +72,11 @@ fn sends_base_names_only_and_never_overwrites() {
         .arg(&top)
         .arg(&nested)
         .assert()
-        .success();
+        .success()
+        .stderr(predicate::str::contains("saved     notes.txt  5 B"))
+        .stderr(predicate::str::contains("saved as notes (1).txt"))
+        .stderr(predicate::str::contains("saved     notes (1).txt  6 B"))
+        .stderr(predicate::str::contains("saved as notes (2).txt"));
 
     assert_eq!(
         std::fs::read(server.drop_dir().join("notes.txt")).unwrap(),
@@ -104,18 +106,8 @@ fn drop_folder_is_created_when_missing() {
     let file = write_file(src.path(), "a.txt", b"abc");
     server.send().arg(&file).assert().success();
     assert_eq!(std::fs::read(drop.join("a.txt")).unwrap(), b"abc");
-    server.interrupt();
+    server.signal("INT");
     assert_eq!(server.wait_exit(), Some(0));
-}
-
-/// Kills a child process when the test ends, however it ends.
-struct KillOnDrop(std::process::Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Also: the server's stderr is closed after its first line (as `2>&1 | head -1` would),
@@ -123,8 +115,8 @@ impl Drop for KillOnDrop {
 #[test]
 fn works_over_ipv6_even_with_stderr_closed() {
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = KillOnDrop(
-        std::process::Command::new(fixtures::ftx_bin())
+    let mut serve = Running(
+        std::process::Command::new(ftx_bin())
             .args(["serve", "--plain", "--listen", "[::1]:0", "--dir"])
             .arg(dir.path())
             .stdin(std::process::Stdio::null())
@@ -139,18 +131,13 @@ fn works_over_ipv6_even_with_stderr_closed() {
         &mut first,
     )
     .unwrap();
-    let addr: std::net::SocketAddr = first
-        .split_whitespace()
-        .find_map(|w| w.trim_end_matches(',').parse().ok())
-        .unwrap_or_else(|| panic!("no address in {first:?}"));
+    let addr = address_in(&first);
     assert!(addr.is_ipv6(), "{addr}");
     let src = tempfile::tempdir().unwrap();
     let file = write_file(src.path(), "six.txt", b"over IPv6");
     for _ in 0..2 {
-        assert_cmd::Command::new(fixtures::ftx_bin())
-            .args(["send", "--plain", "--to", &format!("[::1]:{}", addr.port())])
+        send_to(&format!("[::1]:{}", addr.port()))
             .arg(&file)
-            .timeout(fixtures::PATIENCE)
             .assert()
             .success();
     }

@@ -1,13 +1,11 @@
 //! The live view, drawn in a real pseudo-terminal and read back through a terminal emulator.
 
-mod fixtures;
-
 use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use fixtures::{ftx_bin, wait_until, RawClient};
+use crate::util::{address_in, ftx_bin, wait_until, RawClient};
 use portable_pty::{native_pty_system, CommandBuilder, PtySize};
 
 /// `ftx` running in a pseudo-terminal, with what it drew kept in a terminal emulator.
@@ -63,6 +61,17 @@ impl Terminal {
         self.screen.lock().unwrap().screen().contents()
     }
 
+    /// The screen's rows, one string each (a full row does not run into the next).
+    fn rows(&self) -> Vec<String> {
+        let parser = self.screen.lock().unwrap();
+        let screen = parser.screen();
+        let width = screen.size().1;
+        screen
+            .rows(0, width)
+            .map(|r| r.trim_end().to_string())
+            .collect()
+    }
+
     fn wait_for(&self, text: &str) -> String {
         wait_until(
             || self.contents().contains(text),
@@ -85,27 +94,32 @@ fn serve_in_terminal(
     rows: u16,
     cols: u16,
 ) -> (Terminal, SocketAddr, tempfile::TempDir) {
+    serve_in_terminal_with_env(extra, rows, cols, &[])
+}
+
+/// The same, with extra environment variables; the address is read off the banner.
+fn serve_in_terminal_with_env(
+    extra: &[&str],
+    rows: u16,
+    cols: u16,
+    env: &[(&str, &str)],
+) -> (Terminal, SocketAddr, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
     let mut args = vec![
         "serve",
         "--listen",
-        &listen,
+        "127.0.0.1:0",
         "--dir",
         dir.path().to_str().unwrap(),
     ];
     args.extend_from_slice(extra);
-    let term = Terminal::run(&args, rows, cols);
-    term.wait_for("listening on");
-    (term, listen.parse().unwrap(), dir)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    let term = Terminal::run_with_env(&args, rows, cols, env);
+    let screen = term.wait_for("listening on");
+    let line = screen
+        .lines()
+        .find(|l| l.contains("listening on"))
+        .expect("banner line");
+    (term, address_in(line), dir)
 }
 
 #[test]
@@ -130,13 +144,13 @@ fn server_draws_a_bar_per_upload_with_name_and_progress() {
         "{screen}"
     );
     assert_eq!(
-        queued.reply_within(fixtures::PATIENCE).as_deref(),
+        queued.reply_within(crate::util::PATIENCE).as_deref(),
         Some(&b"go ahead"[..])
     );
     queued.finish(b"abc");
     term.wait_for("2 saved");
     assert_eq!(
-        fixtures::entries(dir.path()),
+        crate::util::entries(dir.path()),
         ["later.txt", "slow-lecture-é.pdf"]
     );
     assert_eq!(
@@ -167,50 +181,65 @@ fn hostile_names_cannot_drive_the_terminal() {
     );
     assert!(!raw.windows(5).any(|w| w == b"pwned") || !raw.windows(4).any(|w| w == b"\x1b]0;"));
     assert_eq!(
-        fixtures::entries(dir.path()),
+        crate::util::entries(dir.path()),
         ["_[2J_[31mred__]0;pwned_.txt"]
     );
 }
 
-#[test]
-fn sender_draws_file_bars_and_an_overall_bar() {
-    let dir = tempfile::tempdir().unwrap();
+/// A slow classroom-style server on a free port: reads the header, says go ahead,
+/// then takes its time (about half a second for 2 MB) and closes. Returns the bytes it got.
+fn slow_classroom_server(files: usize) -> (SocketAddr, thread::JoinHandle<usize>) {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
-    // A slow classroom-style server: reads the header, says go ahead, then takes its time.
     let server = thread::spawn(move || {
-        let (mut stream, _) = listener.accept().unwrap();
-        let mut buf = vec![0u8; 1024];
-        let _ = stream.read(&mut buf).unwrap();
-        stream.write_all(b"go ahead").unwrap();
-        let mut got = 0;
-        while got < 2_000_000 {
-            let n = stream.read(&mut buf).unwrap();
-            assert!(n > 0);
-            got += n;
-            if got > 500_000 {
-                thread::sleep(std::time::Duration::from_millis(2));
+        let mut total = 0;
+        for _ in 0..files {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 64 * 1024];
+            let n = stream.read(&mut buf[..1024]).unwrap();
+            let size = u64::from_be_bytes(buf[..8].try_into().unwrap()) as usize;
+            assert!(n > 8);
+            stream.write_all(b"go ahead").unwrap();
+            let mut got = 0;
+            while got < size {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got += n;
+                if got > 500_000 {
+                    thread::sleep(std::time::Duration::from_millis(15));
+                }
             }
+            total += got;
         }
-        got
+        total
     });
-    let file = fixtures::write_file(
+    (addr, server)
+}
+
+#[test]
+fn sender_of_one_file_draws_its_bar_and_no_total() {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, server) = slow_classroom_server(1);
+    let file = crate::util::write_file(
         dir.path(),
         "big-slides.pdf",
-        &fixtures::pattern(2_000_000, 3),
+        &crate::util::pattern(2_000_000, 3),
     );
     let term = Terminal::run(
         &["send", "--to", &addr.to_string(), file.to_str().unwrap()],
         24,
         140,
     );
-    let screen = term.wait_for("big-slides.pdf");
+    let screen = term.wait_for("big-slides.pdf  ");
     assert!(
-        screen.contains("total") && screen.contains("0/1 files"),
+        !screen.contains("total"),
+        "a total bar for one file:\n{screen}"
+    );
+    let screen = term.wait_for("1 delivered, 0 failed");
+    assert!(
+        screen.contains("✓ delivered big-slides.pdf  1.91 MiB"),
         "{screen}"
     );
-    let screen = term.wait_for("1 sent, 0 failed");
-    assert!(screen.contains("✓"), "{screen}");
     assert_eq!(server.join().unwrap(), 2_000_000);
 }
 
@@ -251,7 +280,7 @@ fn a_bounded_pool_shows_active_bars_and_waiting_clients() {
     }
     for client in &mut waiting {
         assert_eq!(
-            client.reply_within(fixtures::PATIENCE).as_deref(),
+            client.reply_within(crate::util::PATIENCE).as_deref(),
             Some(&b"go ahead"[..])
         );
     }
@@ -261,7 +290,7 @@ fn a_bounded_pool_shows_active_bars_and_waiting_clients() {
     let screen = term.wait_for("4 saved");
     assert!(screen.contains("0 active · 0 waiting"), "{screen}");
     assert_eq!(
-        fixtures::entries(dir.path()),
+        crate::util::entries(dir.path()),
         ["first.bin", "fourth.bin", "second.bin", "third.bin"]
     );
 }
@@ -283,23 +312,13 @@ fn bars_never_outnumber_the_rows() {
         c.finish(&[1u8; 990]);
     }
     term.wait_for("12 saved");
-    assert_eq!(fixtures::entries(dir.path()).len(), 12);
+    assert_eq!(crate::util::entries(dir.path()).len(), 12);
 }
 
 #[test]
 fn no_color_turns_colours_off_but_keeps_the_bars() {
-    let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let args = [
-        "serve",
-        "--listen",
-        &listen,
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ];
-    let term = Terminal::run_with_env(&args, 24, 120, &[("NO_COLOR", "1")]);
-    term.wait_for("listening on");
-    let mut client = RawClient::start_upload(listen.parse().unwrap(), 1000, b"plain.txt");
+    let (term, addr, _dir) = serve_in_terminal_with_env(&[], 24, 120, &[("NO_COLOR", "1")]);
+    let mut client = RawClient::start_upload(addr, 1000, b"plain.txt");
     client.stream.write_all(&[1u8; 500]).unwrap();
     term.wait_for("50%");
     client.finish(&[1u8; 500]);
@@ -320,19 +339,8 @@ fn no_color_turns_colours_off_but_keeps_the_bars() {
 
 #[test]
 fn plain_in_a_terminal_prints_lines_not_bars() {
-    let dir = tempfile::tempdir().unwrap();
-    let listen = format!("127.0.0.1:{}", free_port());
-    let args = [
-        "serve",
-        "--plain",
-        "--listen",
-        &listen,
-        "--dir",
-        dir.path().to_str().unwrap(),
-    ];
-    let term = Terminal::run(&args, 24, 120);
-    term.wait_for("listening on");
-    RawClient::start_upload(listen.parse().unwrap(), 3, b"line.txt").finish(b"abc");
+    let (term, addr, _dir) = serve_in_terminal(&["--plain"], 24, 120);
+    RawClient::start_upload(addr, 3, b"line.txt").finish(b"abc");
     let screen = term.wait_for("saved     127.0.0.1:");
     assert!(screen.contains("receiving 127.0.0.1:"), "{screen}");
     assert!(
@@ -345,19 +353,39 @@ fn plain_in_a_terminal_prints_lines_not_bars() {
 fn sender_ends_with_a_table_of_every_file() {
     let (_server_term, addr, _dir) = serve_in_terminal(&[], 24, 140);
     let src = tempfile::tempdir().unwrap();
-    let good = fixtures::write_file(src.path(), "good.txt", b"fine");
-    let also = fixtures::write_file(src.path(), "also.bin", &fixtures::pattern(10_000, 1));
+    let good = crate::util::write_file(src.path(), "good.txt", b"fine");
+    let also = crate::util::write_file(src.path(), "also.bin", &crate::util::pattern(10_000, 1));
     let missing = src.path().join("missing.txt");
     let to = addr.to_string();
     let paths = [good, also, missing];
     let mut args = vec!["send", "--to", &to];
     args.extend(paths.iter().map(|p| p.to_str().unwrap()));
     let term = Terminal::run(&args, 24, 140);
-    let screen = term.wait_for("2 sent, 1 failed");
+    let screen = term.wait_for("2 saved, 1 failed");
+    let rows = term.rows();
+    let table: Vec<&str> = rows
+        .iter()
+        .map(String::as_str)
+        .skip_while(|l| !l.starts_with("file "))
+        .take(4)
+        .collect();
+    assert_eq!(table.len(), 4, "{screen}");
     assert!(
-        screen.contains("file") && screen.contains("result"),
+        table[0].contains("result") && table[0].contains("rate"),
         "{screen}"
     );
-    assert!(screen.matches("sent").count() >= 3, "{screen}");
-    assert!(screen.contains("failed: cannot open"), "{screen}");
+    // In the order given, columns lined up, the failure's reason right after its name.
+    assert!(table[1].starts_with("good.txt     saved"), "{screen}");
+    assert!(table[2].starts_with("also.bin     saved"), "{screen}");
+    assert!(
+        table[3].starts_with("missing.txt  failed     cannot open: No such file"),
+        "{screen}"
+    );
+    let rate_column = |row: &str| row.find("/s").unwrap();
+    assert_eq!(rate_column(table[1]), rate_column(table[2]), "{screen}");
+    assert_eq!(
+        screen.matches("good.txt").count(),
+        1,
+        "said twice:\n{screen}"
+    );
 }

@@ -1,0 +1,12 @@
+//! The integration tests: one binary, one module per area, against the real `ftx` binary and the classroom Python programs.
+
+mod classroom;
+mod cli;
+mod delivery;
+mod failures;
+mod hostile;
+mod interop;
+mod live_view;
+mod pool;
+mod send_serve;
+mod util;
