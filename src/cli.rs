@@ -73,7 +73,7 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// When to use colours: auto (on a terminal, unless NO_COLOR is set), always, never
+    /// When to use colours: auto (on a terminal, unless `NO_COLOR` is set), always, never
     #[arg(long, global = true, value_name = "WHEN", default_value = "auto", value_parser = parse_color)]
     pub color: ColorChoice,
 }

@@ -240,7 +240,7 @@ impl DropFolder {
                         .insert(temp.clone(), Arc::clone(dir));
                     return Ok((File::from(fd), Temp::Named(temp)));
                 }
-                Err(Errno::EXIST) => continue,
+                Err(Errno::EXIST) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -328,7 +328,7 @@ impl PartialFile {
                     }
                     return Ok(candidate);
                 }
-                Err(Errno::EXIST) => continue,
+                Err(Errno::EXIST) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -370,7 +370,7 @@ impl PartialFile {
     }
 }
 
-/// Names an `O_TMPFILE`. `AT_EMPTY_PATH` needs CAP_DAC_READ_SEARCH on most
+/// Names an `O_TMPFILE`. `AT_EMPTY_PATH` needs `CAP_DAC_READ_SEARCH` on most
 /// kernels; without it, the same link through `/proc/self/fd` works for anyone.
 fn link_unnamed(file: &File, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
     match rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH) {

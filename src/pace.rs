@@ -27,13 +27,14 @@ impl Pace {
 
     /// How many bytes to move next, at most.
     pub fn chunk(&self) -> usize {
-        (self.rate / 10).clamp(MIN_CHUNK, MAX_CHUNK) as usize
+        usize::try_from((self.rate / 10).clamp(MIN_CHUNK, MAX_CHUNK)).unwrap_or(usize::MAX)
     }
 
     /// Counts `n` bytes moved, then sleeps until they are due at this rate.
     pub fn moved(&mut self, n: u64) {
         self.moved += n;
-        let due = Duration::from_secs_f64(self.moved as f64 / self.rate as f64);
+        let nanos = u128::from(self.moved) * 1_000_000_000 / u128::from(self.rate);
+        let due = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
         if let Some(wait) = due.checked_sub(self.start.elapsed()) {
             thread::sleep(wait);
         }
@@ -43,6 +44,12 @@ impl Pace {
 /// The chunk size for an optional pace: `unpaced` without one.
 pub fn chunk(pace: Option<&Pace>, unpaced: usize) -> usize {
     pace.map_or(unpaced, |p| p.chunk().min(unpaced))
+}
+
+/// The next chunk of a transfer with `left` bytes to go.
+pub fn next_chunk(pace: Option<&Pace>, unpaced: usize, left: u64) -> usize {
+    let most = chunk(pace, unpaced);
+    usize::try_from(left).map_or(most, |left| left.min(most))
 }
 
 #[cfg(test)]
@@ -56,6 +63,8 @@ mod tests {
         assert_eq!(Pace::new(u64::MAX).chunk(), 8 * 1024 * 1024);
         assert_eq!(chunk(None, 4096), 4096);
         assert_eq!(chunk(Some(&Pace::new(10_000)), 4096), 1024);
+        assert_eq!(next_chunk(None, 4096, 10), 10);
+        assert_eq!(next_chunk(Some(&Pace::new(10_000)), 4096, u64::MAX), 1024);
     }
 
     #[test]

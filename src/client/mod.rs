@@ -56,7 +56,7 @@ pub fn plan(files: &[PathBuf]) -> Vec<Planned> {
     for (path, own) in files.iter().zip(&own) {
         let size = std::fs::metadata(path)
             .ok()
-            .filter(|m| m.is_file())
+            .filter(std::fs::Metadata::is_file)
             .map(|m| m.len());
         let mut entry = Planned {
             path: path.clone(),
@@ -75,7 +75,7 @@ pub fn plan(files: &[PathBuf]) -> Vec<Planned> {
             }
             Some(name) if taken.contains(name) => {
                 let text = String::from_utf8_lossy(name).into_owned();
-                let free = (1..)
+                let free = (1..=u32::MAX)
                     .map(|n| names::numbered(&text, n).into_bytes())
                     .find(|candidate| !taken.contains(candidate) && !all_own.contains(candidate))
                     .expect("some number is free");

@@ -17,7 +17,7 @@ use crate::protocol::{self, Header, ReplyError, GO_AHEAD};
 use crate::term::human_duration;
 
 /// Content goes out in slices this big, so progress is reported between them.
-const SLICE: u64 = 8 * 1024 * 1024;
+const SLICE: usize = 8 * 1024 * 1024;
 
 /// How long to wait for the rest of a reply that is not `go ahead`.
 const REST_OF_REPLY: Duration = Duration::from_secs(1);
@@ -135,7 +135,7 @@ impl Upload<'_> {
             Kept::Saved { saved_as } => Kept::Saved {
                 saved_as: saved_as.filter(|name| *name != self.planned.shown()),
             },
-            delivered => delivered,
+            Kept::Delivered { said } => Kept::Delivered { said },
         };
         Ok(Done {
             kept,
@@ -235,14 +235,10 @@ fn send_content(
     mut pace: Option<&mut Pace>,
 ) -> Result<(), SendError> {
     let mut sent = 0;
-    let slice = pace::chunk(
-        pace.as_deref(),
-        usize::try_from(SLICE).unwrap_or(usize::MAX),
-    ) as u64;
-    let mut moved = |n: u64, sent: &mut u64| {
+    let moved = |n: u64, sent: &mut u64, pace: Option<&mut Pace>| {
         *sent += n;
         counter.add(n);
-        if let Some(pace) = pace.as_deref_mut() {
+        if let Some(pace) = pace {
             pace.moved(n);
         }
     };
@@ -254,11 +250,11 @@ fn send_content(
     if sendfile {
         use rustix::io::Errno;
         while sent < size {
-            let want = usize::try_from((size - sent).min(slice)).unwrap_or(usize::MAX);
+            let want = pace::next_chunk(pace.as_deref(), SLICE, size - sent);
             let mut offset = sent;
             match rustix::fs::sendfile(stream, file, Some(&mut offset), want) {
                 Ok(0) => return Err(shrank(sent)),
-                Ok(n) => moved(n as u64, &mut sent),
+                Ok(n) => moved(n as u64, &mut sent, pace.as_deref_mut()),
                 Err(Errno::INTR) => {}
                 Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == 0 => break,
                 Err(e) => {
@@ -280,12 +276,13 @@ fn send_content(
         .seek(SeekFrom::Start(sent))
         .map_err(|error| SendError { sent, error })?;
     while sent < size {
-        let n = io::copy(&mut reader.take((size - sent).min(slice)), &mut &*stream)
+        let want = pace::next_chunk(pace.as_deref(), SLICE, size - sent) as u64;
+        let n = io::copy(&mut reader.take(want), &mut &*stream)
             .map_err(|error| SendError { sent, error })?;
         if n == 0 {
             return Err(shrank(sent));
         }
-        moved(n, &mut sent);
+        moved(n, &mut sent, pace.as_deref_mut());
     }
     Ok(())
 }

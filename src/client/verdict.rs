@@ -86,11 +86,13 @@ fn read_to_close(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, S
                 }
             }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) if is_timeout(&e) => return Err(format!(
+            Err(e) if is_timeout(&e) => {
+                return Err(format!(
                 "the server did not close the connection within {} of the last byte, so it is not \
                      known to have the file (check the server, or wait longer with --timeout)",
                 human_duration(timeout)
-            )),
+            ))
+            }
             Err(e) => {
                 // An ftx server that failed says why before it resets.
                 if let Some(Ok(Receipt::Failed { reason })) = Receipt::decode(&said) {
@@ -123,10 +125,12 @@ fn all_acknowledged(stream: &TcpStream, timeout: Duration) -> Result<(), String>
         }
         match unacknowledged(stream) {
             Some(0) | None => return Ok(()),
-            Some(_) if Instant::now() >= deadline => return Err(format!(
+            Some(_) if Instant::now() >= deadline => {
+                return Err(format!(
                 "the server closed the connection but did not acknowledge the last bytes within {}",
                 human_duration(timeout)
-            )),
+            ))
+            }
             Some(_) => {
                 std::thread::sleep(pause);
                 pause = (pause * 2).min(Duration::from_millis(20));

@@ -25,7 +25,7 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
     let reachable = reachable_addresses(addr);
     crate::say!(
         "  send from {}:",
-        if reachable.iter().all(|ip| ip.is_loopback()) {
+        if reachable.iter().all(IpAddr::is_loopback) {
             "this machine"
         } else {
             "another machine"

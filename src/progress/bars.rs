@@ -27,7 +27,7 @@ pub(super) struct Bars {
     footer: Option<ProgressBar>,
     more: Option<ProgressBar>,
     /// The bar of each upload that has one; the others are counted in "+N more".
-    bars: HashMap<u64, ProgressBar>,
+    rows: HashMap<u64, ProgressBar>,
     /// Widest label that fits the terminal now.
     label_width: usize,
     /// Recent (time, bytes so far) samples, for a rate that tells the truth now rather than on average.
@@ -51,7 +51,7 @@ impl Bars {
             multi,
             footer,
             more: None,
-            bars: HashMap::new(),
+            rows: HashMap::new(),
             label_width: LABEL_WIDTH,
             samples: VecDeque::new(),
         }
@@ -64,7 +64,7 @@ impl Bars {
     /// Turns a waiting line into the upload's bar in place. Removing it and
     /// adding a new one would free its row while its spinner may still draw there once more.
     fn start(&mut self, id: u64, upload: &Upload) {
-        if let Some(bar) = self.bars.get(&id) {
+        if let Some(bar) = self.rows.get(&id) {
             bar.disable_steady_tick();
             bar.set_style(style_upload(self.label_width));
             bar.set_length(upload.size);
@@ -78,7 +78,7 @@ impl Bars {
     }
 
     fn end(&mut self, id: u64) {
-        if let Some(bar) = self.bars.remove(&id) {
+        if let Some(bar) = self.rows.remove(&id) {
             retire(&bar, &self.multi);
         }
     }
@@ -93,7 +93,7 @@ impl Bars {
             .uploads
             .iter()
             .filter(|(_, u)| u.started.is_none())
-            .find_map(|(id, _)| self.bars.get(id).cloned());
+            .find_map(|(id, _)| self.rows.get(id).cloned());
         let (active, waiting): (Vec<_>, Vec<_>) =
             live.uploads.iter().partition(|(_, u)| u.started.is_some());
         let mut shown = 0;
@@ -105,7 +105,7 @@ impl Bars {
                 continue;
             }
             shown += 1;
-            if let Some(bar) = self.bars.get(id) {
+            if let Some(bar) = self.rows.get(id) {
                 if upload.started.is_some() {
                     bar.set_position(upload.bytes);
                 }
@@ -124,7 +124,7 @@ impl Bars {
             if upload.started.is_none() {
                 bar.enable_steady_tick(Duration::from_millis(120));
             }
-            self.bars.insert(*id, bar);
+            self.rows.insert(*id, bar);
         }
         self.draw_more(hidden);
         self.draw_footer(live);
@@ -190,7 +190,7 @@ impl Bars {
 
     /// Takes every bar off the screen for good.
     fn clear(&mut self) {
-        for (_, bar) in self.bars.drain() {
+        for (_, bar) in self.rows.drain() {
             retire(&bar, &self.multi);
         }
         if let Some(more) = self.more.take() {

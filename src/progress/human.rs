@@ -1,5 +1,7 @@
 //! Words both human modes (bars and plain lines) use: labels, outcome lines, the summary and the sender's final table.
 
+use std::fmt::Write as _;
+
 use console::style;
 use indicatif::HumanBytes;
 
@@ -128,9 +130,10 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
             Err(reason) => format!("{name}  {}  {reason}", style("failed   ").red()),
         };
         if let Some(original) = &file.renamed_from {
-            row.push_str(&format!(
+            let _ = write!(
+                row,
                 "  (renamed: another file here is also called {original})"
-            ));
+            );
         }
         lines.push(console::truncate_str(&row, width, "…").into_owned());
     }

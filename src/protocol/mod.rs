@@ -154,7 +154,7 @@ impl Incoming for &TcpStream {
         loop {
             match rustix::net::recv(*self, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
                 Ok((n, _)) => return Ok(Some(n)),
-                Err(Errno::INTR) => continue,
+                Err(Errno::INTR) => {}
                 Err(Errno::AGAIN) => return Ok(None),
                 Err(e) => return Err(e.into()),
             }

@@ -96,8 +96,7 @@ impl Copier {
             self.buffer = vec![0; BUFFER_SIZE];
         }
         while got < size {
-            let most = pace::chunk(pace.as_deref(), self.buffer.len());
-            let want = (size - got).min(most as u64) as usize;
+            let want = pace::next_chunk(pace.as_deref(), self.buffer.len(), size - got);
             let n = match (&*stream).read(&mut self.buffer[..want]) {
                 Ok(0) => return Err(CopyError::Closed { got }),
                 Ok(n) => n,
@@ -149,7 +148,7 @@ impl Copier {
 
         let (pipe_read, pipe_write) = self.pipe.as_ref().expect("splice needs the pipe");
         while *got < size {
-            let want = (size - *got).min(pace::chunk(pace.as_deref(), PIPE_SIZE) as u64) as usize;
+            let want = pace::next_chunk(pace.as_deref(), PIPE_SIZE, size - *got);
             // Socket -> pipe. The socket's read timeout applies, as it does to read().
             let n = match splice(stream, None, pipe_write, None, want, SpliceFlags::MOVE) {
                 Ok(0) => return Spliced::Failed(CopyError::Closed { got: *got }),
