@@ -153,3 +153,61 @@ fn unacknowledged(stream: &TcpStream) -> Option<u32> {
 fn unacknowledged(_stream: &TcpStream) -> Option<u32> {
     None
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::net::TcpListener;
+
+    /// A connection whose server end has taken nothing: every byte the client
+    /// could write is still queued, most of it unacknowledged (the window is full).
+    fn stuffed() -> (TcpStream, TcpStream, u64) {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        client.set_nonblocking(true).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        let mut sent = 0u64;
+        while let Ok(n) = client.write(&chunk) {
+            sent += n as u64;
+        }
+        client.set_nonblocking(false).unwrap();
+        (client, server, sent)
+    }
+
+    #[test]
+    fn a_clean_close_with_bytes_not_taken_is_not_delivered() {
+        let (mut client, server, sent) = stuffed();
+        // The server's side closes cleanly (FIN) without reading: the client reads
+        // the end of the stream at once, but its last bytes were never acknowledged.
+        server.shutdown(Shutdown::Write).unwrap();
+        let seen = AtomicBool::new(false);
+        let err = after_content(&mut client, sent, Duration::from_millis(300), &seen).unwrap_err();
+        assert!(
+            err.contains("did not acknowledge the last bytes within 0.30s"),
+            "{err}"
+        );
+        // Once it closes for good, the unread bytes make it reset the connection.
+        drop(server);
+        let err = all_acknowledged(&client, Duration::from_secs(5)).unwrap_err();
+        assert!(err.contains("the server reset the connection"), "{err}");
+    }
+
+    #[test]
+    fn a_clean_close_after_every_byte_is_delivered() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (mut server, _) = listener.accept().unwrap();
+        client.write_all(b"content").unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            server.read_to_end(&mut got).unwrap();
+            got
+        });
+        let seen = AtomicBool::new(false);
+        let kept = after_content(&mut client, 7, Duration::from_secs(5), &seen).unwrap();
+        assert_eq!(kept, Kept::Delivered { said: None });
+        assert_eq!(reader.join().unwrap(), b"content");
+    }
+}

@@ -278,3 +278,29 @@ fn a_removed_drop_folder_on_tmpfs() {
     let parent = tempfile::tempdir_in(shm).unwrap();
     drop_folder_removed_and_made_again(parent.path());
 }
+
+/// PROTOCOL.md X4: a failure after `go ahead`, even once every byte was read,
+/// ends with the failure receipt and a reset, never a clean close.
+#[test]
+fn a_failure_after_the_last_byte_ends_in_a_reset() {
+    let parent = tempfile::tempdir().unwrap();
+    let drop = parent.path().join("drop");
+    let server = Serve::start_at(tempfile::tempdir().unwrap(), &drop, &[]);
+    let mut client = crate::util::RawClient::start_upload(server.addr, 10, b"late.txt");
+    client.stream.write_all(b"01234").unwrap();
+    server.wait_for_log("receiving");
+    std::fs::remove_dir_all(&drop).unwrap();
+    client.stream.write_all(b"56789").unwrap();
+    client.stream.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut said = Vec::new();
+    let end = client.stream.read_to_end(&mut said);
+    assert_eq!(
+        String::from_utf8_lossy(&said),
+        "ftx/1 {\"status\":\"failed\",\"reason\":\"saving the received file: the drop folder was removed during the upload\"}\n"
+    );
+    assert_eq!(
+        end.map_err(|e| e.kind()),
+        Err(std::io::ErrorKind::ConnectionReset),
+        "a clean close"
+    );
+}
