@@ -271,3 +271,62 @@ impl Stopper {
         let _ = TcpStream::connect_timeout(&self.shared.wake, Duration::from_secs(1));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::Address;
+    use std::io::Read;
+
+    /// The server in-process on port 0: one upload saved with its receipt, one
+    /// refused, and the tally comes back from `run`, not from anything drawn.
+    #[test]
+    fn run_returns_the_tally_of_what_it_received() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = Server::bind(&ServeConfig {
+            listen: Address::parse("127.0.0.1:0", "127.0.0.1").unwrap(),
+            dir: dir.path().to_path_buf(),
+            workers: 2,
+            max_size: Some(100),
+            ..ServeConfig::default()
+        })
+        .unwrap();
+        let addr = server.local_addr();
+        let stopper = server.stopper();
+        let (events, _) = crossbeam_channel::unbounded();
+        let running = thread::spawn(move || server.run(&events));
+
+        let mut ok = TcpStream::connect(addr).unwrap();
+        ok.write_all(b"\0\0\0\0\0\0\0\x05hello.txt").unwrap();
+        let mut reply = [0u8; 8];
+        ok.read_exact(&mut reply).unwrap();
+        assert_eq!(&reply, b"go ahead");
+        ok.write_all(b"hello").unwrap();
+        ok.shutdown(Shutdown::Write).unwrap();
+        let mut receipt = String::new();
+        ok.read_to_string(&mut receipt).unwrap();
+        assert_eq!(
+            receipt,
+            "ftx/1 {\"status\":\"saved\",\"saved_as\":\"hello.txt\",\"size\":5}\n"
+        );
+
+        let mut big = TcpStream::connect(addr).unwrap();
+        big.write_all(b"\0\0\0\0\0\0\x10\0big.bin").unwrap();
+        let mut refusal = String::new();
+        big.read_to_string(&mut refusal).unwrap();
+        assert!(refusal.starts_with("refused: too large"), "{refusal}");
+
+        stopper.stop();
+        let tally = running.join().unwrap();
+        assert_eq!(
+            tally,
+            Tally {
+                saved: 1,
+                delivered: 0,
+                failed: 1,
+                bytes: 5
+            }
+        );
+        assert_eq!(std::fs::read(dir.path().join("hello.txt")).unwrap(), b"hello");
+    }
+}
