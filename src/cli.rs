@@ -139,9 +139,17 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub workers: u16,
 
-    /// End a connection that sends nothing for this long (e.g. 500ms, 30s, 2m)
+    /// Drop a connection whose whole header has not arrived this long after it connected
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// End an upload that sends nothing for this long (e.g. 500ms, 30s, 2m)
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
+
+    /// End an upload that brings less than this per second over any 20 s (0: no minimum)
+    #[arg(long, value_name = "RATE", default_value = "1KiB", value_parser = parse_size)]
+    pub min_rate: u64,
 
     /// Refuse uploads announced larger than this (e.g. 500MiB, 2GiB, 1000000) [default: no limit]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

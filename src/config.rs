@@ -16,8 +16,12 @@ pub struct ServeConfig {
     pub listen: Address,
     pub dir: PathBuf,
     pub workers: usize,
-    /// A connection that sends nothing for this long is dropped.
+    /// A connection whose whole header has not arrived this long after it connected is dropped.
+    pub header_timeout: Duration,
+    /// An upload that sends nothing for this long is dropped.
     pub idle_timeout: Duration,
+    /// Least bytes per second an upload must bring over each window (`--min-rate`); `None`: no minimum.
+    pub min_rate: Option<u64>,
     /// Largest announced size accepted; `None` accepts any, as the protocol promises.
     pub max_size: Option<u64>,
     /// Most simultaneous connections (waiting or receiving) from one IP address.
@@ -40,7 +44,9 @@ impl Default for ServeConfig {
             },
             dir: PathBuf::from("."),
             workers: 8,
+            header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
+            min_rate: Some(DEFAULT_MIN_RATE),
             max_size: None,
             per_ip: None,
             splice: true,
@@ -51,13 +57,26 @@ impl Default for ServeConfig {
     }
 }
 
+/// The least an upload must bring, per second, by default: far under any real
+/// link, far over a client that sends a byte now and then.
+pub const DEFAULT_MIN_RATE: u64 = 1024;
+
 impl ServeConfig {
+    /// The minimum rate in force: never more than half the server's own `--rate`,
+    /// which would otherwise fail the uploads it slows down itself.
+    pub fn min_rate(&self) -> Option<u64> {
+        let min = self.min_rate?;
+        Some(self.rate.map_or(min, |rate| min.min(rate / 2))).filter(|min| *min > 0)
+    }
+
     pub fn from_args(args: ServeArgs) -> anyhow::Result<ServeConfig> {
         Ok(ServeConfig {
             listen: Address::parse(&args.listen, "0.0.0.0").context("--listen")?,
             dir: args.dir,
             workers: usize::from(args.workers),
+            header_timeout: args.header_timeout,
             idle_timeout: args.idle_timeout,
+            min_rate: Some(args.min_rate).filter(|rate| *rate > 0),
             max_size: args.max_size,
             per_ip: args.per_ip.map(usize::from),
             splice: !args.no_splice,

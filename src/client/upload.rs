@@ -41,10 +41,10 @@ struct SendError {
 impl Upload<'_> {
     /// Uploads the file and reports its outcome, which it also returns.
     pub fn run(self) -> Result<Done, String> {
-        let _ = self.events.send(Event::Waiting {
+        let _ = self.events.send(Event::Queued {
             id: self.id,
-            peer: None,
-            name: Some(self.planned.shown()),
+            name: self.planned.shown(),
+            size: self.planned.size,
             path: Some(shown_path(&self.planned.path)),
         });
         let result = self.exchange();

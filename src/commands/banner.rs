@@ -3,68 +3,91 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use console::style;
+use indicatif::HumanBytes;
 
 use crate::config::ServeConfig;
-use crate::protocol::DEFAULT_PORT;
 use crate::server::Server;
-use crate::term::human_duration;
+use crate::term::{human_duration, plural};
+
+/// Below this many open files, the banner says the limit is low for a crowd.
+const FEW_OPEN_FILES: u64 = 4096;
 
 /// Tells the room how to connect: every address of this machine a client can use,
-/// as ready-to-copy commands for ftx and for the classroom Python client.
+/// as ready-to-copy commands for ftx and the address and port for classroom
+/// clients; then the server's limits. Short lines: it is read on a projector.
 pub(super) fn print(server: &Server, config: &ServeConfig) {
     let addr = server.local_addr();
     crate::say!(
-        "ftx serve: listening on {addr}, saving into {}",
+        "ftx serve: listening on {addr}, saving into {} (Ctrl-C to stop)",
         server.folder().path().display()
     );
-    let port_arg = if addr.port() == DEFAULT_PORT {
-        String::new()
-    } else {
-        format!(" {}", addr.port())
-    };
     let reachable = reachable_addresses(addr);
-    crate::say!(
-        "  send from {}:",
-        if reachable.iter().all(IpAddr::is_loopback) {
-            "this machine"
-        } else {
-            "another machine"
-        }
-    );
-    for ip in reachable {
-        let target = SocketAddr::new(ip, addr.port());
-        crate::say!(
-            "    {}    {}",
-            style(format!("ftx send --to {target} FILE...")).bold(),
-            style(format!("python client.py FILE {ip}{port_arg}")).bold()
-        );
+    let (here, away): (Vec<IpAddr>, Vec<IpAddr>) =
+        reachable.iter().partition(|ip| ip.is_loopback());
+    let command = |ip: IpAddr| {
+        style(format!(
+            "ftx send --to {} FILE...",
+            SocketAddr::new(ip, addr.port())
+        ))
+        .bold()
+    };
+    for ip in &here {
+        crate::say!("  from this machine:     {}", command(*ip));
     }
-    let limit = |value: Option<String>, none: &str| value.unwrap_or_else(|| none.to_string());
+    for ip in &away {
+        crate::say!("  from another machine:  {}", command(*ip));
+    }
+    let ips: Vec<String> = away.iter().chain(&here).map(IpAddr::to_string).collect();
     crate::say!(
-        "  {} workers · idle timeout {} · {} · {}{}",
-        config.workers,
+        "  classroom clients:     IP {}, port {}",
+        style(ips.join(" or ")).bold(),
+        style(addr.port()).bold()
+    );
+    crate::say!(
+        "  {} · headers within {} · idle timeout {} · {}",
+        plural(config.workers as u64, "worker", "workers"),
+        human_duration(config.header_timeout),
         human_duration(config.idle_timeout),
-        limit(
-            config
-                .max_size
-                .map(|m| format!("max size {}", indicatif::HumanBytes(m))),
-            "no size limit"
+        config.min_rate().map_or_else(
+            || "no minimum rate".to_string(),
+            |rate| format!("at least {}/s", HumanBytes(rate))
         ),
-        limit(
-            config.per_ip.map(|n| format!("at most {n} per address")),
-            "no per-address cap"
+    );
+    crate::say!(
+        "  {} · {}{}",
+        config.max_size.map_or_else(
+            || "no size limit".to_string(),
+            |m| format!("max size {}", HumanBytes(m))
+        ),
+        config.per_ip.map_or_else(
+            || "no per-address cap".to_string(),
+            |n| format!("at most {n} per address")
         ),
         config
             .rate
-            .map(|r| format!(" · {}/s per upload", indicatif::HumanBytes(r)))
+            .map(|r| format!(" · {}/s per upload", HumanBytes(r)))
             .unwrap_or_default(),
     );
+    let limits = server.limits();
+    match limits.open_files {
+        Some(files) if files < FEW_OPEN_FILES => crate::say!(
+            "  {} open files allowed: fewer than {FEW_OPEN_FILES} clients at once (raise it with ulimit -n)",
+            style(files).yellow()
+        ),
+        Some(files) => crate::say!(
+            "  up to {files} clients at once (open files), {} more queued by the kernel",
+            limits.backlog
+        ),
+        None => {}
+    }
 }
 
-/// Most addresses the banner lists.
+/// Most addresses of other interfaces the banner lists.
 const MAX_BANNER_ADDRESSES: usize = 4;
 
-/// The addresses clients can use to reach a listener on `addr`.
+/// The addresses clients can use to reach a listener on `addr`: the address
+/// itself, or, for a listener on all addresses, loopback and up to four
+/// addresses of the machine's other interfaces.
 fn reachable_addresses(addr: SocketAddr) -> Vec<IpAddr> {
     if !addr.ip().is_unspecified() {
         return vec![addr.ip()];
@@ -84,13 +107,14 @@ fn reachable_addresses(addr: SocketAddr) -> Vec<IpAddr> {
     ips.sort();
     ips.dedup();
     ips.truncate(MAX_BANNER_ADDRESSES);
-    if ips.is_empty() {
-        ips.push(if v6 {
+    ips.insert(
+        0,
+        if v6 {
             IpAddr::V6(Ipv6Addr::LOCALHOST)
         } else {
             IpAddr::V4(Ipv4Addr::LOCALHOST)
-        });
-    }
+        },
+    );
     ips
 }
 
@@ -105,19 +129,20 @@ mod tests {
     }
 
     #[test]
-    fn listening_everywhere_shows_usable_addresses() {
+    fn listening_everywhere_shows_loopback_and_addresses_of_this_machine() {
         for any in ["0.0.0.0:12000", "[::]:12000"] {
             let ips = reachable_addresses(any.parse().unwrap());
-            assert!(
-                !ips.is_empty() && ips.len() <= MAX_BANNER_ADDRESSES,
-                "{any}: {ips:?}"
-            );
-            assert!(ips.iter().all(|ip| !ip.is_unspecified()), "{any}: {ips:?}");
-            // Either real interface addresses, or loopback when there are none.
-            assert!(
-                ips.iter().all(|ip| !ip.is_loopback()) || ips.len() == 1,
-                "{any}: {ips:?}"
-            );
+            assert!(ips[0].is_loopback(), "{any}: {ips:?}");
+            assert!(ips.len() <= MAX_BANNER_ADDRESSES + 1, "{any}: {ips:?}");
+            for ip in &ips[1..] {
+                assert!(!ip.is_loopback() && !ip.is_unspecified(), "{any}: {ips:?}");
+                // An address of this machine is one a socket can be bound to here.
+                let bound = std::net::TcpListener::bind(SocketAddr::new(*ip, 0));
+                assert!(
+                    bound.is_ok(),
+                    "{ip} is not an address of this machine: {bound:?}"
+                );
+            }
         }
     }
 }

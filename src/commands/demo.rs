@@ -42,6 +42,8 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
         listen: Address::parse("127.0.0.1:0", "127.0.0.1")?,
         dir: received.clone(),
         workers: config.workers,
+        // The demo paces its own clients, as slowly as --size and --duration say.
+        min_rate: None,
         output: config.output,
         ..ServeConfig::default()
     })?;

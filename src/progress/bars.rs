@@ -169,10 +169,15 @@ impl Bars {
                 ));
             }
             None => {
-                let (active, waiting) = live.active_and_waiting();
+                let (active, waiting, connecting) = live.stages();
                 let rate = recent_rate(&mut self.samples, bytes);
+                let connecting = if connecting > 0 {
+                    format!(" · {connecting} sending a header")
+                } else {
+                    String::new()
+                };
                 footer.set_message(format!(
-                    "{} active · {} waiting · {} saved · {} failed · {} received ({}/s)",
+                    "{} active · {} waiting{connecting} · {} saved · {} failed · {} received ({}/s)",
                     style(active).cyan().bold(),
                     style(waiting).yellow(),
                     style(shown.saved).green(),
@@ -234,7 +239,15 @@ impl Sink for Bars {
             }
             Event::Trace { text, .. } => self.print(format!("{} {text}", style("trace").dim())),
             Event::Notice(text) => self.print(text.clone()),
-            Event::Listening { .. } | Event::Waiting { .. } | Event::Summary(_) => {}
+            Event::Queued { id, .. } => {
+                if let (Some(bar), Some(upload)) = (self.rows.get(id), live.uploads.get(id)) {
+                    bar.set_message(waiting_for(upload, self.side));
+                    bar.set_prefix(
+                        console::truncate_str(&label(upload), self.label_width, "…").into_owned(),
+                    );
+                }
+            }
+            Event::Listening { .. } | Event::Connected { .. } | Event::Summary(_) => {}
         }
         self.draw(live);
     }
@@ -294,14 +307,20 @@ fn new_bar(upload: &Upload, side: Side, label_width: usize) -> ProgressBar {
         bar
     } else {
         let bar = hidden_bar(None).with_style(template("{prefix} {spinner:.yellow} {msg:.yellow}"));
-        bar.set_message(match side {
-            Side::Serve => "waiting for a free worker",
-            Side::Send => "waiting for go ahead",
-        });
+        bar.set_message(waiting_for(upload, side));
         bar
     };
     bar.set_prefix(console::truncate_str(&label(upload), label_width, "…").into_owned());
     bar
+}
+
+/// What a waiting upload waits for, in words.
+fn waiting_for(upload: &Upload, side: Side) -> &'static str {
+    match (side, &upload.name) {
+        (Side::Serve, Some(_)) => "waiting for a free worker",
+        (Side::Serve, None) => "connected, waiting for its header",
+        (Side::Send, _) => "waiting for go ahead",
+    }
 }
 
 fn template(text: &str) -> ProgressStyle {

@@ -54,11 +54,15 @@ enum Record<'a> {
         dir: &'a str,
         workers: usize,
     },
-    /// serve: a client connected and waits for a worker; send: a file's turn came.
+    /// serve: a client connected; its header is still coming.
+    Connected { id: u64, client: String },
+    /// serve: a header came in, the upload waits for a worker; send: a file's turn came.
     Queued {
         id: u64,
         #[serde(flatten)]
         who: Who<'a>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        size: Option<u64>,
     },
     /// `go ahead` was said (serve) or heard (send).
     Started {
@@ -160,10 +164,15 @@ impl Sink for Json {
                 dir,
                 workers: *workers,
             },
-            Event::Waiting { id, .. } => match current(id) {
+            Event::Connected { id, peer } => Record::Connected {
+                id: *id,
+                client: peer.to_string(),
+            },
+            Event::Queued { id, size, .. } => match current(id) {
                 Some(upload) => Record::Queued {
                     id: *id,
                     who: Who::of(upload),
+                    size: *size,
                 },
                 None => return,
             },
@@ -260,7 +269,15 @@ fn schema() -> Vec<(String, Vec<String>)> {
             dir: "",
             workers: 0,
         },
-        Record::Queued { id: 0, who: who() },
+        Record::Connected {
+            id: 0,
+            client: String::new(),
+        },
+        Record::Queued {
+            id: 0,
+            who: who(),
+            size: Some(0),
+        },
         Record::Started {
             id: 0,
             who: who(),

@@ -37,13 +37,15 @@ pub enum Event {
         dir: String,
         workers: usize,
     },
-    /// Server: accepted, waiting for a free worker (`peer` set).
+    /// Server: accepted; its header is still coming.
+    Connected { id: u64, peer: SocketAddr },
+    /// Server: the header is complete; waiting for a free worker.
     /// Sender: the file's turn came; connecting and waiting for `go ahead`
-    /// (`name` is the name it is sent under, `path` the file as given).
-    Waiting {
+    /// (`path` is the file as given).
+    Queued {
         id: u64,
-        peer: Option<SocketAddr>,
-        name: Option<String>,
+        name: String,
+        size: Option<u64>,
         path: Option<String>,
     },
     /// Content is about to flow; the work counts it in `counter` as it goes.
@@ -195,14 +197,24 @@ impl Live {
     /// Records an event; for the last event of an upload, returns its record as it was.
     fn apply(&mut self, event: &Event) -> Option<Upload> {
         match event {
-            Event::Waiting {
+            Event::Connected { id, peer } => {
+                self.uploads
+                    .insert(*id, Upload::new(Some(*peer), None, None));
+                None
+            }
+            Event::Queued {
                 id,
-                peer,
                 name,
+                size,
                 path,
             } => {
-                self.uploads
-                    .insert(*id, Upload::new(*peer, name.clone(), path.clone()));
+                let upload = self
+                    .uploads
+                    .entry(*id)
+                    .or_insert_with(|| Upload::new(None, None, None));
+                upload.name = Some(name.clone());
+                upload.size = size.unwrap_or_default();
+                upload.path.clone_from(path);
                 None
             }
             Event::Started {
@@ -258,14 +270,17 @@ impl Live {
         self.moving = moving;
     }
 
-    /// Uploads in progress and uploads waiting.
-    pub fn active_and_waiting(&self) -> (usize, usize) {
-        let waiting = self
-            .uploads
-            .values()
-            .filter(|u| u.started.is_none())
-            .count();
-        (self.uploads.len() - waiting, waiting)
+    /// Uploads in progress, uploads waiting for a worker (or for `go ahead`), connections still sending a header.
+    pub fn stages(&self) -> (usize, usize, usize) {
+        let (mut active, mut waiting, mut connecting) = (0, 0, 0);
+        for upload in self.uploads.values() {
+            match (upload.started, &upload.name) {
+                (Some(_), _) => active += 1,
+                (None, Some(_)) => waiting += 1,
+                (None, None) => connecting += 1,
+            }
+        }
+        (active, waiting, connecting)
     }
 
     /// Bytes of the uploads that ended well, plus those in flight.
@@ -349,11 +364,9 @@ mod tests {
         let mut live = Live::new(Side::Serve, None);
         let peer = Some("127.0.0.1:5000".parse().unwrap());
         for id in 0..1000 {
-            live.apply(&Event::Waiting {
+            live.apply(&Event::Connected {
                 id,
-                peer,
-                name: None,
-                path: None,
+                peer: peer.unwrap(),
             });
             let counter = ByteCounter::default();
             counter.add(4);

@@ -49,7 +49,10 @@ impl Sink for Plain {
             }
             Event::Trace { text, .. } => say_line(format!("trace {text}")),
             Event::Notice(text) => say_line(text.clone()),
-            Event::Listening { .. } | Event::Waiting { .. } | Event::Summary(_) => {}
+            Event::Listening { .. }
+            | Event::Connected { .. }
+            | Event::Queued { .. }
+            | Event::Summary(_) => {}
         }
     }
 

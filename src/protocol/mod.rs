@@ -11,14 +11,13 @@
 //! The name has no length prefix and no terminator: it is the rest of the
 //! client's first message. TCP keeps no message boundaries, so the server
 //! takes the name to be everything that has arrived once the size and at
-//! least one name byte are in (see [`read_header`]). The classroom client
+//! least one name byte are in (see [`HeaderCollector`]). The classroom client
 //! sends nothing more until it hears `go ahead`, so nothing else can be mixed in.
 
 pub mod receipt;
 
 use std::fmt;
 use std::io::{self, ErrorKind, Read, Write};
-use std::net::TcpStream;
 
 /// The port classroom programs use when none is given.
 pub const DEFAULT_PORT: u16 = 12000;
@@ -110,8 +109,6 @@ pub enum HeaderError {
     Incomplete { got: usize },
     /// The name is longer than the server accepts.
     NameTooLong { max: usize },
-    /// The connection failed or went quiet for too long.
-    Io(io::Error),
 }
 
 impl fmt::Display for HeaderError {
@@ -125,10 +122,6 @@ impl fmt::Display for HeaderError {
                 "client closed after {got} header bytes (a header is 8 size bytes and a name)"
             ),
             HeaderError::NameTooLong { max } => write!(f, "name longer than {max} bytes"),
-            HeaderError::Io(e) if is_timeout(e) => {
-                write!(f, "header not complete before the idle timeout")
-            }
-            HeaderError::Io(e) => write!(f, "reading the header: {e}"),
         }
     }
 }
@@ -140,70 +133,55 @@ pub fn is_timeout(e: &io::Error) -> bool {
     matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut)
 }
 
-/// A byte source that can tell what has already arrived from what is still to come.
-pub trait Incoming: Read {
-    /// Reads bytes that have already arrived, without waiting.
-    /// `Ok(None)` means nothing is waiting right now; `Ok(Some(0))` means the peer closed.
-    fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>>;
+/// Collects a client's first message as it arrives, and says when it is a complete header.
+///
+/// The name has no terminator: it is everything that arrived with the size.
+/// So the header is complete once the 8 size bytes and at least one name byte
+/// are in and nothing more is waiting, unless the name so far ends in the
+/// middle of a UTF-8 character: the rest of the message is then plainly still
+/// on its way. The caller pushes everything that has arrived, then asks.
+#[derive(Debug)]
+pub struct HeaderCollector {
+    message: Vec<u8>,
+    max_name: usize,
 }
 
-impl Incoming for &TcpStream {
-    fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        use rustix::io::Errno;
-        // One recv(MSG_DONTWAIT) instead of switching the socket to non-blocking and back.
-        loop {
-            match rustix::net::recv(*self, &mut *buf, rustix::net::RecvFlags::DONTWAIT) {
-                Ok((n, _)) => return Ok(Some(n)),
-                Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => return Ok(None),
-                Err(e) => return Err(e.into()),
-            }
+impl HeaderCollector {
+    /// A collector that refuses names longer than `max_name` bytes.
+    pub fn new(max_name: usize) -> HeaderCollector {
+        HeaderCollector {
+            message: Vec::new(),
+            max_name,
         }
     }
-}
 
-/// Reads the client's first message and splits it into size and name.
-///
-/// Blocks (under the source's own read timeout) until the 8 size bytes and at
-/// least one name byte are in, then takes whatever else has already arrived.
-/// If the name so far ends in the middle of a UTF-8 character, the rest of the
-/// message is plainly still on its way, so it waits for it.
-pub fn read_header<R: Incoming>(src: &mut R, max_name: usize) -> Result<Header, HeaderError> {
-    let mut message = Vec::with_capacity(256);
-    let mut chunk = [0u8; 2048];
-    let limit = SIZE_LEN + max_name;
-    let keep = |message: &mut Vec<u8>, bytes: &[u8]| {
-        message.extend_from_slice(bytes);
-        if message.len() > limit {
-            Err(HeaderError::NameTooLong { max: max_name })
+    /// Adds bytes that arrived.
+    pub fn push(&mut self, bytes: &[u8]) -> Result<(), HeaderError> {
+        if self.message.is_empty() {
+            self.message.reserve(bytes.len().max(64));
+        }
+        self.message.extend_from_slice(bytes);
+        if self.message.len() > SIZE_LEN + self.max_name {
+            Err(HeaderError::NameTooLong { max: self.max_name })
         } else {
             Ok(())
         }
-    };
+    }
 
-    while message.len() <= SIZE_LEN {
-        match src.read(&mut chunk) {
-            Ok(0) => return Err(HeaderError::Incomplete { got: message.len() }),
-            Ok(n) => keep(&mut message, &chunk[..n])?,
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Err(HeaderError::Io(e)),
+    /// Once everything that has arrived was pushed: the header, if it is complete.
+    pub fn complete(&self) -> Option<Header> {
+        if self.message.len() <= SIZE_LEN || ends_mid_character(&self.message[SIZE_LEN..]) {
+            return None;
+        }
+        Header::decode(&self.message).ok()
+    }
+
+    /// Why there is no header when the client closed now.
+    pub fn closed(&self) -> HeaderError {
+        HeaderError::Incomplete {
+            got: self.message.len(),
         }
     }
-    loop {
-        match src.read_arrived(&mut chunk) {
-            Ok(Some(0)) => break,
-            Ok(Some(n)) => keep(&mut message, &chunk[..n])?,
-            Ok(None) if ends_mid_character(&message[SIZE_LEN..]) => match src.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => keep(&mut message, &chunk[..n])?,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(HeaderError::Io(e)),
-            },
-            Ok(None) => break,
-            Err(e) => return Err(HeaderError::Io(e)),
-        }
-    }
-    Header::decode(&message)
 }
 
 /// True when the bytes end with the first part of a UTF-8 character.
@@ -310,45 +288,17 @@ pub fn read_reply<R: Read>(src: &mut R) -> Result<(), ReplyError> {
 mod tests {
     use super::*;
 
-    /// Delivers a message in pieces; pieces after `arrived` have not reached us yet
-    /// when the reader asks what has already arrived.
-    struct Pieces {
-        pieces: Vec<Vec<u8>>,
-        next: usize,
-        arrived: usize,
-    }
-
-    impl Pieces {
-        fn new(pieces: &[&[u8]], arrived: usize) -> Pieces {
-            Pieces {
-                pieces: pieces.iter().map(|p| p.to_vec()).collect(),
-                next: 0,
-                arrived,
+    /// Feeds a message in pieces, asking after each one whether the header is complete,
+    /// as the server does after each read of everything that had arrived.
+    fn collect(pieces: &[&[u8]], max_name: usize) -> Result<Option<Header>, HeaderError> {
+        let mut collector = HeaderCollector::new(max_name);
+        for piece in pieces {
+            collector.push(piece)?;
+            if let Some(header) = collector.complete() {
+                return Ok(Some(header));
             }
         }
-    }
-
-    impl Read for Pieces {
-        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-            let Some(piece) = self.pieces.get(self.next) else {
-                return Ok(0);
-            };
-            assert!(buf.len() >= piece.len(), "test pieces fit one read");
-            buf[..piece.len()].copy_from_slice(piece);
-            self.next += 1;
-            self.arrived = self.arrived.max(self.next);
-            Ok(piece.len())
-        }
-    }
-
-    impl Incoming for Pieces {
-        fn read_arrived(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-            if self.next < self.arrived || self.next >= self.pieces.len() {
-                self.read(buf).map(Some)
-            } else {
-                Ok(None)
-            }
-        }
+        Ok(None)
     }
 
     fn header(size: u64, name: &str) -> Header {
@@ -377,73 +327,61 @@ mod tests {
     #[test]
     fn reads_header_sent_in_one_piece() {
         let sent = header(42, "notes.txt");
-        let mut src = Pieces::new(&[&sent.encode()], 1);
-        assert_eq!(read_header(&mut src, MAX_RECV_NAME).unwrap(), sent);
+        assert_eq!(
+            collect(&[&sent.encode()], MAX_RECV_NAME).unwrap(),
+            Some(sent)
+        );
     }
 
     #[test]
-    fn reads_name_split_across_reads() {
+    fn waits_for_the_size_and_a_name_byte() {
         let sent = header(5_000_000_000, "lecture-notes.pdf");
         let bytes = sent.encode();
-        // Size split in two, name split in three; all of it has arrived.
-        let pieces: Vec<&[u8]> = vec![
-            &bytes[..3],
-            &bytes[3..8],
-            &bytes[8..12],
-            &bytes[12..15],
-            &bytes[15..],
-        ];
-        let mut src = Pieces::new(&pieces, pieces.len());
-        assert_eq!(read_header(&mut src, MAX_RECV_NAME).unwrap(), sent);
+        // Nothing is complete until a name byte is in; then it is whatever arrived.
+        assert_eq!(
+            collect(&[&bytes[..3], &bytes[3..8]], MAX_RECV_NAME).unwrap(),
+            None
+        );
+        assert_eq!(
+            collect(&[&bytes[..3], &bytes[3..8], &bytes[8..]], MAX_RECV_NAME).unwrap(),
+            Some(sent)
+        );
     }
 
     #[test]
     fn waits_for_the_rest_of_a_split_character() {
         let sent = header(3, "résumé.txt");
         let bytes = sent.encode();
-        // Cut inside the two-byte 'é': the second piece has not arrived when the first is read.
+        // Cut inside the two-byte 'é': the first piece alone is not a header.
         let cut = SIZE_LEN + 2;
-        let mut src = Pieces::new(&[&bytes[..cut], &bytes[cut..]], 1);
-        assert_eq!(read_header(&mut src, MAX_RECV_NAME).unwrap(), sent);
-    }
-
-    #[test]
-    fn name_ends_where_the_first_message_ends() {
-        let first = header(4, "a.txt").encode();
-        // The content (sent only after go ahead) has not arrived while the header is read.
-        let mut src = Pieces::new(&[&first, b"data"], 1);
+        assert_eq!(collect(&[&bytes[..cut]], MAX_RECV_NAME).unwrap(), None);
         assert_eq!(
-            read_header(&mut src, MAX_RECV_NAME).unwrap(),
-            header(4, "a.txt")
+            collect(&[&bytes[..cut], &bytes[cut..]], MAX_RECV_NAME).unwrap(),
+            Some(sent)
         );
     }
 
     #[test]
     fn short_headers_are_refused() {
-        let mut nothing = Pieces::new(&[], 0);
+        let mut collector = HeaderCollector::new(10);
         assert!(matches!(
-            read_header(&mut nothing, 10),
-            Err(HeaderError::Incomplete { got: 0 })
+            collector.closed(),
+            HeaderError::Incomplete { got: 0 }
         ));
-        let mut only_size = Pieces::new(&[&[0, 0, 0, 0, 0, 0, 0, 1]], 1);
-        assert!(matches!(
-            read_header(&mut only_size, 10),
-            Err(HeaderError::Incomplete { got: 8 })
-        ));
-        let mut five = Pieces::new(&[b"12345"], 1);
-        let err = read_header(&mut five, 10).unwrap_err();
+        collector.push(b"12345").unwrap();
         assert_eq!(
-            err.to_string(),
+            collector.closed().to_string(),
             "client closed after 5 header bytes (a header is 8 size bytes and a name)"
         );
+        collector.push(b"678").unwrap();
+        assert_eq!(collector.complete(), None, "a size without a name");
     }
 
     #[test]
     fn overlong_names_are_refused() {
         let long = header(1, &"n".repeat(11)).encode();
-        let mut src = Pieces::new(&[&long], 1);
         assert!(matches!(
-            read_header(&mut src, 10),
+            collect(&[&long], 10),
             Err(HeaderError::NameTooLong { max: 10 })
         ));
     }
@@ -451,8 +389,8 @@ mod tests {
     #[test]
     fn reply_must_be_exactly_go_ahead() {
         assert!(read_reply(&mut &b"go ahead"[..]).is_ok());
-        let pieces = Pieces::new(&[b"go ", b"ahead"], 2);
-        assert!(read_reply(&mut { pieces }).is_ok());
+        let mut pieces = std::io::Read::chain(&b"go "[..], &b"ahead"[..]);
+        assert!(read_reply(&mut pieces).is_ok());
         let mut src = &b"no way\x1b[2J"[..];
         let Err(ReplyError::Bad(mut bad)) = read_reply(&mut src) else {
             panic!("accepted a bad reply")
@@ -477,7 +415,8 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// Any bytes, cut anywhere, all arrived: the whole message is the header, or a clear refusal.
+        /// Any bytes, cut anywhere: a header once the size and a name byte are in
+        /// (and no character is cut), the whole message at the end, or a clear refusal.
         #[test]
         fn any_first_message_parses_or_is_refused(
             message in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..200),
@@ -486,30 +425,29 @@ mod tests {
             let mut cuts: Vec<usize> = cuts.into_iter().filter(|&c| c < message.len()).collect();
             cuts.sort_unstable();
             cuts.dedup();
-            let mut pieces: Vec<&[u8]> = Vec::new();
+            let mut collector = HeaderCollector::new(100);
             let mut start = 0;
             for cut in cuts.into_iter().chain([message.len()]) {
-                if cut > start {
-                    pieces.push(&message[start..cut]);
-                    start = cut;
+                match collector.push(&message[start..cut]) {
+                    Ok(()) => {}
+                    Err(HeaderError::NameTooLong { max }) => {
+                        proptest::prop_assert_eq!(max, 100);
+                        proptest::prop_assert!(message.len() > SIZE_LEN + 100);
+                        return Ok(());
+                    }
+                    Err(e) => proptest::prop_assert!(false, "unexpected error {e}"),
+                }
+                start = cut;
+                if let Some(header) = collector.complete() {
+                    // Complete early: what arrived so far is a prefix of the message.
+                    proptest::prop_assert!(message.starts_with(&header.encode()));
                 }
             }
-            let arrived = pieces.len();
-            let mut src = Pieces::new(&pieces, arrived);
-            match read_header(&mut src, 100) {
-                Ok(header) => {
-                    proptest::prop_assert!(message.len() > SIZE_LEN && message.len() <= SIZE_LEN + 100);
-                    proptest::prop_assert_eq!(header.encode(), message);
-                }
-                Err(HeaderError::Incomplete { got }) => {
-                    proptest::prop_assert!(message.len() <= SIZE_LEN);
-                    proptest::prop_assert_eq!(got, message.len());
-                }
-                Err(HeaderError::NameTooLong { max }) => {
-                    proptest::prop_assert_eq!(max, 100);
-                    proptest::prop_assert!(message.len() > SIZE_LEN + 100);
-                }
-                Err(HeaderError::Io(e)) => proptest::prop_assert!(false, "unexpected I/O error {e}"),
+            match collector.complete() {
+                Some(header) => proptest::prop_assert_eq!(header.encode(), message),
+                None => proptest::prop_assert!(
+                    message.len() <= SIZE_LEN || ends_mid_character(&message[SIZE_LEN..])
+                ),
             }
         }
     }

@@ -3,11 +3,14 @@
 //! splice moves pages socket -> pipe -> file inside the kernel, so content
 //! never crosses into user space. Where it is not available (another OS, a
 //! file system that refuses it) the portable path reads into one buffer
-//! allocated per worker. Both count bytes into the upload's shared counter.
+//! allocated per worker. Both go through a [`Meter`]: it counts bytes into the
+//! upload's shared counter, holds `--rate`, and enforces `--min-rate`.
 
 use std::io::{self, ErrorKind, Read};
 use std::net::TcpStream;
+use std::time::Duration;
 
+use super::min_rate::MinRate;
 use crate::drop_folder::PartialFile;
 use crate::pace::{self, Pace};
 use crate::progress::ByteCounter;
@@ -26,8 +29,40 @@ pub enum CopyError {
     Closed { got: u64 },
     /// Reading from the client failed (a timeout included) after `got` bytes.
     Socket { got: u64, error: io::Error },
+    /// The client sent `got` bytes in a window of `window`: under `--min-rate`.
+    TooSlow { got: u64, window: Duration },
     /// Writing to the drop folder failed.
     Disk(io::Error),
+}
+
+/// What watches an upload's bytes as they move: the count the screen shows,
+/// the server's own pace (`--rate`) and the client's minimum (`--min-rate`).
+pub struct Meter<'a> {
+    pub counter: &'a ByteCounter,
+    pub pace: Option<Pace>,
+    pub min_rate: Option<MinRate>,
+}
+
+impl Meter<'_> {
+    /// The next chunk to ask for, with `left` bytes to go.
+    fn chunk(&self, unpaced: usize, left: u64) -> usize {
+        pace::next_chunk(self.pace.as_ref(), unpaced, left)
+    }
+
+    /// `n` more bytes are in the file, `total` in all.
+    fn moved(&mut self, n: u64, total: u64) -> Result<(), CopyError> {
+        self.counter.add(n);
+        if let Some(pace) = &mut self.pace {
+            pace.moved(n);
+        }
+        match &mut self.min_rate {
+            Some(min_rate) => min_rate.check(total).map_err(|slow| CopyError::TooSlow {
+                got: slow.got,
+                window: slow.window,
+            }),
+            None => Ok(()),
+        }
+    }
 }
 
 /// One worker's way of copying, kept across its uploads. The pipe and the
@@ -52,14 +87,13 @@ impl Copier {
         }
     }
 
-    /// Copies exactly `size` bytes from `stream` into `file`, counting them.
+    /// Copies exactly `size` bytes from `stream` into `file`, through `meter`.
     pub fn copy(
         &mut self,
         stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
-        counter: &ByteCounter,
-        mut pace: Option<&mut Pace>,
+        meter: &mut Meter<'_>,
     ) -> Result<(), CopyError> {
         let mut got = 0;
         #[cfg(target_os = "linux")]
@@ -69,7 +103,7 @@ impl Copier {
                 self.pipe = new_pipe().ok();
             }
             if self.pipe.is_some() {
-                match self.splice(stream, file, size, counter, &mut got, pace.as_deref_mut()) {
+                match self.splice(stream, file, size, meter, &mut got) {
                     Spliced::Fallback => {
                         self.splice = false;
                         self.pipe = None;
@@ -79,7 +113,7 @@ impl Copier {
                 }
             }
         }
-        self.read_write(stream, file, size, counter, got, pace)
+        self.read_write(stream, file, size, meter, got)
     }
 
     /// The portable path: read into a buffer, write it out.
@@ -88,15 +122,14 @@ impl Copier {
         stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
-        counter: &ByteCounter,
+        meter: &mut Meter<'_>,
         mut got: u64,
-        mut pace: Option<&mut Pace>,
     ) -> Result<(), CopyError> {
         if self.buffer.is_empty() {
             self.buffer = vec![0; BUFFER_SIZE];
         }
         while got < size {
-            let want = pace::next_chunk(pace.as_deref(), self.buffer.len(), size - got);
+            let want = meter.chunk(self.buffer.len(), size - got);
             let n = match (&*stream).read(&mut self.buffer[..want]) {
                 Ok(0) => return Err(CopyError::Closed { got }),
                 Ok(n) => n,
@@ -105,10 +138,7 @@ impl Copier {
             };
             file.write_all(&self.buffer[..n]).map_err(CopyError::Disk)?;
             got += n as u64;
-            counter.add(n as u64);
-            if let Some(pace) = pace.as_deref_mut() {
-                pace.moved(n as u64);
-            }
+            meter.moved(n as u64, got)?;
         }
         Ok(())
     }
@@ -139,16 +169,15 @@ impl Copier {
         stream: &TcpStream,
         file: &mut PartialFile,
         size: u64,
-        counter: &ByteCounter,
+        meter: &mut Meter<'_>,
         got: &mut u64,
-        mut pace: Option<&mut Pace>,
     ) -> Spliced {
         use rustix::io::Errno;
         use rustix::pipe::{splice, SpliceFlags};
 
-        let (pipe_read, pipe_write) = self.pipe.as_ref().expect("splice needs the pipe");
         while *got < size {
-            let want = pace::next_chunk(pace.as_deref(), PIPE_SIZE, size - *got);
+            let (_, pipe_write) = self.pipe.as_ref().expect("splice needs the pipe");
+            let want = meter.chunk(PIPE_SIZE, size - *got);
             // Socket -> pipe. The socket's read timeout applies, as it does to read().
             let n = match splice(stream, None, pipe_write, None, want, SpliceFlags::MOVE) {
                 Ok(0) => return Spliced::Failed(CopyError::Closed { got: *got }),
@@ -164,46 +193,72 @@ impl Copier {
                     })
                 }
             };
-            // Pipe -> file, until the pipe is empty again.
-            let mut left = n;
-            while left > 0 {
-                match splice(pipe_read, None, file.file(), None, left, SpliceFlags::MOVE) {
-                    Ok(0) => return Spliced::Failed(CopyError::Disk(ErrorKind::WriteZero.into())),
-                    Ok(m) => left -= m,
-                    Err(Errno::INTR) => {}
-                    Err(Errno::INVAL) if left == n => {
-                        // This file system takes no splice writes: move the piped bytes by hand, then stop splicing.
-                        let mut piped = vec![0; n];
-                        let mut filled = 0;
-                        while filled < n {
-                            match rustix::io::read(pipe_read, &mut piped[filled..]) {
-                                Ok(m) if m > 0 => filled += m,
-                                Ok(_) => break,
-                                Err(Errno::INTR) => {}
-                                Err(e) => return Spliced::Failed(CopyError::Disk(e.into())),
-                            }
-                        }
-                        if let Err(e) = file.write_all(&piped[..filled]) {
-                            return Spliced::Failed(CopyError::Disk(e));
-                        }
-                        *got += filled as u64;
-                        counter.add(filled as u64);
-                        return Spliced::Fallback;
-                    }
-                    Err(e) => {
-                        // Bytes stay in the pipe: drop it, the next upload makes a new one.
-                        self.pipe = None;
-                        return Spliced::Failed(CopyError::Disk(e.into()));
-                    }
+            match self.drain_pipe(file, n) {
+                Spliced::Done => {}
+                Spliced::Fallback => {
+                    // The bytes did reach the file, by hand.
+                    *got += n as u64;
+                    meter.counter.add(n as u64);
+                    return Spliced::Fallback;
                 }
+                failed @ Spliced::Failed(_) => return failed,
             }
             file.written(n as u64);
             *got += n as u64;
-            counter.add(n as u64);
-            if let Some(pace) = pace.as_deref_mut() {
-                pace.moved(n as u64);
+            if let Err(e) = meter.moved(n as u64, *got) {
+                return Spliced::Failed(e);
             }
         }
         Spliced::Done
     }
+
+    /// Pipe -> file, until the `n` bytes just spliced in are out again.
+    fn drain_pipe(&mut self, file: &mut PartialFile, n: usize) -> Spliced {
+        use rustix::io::Errno;
+        use rustix::pipe::{splice, SpliceFlags};
+
+        let (pipe_read, _) = self.pipe.as_ref().expect("splice needs the pipe");
+        let mut left = n;
+        while left > 0 {
+            match splice(pipe_read, None, file.file(), None, left, SpliceFlags::MOVE) {
+                Ok(0) => return Spliced::Failed(CopyError::Disk(ErrorKind::WriteZero.into())),
+                Ok(m) => left -= m,
+                Err(Errno::INTR) => {}
+                // This file system takes no splice writes: move the piped bytes by hand, then stop splicing.
+                Err(Errno::INVAL) if left == n => {
+                    return match write_out_by_hand(pipe_read, file, n) {
+                        Ok(()) => Spliced::Fallback,
+                        Err(e) => Spliced::Failed(CopyError::Disk(e)),
+                    }
+                }
+                Err(e) => {
+                    // Bytes stay in the pipe: drop it, the next upload makes a new one.
+                    self.pipe = None;
+                    return Spliced::Failed(CopyError::Disk(e.into()));
+                }
+            }
+        }
+        Spliced::Done
+    }
+}
+
+/// Reads `n` bytes out of the pipe and writes them to the file.
+#[cfg(target_os = "linux")]
+fn write_out_by_hand(
+    pipe_read: &std::os::fd::OwnedFd,
+    file: &mut PartialFile,
+    n: usize,
+) -> io::Result<()> {
+    use rustix::io::Errno;
+    let mut piped = vec![0; n];
+    let mut filled = 0;
+    while filled < n {
+        match rustix::io::read(pipe_read, &mut piped[filled..]) {
+            Ok(m) if m > 0 => filled += m,
+            Ok(_) => break,
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    file.write_all(&piped[..filled])
 }

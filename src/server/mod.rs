@@ -1,37 +1,39 @@
-//! The server as a library: the listener, the accept loop, and the bounded pool of workers that receive uploads.
+//! The server as a library: the listener, the intake that collects headers, and the bounded pool of workers that receive uploads.
 //!
-//! The accept loop hands each connection to a bounded crossbeam channel; a
-//! fixed number of workers take connections from it, one upload each. When
-//! every worker is busy and the channel is full, the loop stops accepting and
-//! new clients wait in the kernel's backlog: that is the backpressure. Workers
-//! report to the render thread over another channel and never draw anything;
-//! what happened to each upload comes back from [`Server::run`] as a [`Tally`].
+//! The intake ([`intake`]) accepts every connection at once and collects
+//! headers from all of them with one poller; only complete uploads go through
+//! a bounded crossbeam channel to a fixed number of workers, one upload each.
+//! So a silent or slow client costs a descriptor and a few bytes, never a
+//! worker. Workers report to the render thread over another channel and never
+//! draw anything; what happened to each upload comes back from
+//! [`Server::run`] as a [`Tally`].
 
 mod copy;
+mod intake;
+mod min_rate;
 mod worker;
 
 use std::collections::HashMap;
-use std::io::{self, Write};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use crossbeam_channel::Sender;
+use mio::Waker;
 
 use crate::config::ServeConfig;
 use crate::drop_folder::DropFolder;
 use crate::outcome::Tally;
 use crate::progress::Event;
-use crate::protocol::REFUSED;
+use crate::protocol::Header;
 
-/// Pause after a failed accept (e.g. out of file descriptors) before trying again.
-const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// Where the system keeps its cap on listen backlogs.
+const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
 
-/// The same accept error is logged at most this often, so a long outage is one line a few seconds apart.
-const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
+/// The backlog asked for where the system does not say its cap.
+const DEFAULT_BACKLOG: i32 = 4096;
 
 /// A bound server, ready to run.
 pub struct Server {
@@ -39,26 +41,37 @@ pub struct Server {
     folder: DropFolder,
     config: Arc<ServeConfig>,
     shared: Arc<Shared>,
+    limits: Limits,
 }
 
-/// What the accept loop, the workers and a [`Stopper`] share.
-#[derive(Debug)]
+/// What the system lets this server have.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Connections the kernel queues for `accept()`.
+    pub backlog: i32,
+    /// Descriptors this process may open (the soft limit, raised to the hard one).
+    pub open_files: Option<u64>,
+}
+
+/// What the intake, the workers and a [`Stopper`] share.
+#[derive(Debug, Default)]
 struct Shared {
     stopping: AtomicBool,
     /// Connections being received, so that stopping can interrupt their reads.
     active: Mutex<HashMap<u64, Arc<TcpStream>>>,
-    /// Connections waiting or being received, by client address (for `--per-ip`).
+    /// Connections open, by client address (for `--per-ip`).
     per_ip: Mutex<HashMap<IpAddr, usize>>,
-    /// Where to connect to wake the accept loop.
-    wake: SocketAddr,
+    /// Wakes the intake: a worker took an upload, or the server is stopping.
+    waker: OnceLock<Arc<Waker>>,
 }
 
-/// An accepted connection waiting for, or held by, a worker.
-struct Connection {
+/// A complete upload: its connection and its header, waiting for or held by a worker.
+struct Upload {
     id: u64,
     /// Shared with the list of active connections (no dup(2) per upload); closed when both let go.
     stream: Arc<TcpStream>,
     peer: SocketAddr,
+    header: Header,
 }
 
 impl Server {
@@ -70,26 +83,27 @@ impl Server {
         unsafe {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         }
+        let open_files = raise_open_files_limit();
         let folder = DropFolder::open(&config.dir)?;
         let addresses = config.listen.resolve()?;
         let listener = TcpListener::bind(&addresses[..])
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let local = listener.local_addr()?;
-        let wake_ip = match local.ip() {
-            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
-            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            ip => ip,
-        };
+        // std listens with a backlog of 128: a burst of clients would wait for
+        // TCP retries. Listening again sets the backlog to the system's cap.
+        let backlog = std::fs::read_to_string(SOMAXCONN)
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or(DEFAULT_BACKLOG);
+        rustix::net::listen(&listener, backlog).context("setting the listen backlog")?;
         Ok(Server {
             listener,
             folder,
             config: Arc::new(config.clone()),
-            shared: Arc::new(Shared {
-                stopping: AtomicBool::new(false),
-                active: Mutex::default(),
-                per_ip: Mutex::default(),
-                wake: SocketAddr::new(wake_ip, local.port()),
-            }),
+            shared: Arc::default(),
+            limits: Limits {
+                backlog,
+                open_files,
+            },
         })
     }
 
@@ -105,6 +119,11 @@ impl Server {
         &self.folder
     }
 
+    /// What the system allows: backlog and open files.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// A handle that stops the server from another thread.
     pub fn stopper(&self) -> Stopper {
         Stopper {
@@ -114,10 +133,25 @@ impl Server {
 
     /// Accepts and receives uploads until stopped, reporting to `events`; returns what came of them.
     pub fn run(self, events: &Sender<Event>) -> Tally {
-        let (queue, jobs) = crossbeam_channel::bounded::<Connection>(self.config.workers);
+        let (intake, waker) = match intake::Intake::new(
+            &self.listener,
+            &self.shared,
+            events,
+            self.config.header_timeout,
+            self.config.per_ip,
+        ) {
+            Ok(intake) => intake,
+            Err(e) => {
+                let _ = events.send(Event::Notice(format!("ftx: cannot watch connections: {e}")));
+                return Tally::default();
+            }
+        };
+        let _ = self.shared.waker.set(Arc::clone(&waker));
+        // A stop that came before the waker existed is seen by the intake's first check.
+        let (queue, jobs) = crossbeam_channel::bounded::<Upload>(self.config.workers);
         let workers: Vec<_> = (0..self.config.workers)
             .map(|n| {
-                let jobs = jobs.clone();
+                let (jobs, waker) = (jobs.clone(), Arc::clone(&waker));
                 let shared = Arc::clone(&self.shared);
                 let mut worker = worker::Worker::new(
                     Arc::clone(&self.config),
@@ -128,8 +162,10 @@ impl Server {
                     .name(format!("worker-{n}"))
                     .spawn(move || {
                         let mut tally = Tally::default();
-                        for conn in &jobs {
-                            shared.work_on(&conn, &mut worker, &mut tally);
+                        for upload in &jobs {
+                            // Room in the channel: the intake may hand on the next upload.
+                            let _ = waker.wake();
+                            shared.work_on(&upload, &mut worker, &mut tally);
                         }
                         tally
                     })
@@ -138,64 +174,27 @@ impl Server {
             .collect();
         drop(jobs);
 
-        let turned_away = self.accept_loop(&queue, events);
+        let mut tally = intake.run(&queue);
         drop(queue);
-        let mut tally = turned_away;
         for worker in workers {
             tally.add(worker.join().expect("worker thread"));
         }
         tally
     }
+}
 
-    /// Accepts until stopped; returns the tally of connections turned away at the door.
-    fn accept_loop(&self, queue: &Sender<Connection>, events: &Sender<Event>) -> Tally {
-        let mut tally = Tally::default();
-        let mut next_id = 1;
-        let mut last_error: Option<(String, Instant)> = None;
-        loop {
-            let accepted = self.listener.accept();
-            if self.shared.stopping() {
-                break;
-            }
-            match accepted {
-                Ok((stream, peer)) => {
-                    let id = next_id;
-                    next_id += 1;
-                    let _ = events.send(Event::Waiting {
-                        id,
-                        peer: Some(peer),
-                        name: None,
-                        path: None,
-                    });
-                    if !self.shared.enter(peer.ip(), self.config.per_ip) {
-                        let reason = refuse_busy_address(&stream, peer);
-                        tally.count::<()>(&Err(()));
-                        let _ = events.send(Event::Failed { id, reason });
-                        continue;
-                    }
-                    // Blocks while every worker is busy and the queue is full.
-                    let stream = Arc::new(stream);
-                    if queue.send(Connection { id, stream, peer }).is_err() {
-                        break;
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // Out of descriptors, say: log it (once per burst), pause, go on.
-                    let text = e.to_string();
-                    let repeated = matches!(&last_error,
-                        Some((last, at)) if *last == text && at.elapsed() < ACCEPT_LOG_EVERY);
-                    if !repeated {
-                        let notice = format!("ftx: accept failed: {text}; retrying");
-                        let _ = events.send(Event::Notice(notice));
-                        last_error = Some((text, Instant::now()));
-                    }
-                    thread::sleep(ACCEPT_RETRY);
-                }
-            }
+/// Raises the soft limit on open files to the hard one, so that thousands of
+/// clients at once can each have a descriptor; returns the limit now in force.
+fn raise_open_files_limit() -> Option<u64> {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum {
+        limit.current = limit.maximum;
+        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+            return getrlimit(Resource::Nofile).current;
         }
-        tally
     }
+    limit.current
 }
 
 impl Shared {
@@ -203,22 +202,22 @@ impl Shared {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// One connection, from a worker's turn to its outcome.
-    fn work_on(&self, conn: &Connection, worker: &mut worker::Worker, tally: &mut Tally) {
+    /// One upload, from a worker's turn to its outcome.
+    fn work_on(&self, upload: &Upload, worker: &mut worker::Worker, tally: &mut Tally) {
         self.active
             .lock()
             .expect("active lock")
-            .insert(conn.id, Arc::clone(&conn.stream));
+            .insert(upload.id, Arc::clone(&upload.stream));
         // Checked after registering, so a stop either sees this connection or is seen here.
         let result = if self.stopping() {
             Err("server stopped before this upload's turn".to_string())
         } else {
-            worker.receive(conn.id, &conn.stream, conn.peer, &|| self.stopping())
+            worker.receive(upload, &|| self.stopping())
         };
-        self.active.lock().expect("active lock").remove(&conn.id);
-        self.leave(conn.peer.ip());
+        self.active.lock().expect("active lock").remove(&upload.id);
+        self.leave(upload.peer.ip());
         tally.count(&result);
-        worker.report(conn.id, result);
+        worker.report(upload.id, result);
     }
 
     /// Counts a new connection from `ip`; false if that address is at its cap.
@@ -243,14 +242,6 @@ impl Shared {
     }
 }
 
-/// Turns away a connection from an address already at its `--per-ip` cap, without waiting on it.
-fn refuse_busy_address(stream: &TcpStream, peer: SocketAddr) -> String {
-    let _ = stream.set_nonblocking(true);
-    let _ = (&*stream)
-        .write_all(format!("{REFUSED}too many connections from {}", peer.ip()).as_bytes());
-    "refused: too many connections from this address".into()
-}
-
 /// Stops a running server: no new connections; uploads in flight are cancelled,
 /// their partial files removed and their clients reset, so that no sender takes
 /// a cancelled upload for a finished one.
@@ -267,8 +258,9 @@ impl Stopper {
             // sends nothing: the client must see a reset, never a clean close.
             let _ = stream.shutdown(Shutdown::Read);
         }
-        // The accept loop is blocked in accept(): one connection wakes it.
-        let _ = TcpStream::connect_timeout(&self.shared.wake, Duration::from_secs(1));
+        if let Some(waker) = self.shared.waker.get() {
+            let _ = waker.wake();
+        }
     }
 }
 
@@ -276,7 +268,7 @@ impl Stopper {
 mod tests {
     use super::*;
     use crate::address::Address;
-    use std::io::Read;
+    use std::io::{Read, Write};
 
     /// The server in-process on port 0: one upload saved with its receipt, one
     /// refused, and the tally comes back from `run`, not from anything drawn.
@@ -327,6 +319,9 @@ mod tests {
                 bytes: 5
             }
         );
-        assert_eq!(std::fs::read(dir.path().join("hello.txt")).unwrap(), b"hello");
+        assert_eq!(
+            std::fs::read(dir.path().join("hello.txt")).unwrap(),
+            b"hello"
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! One upload on the server: read the header, say `go ahead`, stream the content into a partial file, keep it, send the receipt.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use indicatif::HumanBytes;
 
-use super::copy::{Copier, CopyError};
+use super::copy::{Copier, CopyError, Meter};
+use super::min_rate::{MinRate, WINDOW as MIN_RATE_WINDOW};
+use super::Upload;
 use crate::config::ServeConfig;
 use crate::drop_folder::{DropFolder, PartialFile};
 use crate::names;
@@ -16,7 +18,7 @@ use crate::outcome::{Done, Kept};
 use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
 use crate::protocol::receipt::Receipt;
-use crate::protocol::{self, Header, GO_AHEAD, MAX_RECV_NAME, REFUSED};
+use crate::protocol::{self, Header, GO_AHEAD, REFUSED};
 use crate::term::human_duration;
 
 /// Most bytes read, and thrown away, while waiting for the close of a client that sent an empty file.
@@ -68,12 +70,11 @@ impl Worker {
     /// ahead` ends the connection with a reset, so the client sees it failed.
     pub fn receive(
         &mut self,
-        id: u64,
-        stream: &TcpStream,
-        peer: SocketAddr,
+        upload: &Upload,
         stopping: &dyn Fn() -> bool,
     ) -> Result<Done, String> {
-        let result = self.exchange(id, stream, peer, stopping);
+        let (id, stream, peer) = (upload.id, &*upload.stream, upload.peer);
+        let result = self.exchange(upload, stopping);
         self.trace(id, || format!("server closes the connection to {peer}"));
         result.map_err(|failure| {
             let reason = if stopping() {
@@ -102,25 +103,18 @@ impl Worker {
         }
     }
 
-    fn exchange(
-        &mut self,
-        id: u64,
-        stream: &TcpStream,
-        peer: SocketAddr,
-        stopping: &dyn Fn() -> bool,
-    ) -> Result<Done, Failure> {
+    fn exchange(&mut self, upload: &Upload, stopping: &dyn Fn() -> bool) -> Result<Done, Failure> {
+        let (id, stream, peer, header) = (upload.id, &*upload.stream, upload.peer, &upload.header);
         let idle = self.config.idle_timeout;
         let io = |e: std::io::Error| Failure::before_go_ahead(e.to_string());
         stream.set_read_timeout(Some(idle)).map_err(io)?;
         stream.set_write_timeout(Some(idle)).map_err(io)?;
-        self.trace(id, || format!("{peer} connected"));
-        let header = protocol::read_header(&mut { stream }, MAX_RECV_NAME)
-            .map_err(|e| Failure::before_go_ahead(e.to_string()))?;
-        for line in protocol::describe_header(&header) {
+        self.trace(id, || format!("{peer} sent its header; a worker takes it"));
+        for line in protocol::describe_header(header) {
             self.trace(id, || format!("{peer} → server  {line}"));
         }
         let shown = names::escape_for_terminal(&header.name);
-        let mut partial = match self.admit(&header) {
+        let mut partial = match self.admit(header) {
             Ok(partial) => partial,
             Err(reason) => {
                 // Said in place of `go ahead`: classroom clients report a bad response, ftx shows the reason.
@@ -151,10 +145,17 @@ impl Worker {
 
         let started = Instant::now();
         let size = header.size;
-        let mut pace = self.config.rate.map(Pace::new);
+        let mut meter = Meter {
+            counter: &counter,
+            pace: self.config.rate.map(Pace::new),
+            min_rate: self
+                .config
+                .min_rate()
+                .map(|rate| MinRate::new(rate, MIN_RATE_WINDOW)),
+        };
         self.copier
-            .copy(stream, &mut partial, size, &counter, pace.as_mut())
-            .map_err(|e| Failure::after_go_ahead(explain(&e, size, idle, stopping)))?;
+            .copy(stream, &mut partial, size, &mut meter)
+            .map_err(|e| Failure::after_go_ahead(explain(&e, size, &self.config, stopping)))?;
         self.trace(id, || format!("{peer} → server  {size} content bytes"));
         let saved_as = partial
             .keep()
@@ -202,7 +203,9 @@ impl Worker {
 }
 
 /// Why the content did not all arrive, in words.
-fn explain(e: &CopyError, size: u64, idle: Duration, stopping: &dyn Fn() -> bool) -> String {
+fn explain(e: &CopyError, size: u64, config: &ServeConfig, stopping: &dyn Fn() -> bool) -> String {
+    let idle = config.idle_timeout;
+    let min_rate = config.min_rate().unwrap_or_default();
     match e {
         _ if stopping() => "cancelled: the server is stopping".into(),
         CopyError::Closed { got } => format!("client closed after {got} of {size} bytes"),
@@ -213,6 +216,12 @@ fn explain(e: &CopyError, size: u64, idle: Duration, stopping: &dyn Fn() -> bool
         CopyError::Socket { got, error } => {
             format!("receiving (after {got} of {size} bytes): {error}")
         }
+        CopyError::TooSlow { got, window } => format!(
+            "client too slow: {} in {}, under the minimum of {}/s (--min-rate)",
+            HumanBytes(*got),
+            human_duration(*window),
+            HumanBytes(min_rate)
+        ),
         CopyError::Disk(error) => format!("writing to the drop folder: {error}"),
     }
 }

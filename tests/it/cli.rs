@@ -92,19 +92,34 @@ fn a_port_in_use_is_a_clear_error() {
 
 #[test]
 fn the_banner_says_how_to_connect() {
-    let server = crate::util::Serve::start(&["--max-size", "1MiB", "--workers", "3"]);
+    let server = crate::util::Serve::start(&["--max-size", "1MiB", "--workers", "1"]);
     let port = server.addr.port();
-    let log = server.wait_for_log("no per-address cap");
+    let log = server.wait_for_log("clients at once");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines[0].ends_with("(Ctrl-C to stop)"), "{log}");
+    assert_eq!(
+        lines[1],
+        format!("  from this machine:     ftx send --to 127.0.0.1:{port} FILE...")
+    );
+    assert_eq!(
+        lines[2],
+        format!("  classroom clients:     IP 127.0.0.1, port {port}")
+    );
     assert!(
-        log.contains(&format!("ftx send --to 127.0.0.1:{port} FILE...")),
+        lines[3].starts_with(
+            "  1 worker · headers within 30.0s · idle timeout 30.0s · at least 1.00 KiB/s"
+        ),
+        "{log}"
+    );
+    assert_eq!(lines[4], "  max size 1.00 MiB · no per-address cap");
+    assert!(
+        lines[5].starts_with("  up to ") && lines[5].contains(" more queued by the kernel"),
         "{log}"
     );
     assert!(
-        log.contains(&format!("python client.py FILE 127.0.0.1 {port}")),
-        "{log}"
-    );
-    assert!(
-        log.contains("3 workers") && log.contains("max size 1.00 MiB"),
+        lines[1..]
+            .iter()
+            .all(|l| console::measure_text_width(l) <= 80),
         "{log}"
     );
 }

@@ -175,7 +175,7 @@ fn fs_free(path: &Path) -> u64 {
 
 #[test]
 fn bad_headers_are_dropped_with_a_reason() {
-    let server = Serve::start(&["--idle-timeout", "300ms"]);
+    let server = Serve::start(&["--header-timeout", "300ms"]);
 
     let mut stalled = RawClient::connect(server.addr);
     stalled.stream.write_all(b"\0\0\0\0").unwrap();
@@ -185,7 +185,7 @@ fn bad_headers_are_dropped_with_a_reason() {
         0,
         "the server closes without a reply"
     );
-    server.wait_for_log("header not complete before the idle timeout");
+    server.wait_for_log("no complete header within 0.30s");
 
     let long = vec![b'n'; 5000];
     let reply = reply_to(&server, 1, &long);
