@@ -362,12 +362,9 @@ mod tests {
     #[test]
     fn live_keeps_nothing_once_an_upload_ends() {
         let mut live = Live::new(Side::Serve, None);
-        let peer = Some("127.0.0.1:5000".parse().unwrap());
+        let peer = "127.0.0.1:5000".parse().unwrap();
         for id in 0..1000 {
-            live.apply(&Event::Connected {
-                id,
-                peer: peer.unwrap(),
-            });
+            live.apply(&Event::Connected { id, peer });
             let counter = ByteCounter::default();
             counter.add(4);
             live.apply(&Event::Started {
