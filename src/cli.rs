@@ -147,9 +147,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub idle_timeout: Duration,
 
-    /// End an upload that brings less than this per second over any 20 s (0: no minimum)
+    /// End an upload that brings less than this per second over a --min-rate-window (0: no minimum)
     #[arg(long, value_name = "RATE", default_value = "1KiB", value_parser = parse_size)]
     pub min_rate: u64,
+
+    /// The stretch of time over which --min-rate is measured, again and again
+    #[arg(long, value_name = "DURATION", default_value = "20s", value_parser = parse_duration)]
+    pub min_rate_window: Duration,
 
     /// Refuse uploads announced larger than this (e.g. 500MiB, 2GiB, 1000000) [default: no limit]
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]

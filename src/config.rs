@@ -22,6 +22,8 @@ pub struct ServeConfig {
     pub idle_timeout: Duration,
     /// Least bytes per second an upload must bring over each window (`--min-rate`); `None`: no minimum.
     pub min_rate: Option<u64>,
+    /// How long each window of the minimum-rate check is.
+    pub min_rate_window: Duration,
     /// Largest announced size accepted; `None` accepts any, as the protocol promises.
     pub max_size: Option<u64>,
     /// Most simultaneous connections (waiting or receiving) from one IP address.
@@ -47,6 +49,7 @@ impl Default for ServeConfig {
             header_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
             min_rate: Some(DEFAULT_MIN_RATE),
+            min_rate_window: Duration::from_secs(20),
             max_size: None,
             per_ip: None,
             splice: true,
@@ -77,6 +80,7 @@ impl ServeConfig {
             header_timeout: args.header_timeout,
             idle_timeout: args.idle_timeout,
             min_rate: Some(args.min_rate).filter(|rate| *rate > 0),
+            min_rate_window: args.min_rate_window,
             max_size: args.max_size,
             per_ip: args.per_ip.map(usize::from),
             splice: !args.no_splice,

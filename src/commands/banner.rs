@@ -44,30 +44,33 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
         style(addr.port()).bold()
     );
     crate::say!(
-        "  {} · headers within {} · idle timeout {} · {}",
+        "  {} · headers within {} · idle timeout {}",
         plural(config.workers as u64, "worker", "workers"),
         human_duration(config.header_timeout),
         human_duration(config.idle_timeout),
-        config.min_rate().map_or_else(
-            || "no minimum rate".to_string(),
-            |rate| format!("at least {}/s", HumanBytes(rate))
-        ),
     );
-    crate::say!(
-        "  {} · {}{}",
-        config.max_size.map_or_else(
-            || "no size limit".to_string(),
-            |m| format!("max size {}", HumanBytes(m))
-        ),
-        config.per_ip.map_or_else(
-            || "no per-address cap".to_string(),
-            |n| format!("at most {n} per address")
-        ),
-        config
-            .rate
-            .map(|r| format!(" · {}/s per upload", HumanBytes(r)))
-            .unwrap_or_default(),
-    );
+    let mut terms = vec![config.min_rate().map_or_else(
+        || "no minimum rate".to_string(),
+        |rate| {
+            format!(
+                "at least {}/s per {}",
+                HumanBytes(rate),
+                human_duration(config.min_rate_window)
+            )
+        },
+    )];
+    terms.push(config.max_size.map_or_else(
+        || "no size limit".to_string(),
+        |m| format!("max size {}", HumanBytes(m)),
+    ));
+    terms.push(config.per_ip.map_or_else(
+        || "no per-address cap".to_string(),
+        |n| format!("at most {n} per address"),
+    ));
+    if let Some(rate) = config.rate {
+        terms.push(format!("{}/s per upload", HumanBytes(rate)));
+    }
+    crate::say!("  {}", terms.join(" · "));
     let limits = server.limits();
     match limits.open_files {
         Some(files) if files < FEW_OPEN_FILES => crate::say!(

@@ -7,9 +7,6 @@
 
 use std::time::{Duration, Instant};
 
-/// How long each window of the check is.
-pub const WINDOW: Duration = Duration::from_secs(20);
-
 /// One upload's check.
 #[derive(Debug)]
 pub struct MinRate {

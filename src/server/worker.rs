@@ -9,7 +9,7 @@ use crossbeam_channel::Sender;
 use indicatif::HumanBytes;
 
 use super::copy::{Copier, CopyError, Meter};
-use super::min_rate::{MinRate, WINDOW as MIN_RATE_WINDOW};
+use super::min_rate::MinRate;
 use super::Upload;
 use crate::config::ServeConfig;
 use crate::drop_folder::{DropFolder, PartialFile};
@@ -151,7 +151,7 @@ impl Worker {
             min_rate: self
                 .config
                 .min_rate()
-                .map(|rate| MinRate::new(rate, MIN_RATE_WINDOW)),
+                .map(|rate| MinRate::new(rate, self.config.min_rate_window)),
         };
         self.copier
             .copy(stream, &mut partial, size, &mut meter)

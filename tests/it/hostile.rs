@@ -428,3 +428,92 @@ fn even_kill_9_leaves_no_partial_file() {
         entries(server.drop_dir())
     );
 }
+
+/// A client that connects and sends half a header (or nothing) holds no worker:
+/// with one worker, the next client gets its `go ahead` at once.
+#[test]
+fn clients_without_a_complete_header_hold_no_worker() {
+    let server = Serve::start(&["--workers", "1"]);
+    let mut slow = RawClient::connect(server.addr);
+    slow.stream.write_all(b"\0\0\0").unwrap();
+    let _silent = RawClient::connect(server.addr);
+    server.wait_for_log("ftx serve");
+    let mut normal = RawClient::connect(server.addr);
+    normal.send_header(4, b"on-time.txt");
+    assert_eq!(
+        normal.reply_within(Duration::from_secs(2)).as_deref(),
+        Some(&b"go ahead"[..]),
+        "a half-sent header held the only worker"
+    );
+    normal.finish(b"done");
+    wait_until(
+        || entries(server.drop_dir()) == ["on-time.txt"],
+        "on-time.txt",
+        || server.log(),
+    );
+}
+
+/// A client that trickles content (a byte every 100 ms) is dropped once a
+/// window brings less than --min-rate, with a reason, and frees its worker.
+#[test]
+fn a_trickling_client_is_dropped_after_the_min_rate_window() {
+    let server = Serve::start(&[
+        "--workers",
+        "1",
+        "--min-rate",
+        "1KiB",
+        "--min-rate-window",
+        "500ms",
+    ]);
+    let mut trickler = RawClient::start_upload(server.addr, 1000, b"trickle.bin");
+    let mut queued = RawClient::connect(server.addr);
+    queued.send_header(3, b"next.txt");
+    let mut dropped = false;
+    for _ in 0..50 {
+        if trickler.stream.write_all(b"x").is_err() {
+            dropped = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(dropped, "the trickling client was never dropped");
+    let log = server.wait_for_log("trickle.bin  client too slow: ");
+    assert!(
+        log.contains("under the minimum of 1.00 KiB/s (--min-rate)"),
+        "{log}"
+    );
+    assert_eq!(
+        queued.reply_within(PATIENCE).as_deref(),
+        Some(&b"go ahead"[..])
+    );
+    queued.finish(b"yes");
+    wait_until(
+        || entries(server.drop_dir()) == ["next.txt"],
+        "next.txt",
+        || server.log(),
+    );
+}
+
+/// The listen backlog in force is the system's cap, not the 128 std asks for.
+#[test]
+fn the_listen_backlog_is_the_system_limit() {
+    let server = Serve::start(&[]);
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let out = Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", server.addr.port())])
+        .output()
+        .expect("ss (iproute2) shows listening sockets");
+    let text = String::from_utf8_lossy(&out.stdout);
+    // State Recv-Q Send-Q ...: for a listener, Send-Q is the backlog.
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no backlog in {text:?}"));
+    assert_eq!(backlog, somaxconn);
+    assert!(backlog > 128);
+}
