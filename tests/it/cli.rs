@@ -105,7 +105,10 @@ fn the_banner_says_how_to_connect() {
         lines[2],
         format!("  classroom clients:     IP 127.0.0.1, port {port}")
     );
-    assert_eq!(lines[3], "  1 worker · headers within 30.0s · idle timeout 30.0s");
+    assert_eq!(
+        lines[3],
+        "  1 worker · headers within 30.0s · idle timeout 30.0s"
+    );
     assert_eq!(
         lines[4],
         "  at least 1.00 KiB/s per 20.0s · max size 1.00 MiB · no per-address cap"
