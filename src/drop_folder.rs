@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
@@ -115,14 +115,34 @@ impl std::fmt::Display for BeginError {
 impl std::error::Error for BeginError {}
 
 impl DropFolder {
-    /// Opens (creating if needed) the drop folder.
+    /// Opens (creating if needed) the drop folder, and makes sure files can be
+    /// written there by creating and removing one: a server that would refuse
+    /// every upload must not start.
     pub fn open(path: &Path) -> anyhow::Result<DropFolder> {
-        std::fs::create_dir_all(path)
-            .with_context(|| format!("creating drop folder {}", path.display()))?;
-        let path = std::fs::canonicalize(path)
-            .with_context(|| format!("opening drop folder {}", path.display()))?;
-        let dir =
-            Dir::open(&path).with_context(|| format!("opening drop folder {}", path.display()))?;
+        let shown = path.display();
+        if path.exists() && !path.is_dir() {
+            bail!("the drop folder {shown} is a file, not a folder: give a folder with -d (it is made if missing)");
+        }
+        std::fs::create_dir_all(path).with_context(|| {
+            format!("cannot make the drop folder {shown}: choose another place with -d")
+        })?;
+        let path =
+            std::fs::canonicalize(path).with_context(|| format!("opening drop folder {shown}"))?;
+        let dir = Dir::open(&path).with_context(|| format!("opening drop folder {shown}"))?;
+        let check = format!("{PARTIAL_PREFIX}check-{}", std::process::id());
+        let flags =
+            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(&dir.fd, check.as_str(), flags, Mode::from_raw_mode(0o600)) {
+            Ok(_) => {
+                let _ = rustix::fs::unlinkat(&dir.fd, check.as_str(), AtFlags::empty());
+            }
+            Err(e) => bail!(
+                "cannot write into the drop folder {}: {}; choose another folder with -d, \
+                 or make this one writable (chmod u+w)",
+                path.display(),
+                io::Error::from(e)
+            ),
+        }
         Ok(DropFolder {
             path,
             current: Arc::new(Mutex::new(Arc::new(dir))),

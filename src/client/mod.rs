@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 use std::thread;
 
 use crossbeam_channel::Sender;
@@ -123,10 +123,11 @@ pub fn upload_all(
     let reports = Mutex::new(vec![None; planned.len()]);
     // Once one receipt came back, the server is ftx: a close without one is then a failure.
     let server_is_ftx = AtomicBool::new(false);
+    let unreachable = OnceLock::new();
     thread::scope(|scope| {
         for _ in 0..config.jobs.min(planned.len()) {
             let work = work.clone();
-            let (reports, server_is_ftx) = (&reports, &server_is_ftx);
+            let (reports, server_is_ftx, unreachable) = (&reports, &server_is_ftx, &unreachable);
             scope.spawn(move || {
                 for (index, entry) in &work {
                     let result = upload::Upload {
@@ -136,6 +137,7 @@ pub fn upload_all(
                         addresses,
                         events,
                         server_is_ftx,
+                        unreachable,
                     }
                     .run();
                     reports.lock().expect("reports lock")[index] = Some(FileReport {

@@ -4,6 +4,7 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::AtomicBool;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -22,6 +23,13 @@ const SLICE: usize = 8 * 1024 * 1024;
 /// How long to wait for the rest of a reply that is not `go ahead`.
 const REST_OF_REPLY: Duration = Duration::from_secs(1);
 
+/// The first pause before asking a busy server again, and the longest.
+const FIRST_RETRY: Duration = Duration::from_millis(100);
+const LAST_RETRY: Duration = Duration::from_secs(2);
+
+/// How an ftx server's refusal starts when it is busy, not unwilling.
+const BUSY: &[u8] = b"refused: too many connections";
+
 /// One upload and what it needs.
 pub(super) struct Upload<'a> {
     pub id: u64,
@@ -30,6 +38,8 @@ pub(super) struct Upload<'a> {
     pub addresses: &'a [SocketAddr],
     pub events: &'a Sender<Event>,
     pub server_is_ftx: &'a AtomicBool,
+    /// Set by the first upload that could not connect: the others do not try.
+    pub unreachable: &'a OnceLock<String>,
 }
 
 /// Why sending the content stopped, after how many bytes.
@@ -82,24 +92,16 @@ impl Upload<'_> {
             .map_err(|e| format!("cannot read its size: {e}"))?
             .len();
 
-        let mut stream = self.connect()?;
-        self.trace(|| format!("{}: connected to {to}", self.planned.shown()));
-        // The header is one small write that the server waits for: send it at once.
-        let _ = stream.set_nodelay(true);
-        let set = |e: io::Error| e.to_string();
-        stream.set_write_timeout(Some(timeout)).map_err(set)?;
-        stream.set_read_timeout(Some(timeout)).map_err(set)?;
         let header = Header {
             size,
             name: self.planned.name.clone(),
         };
-        header
-            .write_to(&mut stream)
-            .map_err(|e| format!("sending the header: {}", in_words(&e, timeout)))?;
-        for line in protocol::describe_header(&header) {
-            self.trace(|| format!("client → {to}  {line}"));
+        let mut stream = self.open(&header)?;
+        if let Some(rate) = self.config.rate {
+            // Paced: a small send buffer, so that bytes leave at the pace, not in one burst into the kernel.
+            let chunk = Pace::new(rate).chunk().max(4096);
+            let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, chunk);
         }
-        self.read_reply(&mut stream)?;
 
         let counter = ByteCounter::default();
         let _ = self.events.send(Event::Started {
@@ -144,7 +146,62 @@ impl Upload<'_> {
         })
     }
 
+    /// Connects, sends the header and waits for `go ahead`. A server that turns
+    /// the upload away for being busy (`--per-ip`) is asked again, with pauses
+    /// that double, for up to `--timeout`.
+    fn open(&self, header: &Header) -> Result<TcpStream, String> {
+        let deadline = Instant::now() + self.config.timeout;
+        let mut pause = FIRST_RETRY;
+        loop {
+            match self.try_open(header) {
+                Ok(stream) => return Ok(stream),
+                Err(Opening::Failed(reason)) => return Err(reason),
+                Err(Opening::Busy(reason)) => {
+                    if Instant::now() + pause > deadline {
+                        return Err(format!(
+                            "{reason}; still busy after {}: send fewer files at once (-j 1)",
+                            human_duration(self.config.timeout)
+                        ));
+                    }
+                    self.trace(|| {
+                        format!(
+                            "the server is busy; trying again in {}",
+                            human_duration(pause)
+                        )
+                    });
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(LAST_RETRY);
+                }
+            }
+        }
+    }
+
+    fn try_open(&self, header: &Header) -> Result<TcpStream, Opening> {
+        let to = &self.config.to;
+        let timeout = self.config.timeout;
+        let mut stream = self.connect().map_err(Opening::Failed)?;
+        self.trace(|| format!("{}: connected to {to}", self.planned.shown()));
+        // The header is one small write that the server waits for: send it at once.
+        let _ = stream.set_nodelay(true);
+        let set = |e: io::Error| Opening::Failed(e.to_string());
+        stream.set_write_timeout(Some(timeout)).map_err(set)?;
+        stream.set_read_timeout(Some(timeout)).map_err(set)?;
+        header.write_to(&mut stream).map_err(|e| {
+            Opening::Failed(format!("sending the header: {}", in_words(&e, timeout)))
+        })?;
+        for line in protocol::describe_header(header) {
+            self.trace(|| format!("client → {to}  {line}"));
+        }
+        self.read_reply(&mut stream)?;
+        Ok(stream)
+    }
+
+    /// Connects to the first address that answers. When none does, says why
+    /// once per run: the files after it fail at once, without trying again.
     fn connect(&self) -> Result<TcpStream, String> {
+        if self.unreachable.get().is_some() {
+            return Err("not sent: the server cannot be reached (see the first failure)".into());
+        }
         let mut last = None;
         for addr in self.addresses {
             match TcpStream::connect_timeout(addr, self.config.timeout) {
@@ -153,7 +210,7 @@ impl Upload<'_> {
             }
         }
         let to = &self.config.to;
-        Err(match last {
+        let reason = match last {
             Some(e) if e.kind() == ErrorKind::ConnectionRefused => format!(
                 "cannot connect to {to}: nothing is listening there (is the server running, on that port?)"
             ),
@@ -163,34 +220,54 @@ impl Upload<'_> {
             ),
             Some(e) => format!("cannot connect to {to}: {e}"),
             None => format!("cannot connect to {to}: it has no address"),
-        })
+        };
+        if self.unreachable.set(reason.clone()).is_err() {
+            return Err("not sent: the server cannot be reached (see the first failure)".into());
+        }
+        Err(reason)
     }
 
     /// Waits for `go ahead`. A client queued behind busy workers legitimately
     /// waits here, so the message says how to wait longer.
-    fn read_reply(&self, stream: &mut TcpStream) -> Result<(), String> {
+    fn read_reply(&self, stream: &mut TcpStream) -> Result<(), Opening> {
         let to = &self.config.to;
         match protocol::read_reply(stream) {
             Ok(()) => {
-                self.trace(|| format!("{to} → client  \"go ahead\"  {}", protocol::hex(GO_AHEAD, 8)));
+                self.trace(|| {
+                    format!(
+                        "{to} → client  \"go ahead\"  {}",
+                        protocol::hex(GO_AHEAD, 8)
+                    )
+                });
                 Ok(())
             }
             Err(ReplyError::Bad(mut bad)) => {
                 let _ = stream.set_read_timeout(Some(REST_OF_REPLY));
                 bad.read_rest(stream);
                 self.trace(|| format!("{to} → client  {}", protocol::hex(&bad.got, 16)));
-                Err(bad.to_string())
+                if bad.got.starts_with(BUSY) {
+                    Err(Opening::Busy(bad.to_string()))
+                } else {
+                    Err(Opening::Failed(bad.to_string()))
+                }
             }
-            Err(ReplyError::Io(e)) if protocol::is_timeout(&e) => Err(format!(
+            Err(ReplyError::Io(e)) if protocol::is_timeout(&e) => Err(Opening::Failed(format!(
                 "no reply within {}: the server may be busy with other uploads (wait longer with --timeout 5m)",
                 human_duration(self.config.timeout)
-            )),
-            Err(ReplyError::Io(e)) => Err(format!(
+            ))),
+            Err(ReplyError::Io(e)) => Err(Opening::Failed(format!(
                 "waiting for the server's reply: {}",
                 in_words(&e, self.config.timeout)
-            )),
+            ))),
         }
     }
+}
+
+/// Why an upload could not start.
+enum Opening {
+    /// The server turned it away for now (too many connections from here): worth asking again.
+    Busy(String),
+    Failed(String),
 }
 
 /// Opens a file to send, saying plainly why not.

@@ -78,6 +78,28 @@ impl Header {
     }
 }
 
+/// What a size too large to take most likely is, when a student's client sent
+/// it: a text header (`"1234,notes.txt"`) or a little-endian number. `None`
+/// when it looks like an honest big-endian size.
+pub fn misread_size(header: &Header) -> Option<String> {
+    let bytes = header.size.to_be_bytes();
+    if bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+        return Some(format!(
+            "the first 8 bytes are text (\"{}\"): the size must be a number in 8 bytes, big-endian, \
+             e.g. size.to_bytes(8, \"big\") in Python",
+            String::from_utf8_lossy(&bytes)
+        ));
+    }
+    let little = u64::from_le_bytes(bytes);
+    if little < header.size && little <= 1 << 40 {
+        return Some(format!(
+            "this looks like a little-endian size ({little} bytes the other way round): \
+             send it big-endian, e.g. size.to_bytes(8, \"big\") in Python"
+        ));
+    }
+    None
+}
+
 /// Bytes as hex pairs (`00 00 04 00`), for `--trace`; long runs end in `…`.
 pub fn hex(bytes: &[u8], max: usize) -> String {
     let shown: Vec<String> = bytes.iter().take(max).map(|b| format!("{b:02x}")).collect();
@@ -450,6 +472,22 @@ mod tests {
                 ),
             }
         }
+    }
+
+    #[test]
+    fn sizes_that_are_text_or_little_endian_are_recognised() {
+        let text = Header::decode(b"1234,notes.txt").unwrap();
+        assert!(misread_size(&text)
+            .unwrap()
+            .contains("the first 8 bytes are text (\"1234,not\")"));
+        let mut little = 100u64.to_le_bytes().to_vec();
+        little.extend_from_slice(b"a.txt");
+        let little = Header::decode(&little).unwrap();
+        assert!(misread_size(&little)
+            .unwrap()
+            .contains("little-endian size (100 bytes"));
+        assert_eq!(misread_size(&header(5 << 30, "big.iso")), None);
+        assert_eq!(misread_size(&header(u64::MAX, "x")), None);
     }
 
     #[test]

@@ -86,8 +86,22 @@ impl Server {
         let open_files = raise_open_files_limit();
         let folder = DropFolder::open(&config.dir)?;
         let addresses = config.listen.resolve()?;
-        let listener = TcpListener::bind(&addresses[..])
-            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = TcpListener::bind(&addresses[..]).map_err(|e| {
+            let hint = match e.kind() {
+                std::io::ErrorKind::AddrInUse => format!(
+                    ": another program (another ftx serve?) listens there; stop it, or choose another port: -l {}",
+                    config.listen.port.saturating_add(1)
+                ),
+                std::io::ErrorKind::AddrNotAvailable => {
+                    ": that is not an address of this machine; try -l 0.0.0.0 (every address)".into()
+                }
+                std::io::ErrorKind::PermissionDenied => {
+                    ": ports under 1024 need root; choose a port over 1024, such as -l 12000".into()
+                }
+                _ => String::new(),
+            };
+            anyhow::anyhow!("cannot listen on {}: {e}{hint}", config.listen)
+        })?;
         // std listens with a backlog of 128: a burst of clients would wait for
         // TCP retries. Listening again sets the backlog to the system's cap.
         let backlog = std::fs::read_to_string(SOMAXCONN)

@@ -12,7 +12,7 @@ use super::copy::{Copier, CopyError, Meter};
 use super::min_rate::MinRate;
 use super::Upload;
 use crate::config::ServeConfig;
-use crate::drop_folder::{DropFolder, PartialFile};
+use crate::drop_folder::{BeginError, DropFolder, PartialFile};
 use crate::names;
 use crate::outcome::{Done, Kept};
 use crate::pace::Pace;
@@ -186,19 +186,25 @@ impl Worker {
 
     /// Decides, before `go ahead`, whether the upload may start; creates its partial file if so.
     fn admit(&self, header: &Header) -> Result<PartialFile, String> {
+        // A size no one could send is most often a student's header written wrong: say which way.
+        let with_hint = |reason: String| match protocol::misread_size(header) {
+            Some(hint) => format!("{reason}; {hint}"),
+            None => reason,
+        };
         if let Some(max) = self.config.max_size {
             if header.size > max {
-                return Err(format!(
+                return Err(with_hint(format!(
                     "too large: {} announced, the limit is {}",
                     HumanBytes(header.size),
                     HumanBytes(max)
-                ));
+                )));
             }
         }
         let safe = names::safe_file_name(&header.name);
-        self.folder
-            .begin(&safe, header.size)
-            .map_err(|e| e.to_string())
+        self.folder.begin(&safe, header.size).map_err(|e| match e {
+            BeginError::NoSpace { .. } => with_hint(e.to_string()),
+            _ => e.to_string(),
+        })
     }
 }
 

@@ -35,25 +35,78 @@ fn missing_file_and_a_folder_among_good_ones() {
 }
 
 #[test]
-fn closed_port_names_every_file_and_says_what_to_check() {
+fn a_closed_port_is_explained_once_per_run() {
     let port = TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let src = tempfile::tempdir().unwrap();
-    let a = write_file(src.path(), "a.txt", b"a");
-    let b = write_file(src.path(), "b.txt", b"b");
-    send_to(&format!("127.0.0.1:{port}"))
-        .arg(&a)
-        .arg(&b)
+    let files: Vec<_> = ["a.txt", "b.txt", "c.txt"]
+        .iter()
+        .map(|n| write_file(src.path(), n, b"x"))
+        .collect();
+    let out = send_to(&format!("127.0.0.1:{port}"))
+        .args(&files)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("0 saved, 3 failed"));
+    let said = crate::util::stderr_of(&out);
+    let explained = format!(
+        "cannot connect to 127.0.0.1:{port}: nothing is listening there (is the server running, on that port?)"
+    );
+    assert_eq!(said.matches(&explained).count(), 1, "{said}");
+    assert_eq!(
+        said.matches("not sent: the server cannot be reached (see the first failure)")
+            .count(),
+        2,
+        "{said}"
+    );
+}
+
+/// A server at its `--per-ip` cap turns extra uploads away for now; `ftx send` asks again.
+#[test]
+fn uploads_turned_away_for_load_are_retried() {
+    let server = Serve::start(&["--per-ip", "1"]);
+    let src = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..6)
+        .map(|i| write_file(src.path(), &format!("f{i}.bin"), &pattern(50_000, i)))
+        .collect();
+    server
+        .send()
+        .args(["--jobs", "6"])
+        .args(&files)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("6 saved, 0 failed"));
+    assert_eq!(entries(server.drop_dir()).len(), 6);
+}
+
+#[test]
+fn a_drop_folder_that_is_a_file_or_a_port_in_use_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "small.txt", b"x");
+    assert_cmd::Command::new(crate::util::ftx_bin())
+        .args(["serve", "--plain", "-l", "127.0.0.1:0", "-d"])
+        .arg(&file)
+        .timeout(crate::util::PATIENCE)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "is a file, not a folder: give a folder with -d",
+        ));
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    assert_cmd::Command::new(crate::util::ftx_bin())
+        .args(["serve", "--plain", "-l", &format!("127.0.0.1:{port}"), "-d"])
+        .arg(dir.path())
+        .timeout(crate::util::PATIENCE)
         .assert()
         .code(1)
         .stderr(predicate::str::contains(format!(
-            "a.txt  cannot connect to 127.0.0.1:{port}: nothing is listening there (is the server running, on that port?)"
-        )))
-        .stderr(predicate::str::contains("b.txt  cannot connect to 127.0.0.1:"))
-        .stderr(predicate::str::contains("0 saved, 2 failed"));
+            "choose another port: -l {}",
+            port + 1
+        )));
 }
 
 #[test]

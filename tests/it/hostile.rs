@@ -517,3 +517,57 @@ fn the_listen_backlog_is_the_system_limit() {
     assert_eq!(backlog, somaxconn);
     assert!(backlog > 128);
 }
+
+/// The usual ways students write the header wrong get a refusal that says which.
+#[test]
+fn text_headers_and_little_endian_sizes_are_named_as_such() {
+    let server = Serve::start(&[]);
+    let mut text = RawClient::connect(server.addr);
+    text.stream.write_all(b"1234,notes.txt").unwrap();
+    let mut reply = String::new();
+    let _ = text.stream.read_to_string(&mut reply);
+    assert!(reply.starts_with("refused: not enough space: "), "{reply}");
+    assert!(
+        reply.contains("the first 8 bytes are text (\"1234,not\")"),
+        "{reply}"
+    );
+
+    let mut little = RawClient::connect(server.addr);
+    let mut header = 1234u64.to_le_bytes().to_vec();
+    header.extend_from_slice(b"notes.txt");
+    little.stream.write_all(&header).unwrap();
+    let mut reply = String::new();
+    let _ = little.stream.read_to_string(&mut reply);
+    assert!(
+        reply.contains("little-endian size (1234 bytes the other way round)"),
+        "{reply}"
+    );
+    server.wait_for_log("little-endian");
+    assert!(entries(server.drop_dir()).is_empty());
+}
+
+/// A drop folder this user cannot write to stops the server at once (root
+/// bypasses permissions, so the folder is a read-only mount).
+#[test]
+#[ignore = "needs root to mount a read-only tmpfs; .ci/run runs it with --ignored"]
+fn a_drop_folder_that_cannot_be_written_stops_the_server_at_start() {
+    let mount = tempfile::tempdir().unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+        .arg(mount.path())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(mounted, "cannot mount a tmpfs: run this test as root");
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args(["serve", "--plain", "-l", "127.0.0.1:0", "-d"])
+        .arg(mount.path())
+        .timeout(PATIENCE)
+        .assert()
+        .code(1);
+    let _ = Command::new("umount").arg(mount.path()).status();
+    let said = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(said.contains("cannot write into the drop folder"), "{said}");
+    assert!(said.contains("Read-only file system"), "{said}");
+    assert!(said.contains("choose another folder with -d"), "{said}");
+    assert!(!said.contains("listening on"), "{said}");
+}
