@@ -11,7 +11,7 @@ const SERVE_HELP: &str = "\
 Examples:
   ftx serve                          receive into this folder on port 12000
   ftx serve -l 9000 -d inbox -w 4    port 9000, into ./inbox, 4 at a time
-  ftx serve --plain > log.txt        one line per upload, no bars
+  ftx serve --plain 2> log.txt       one line per upload, into a log (lines go to stderr)
 
 Exit codes:
   0  stopped cleanly (Ctrl-C or SIGTERM)
@@ -38,7 +38,7 @@ prints a summary and removes everything it made.
 Examples:
   ftx demo                           6 clients, 3 workers: 3 wait their turn
   ftx demo -c 12 -w 4 -s 20MiB       a bigger class
-  ftx demo --plain > demo.log        plain lines, for a log
+  ftx demo --plain 2> demo.log       plain lines, into a log (lines go to stderr)
 
 Exit codes:
   0  every file arrived byte-identical
@@ -50,6 +50,12 @@ Examples:
   ftx completions bash > ~/.local/share/bash-completion/completions/ftx
   ftx completions zsh > ~/.zfunc/_ftx
   ftx completions fish > ~/.config/fish/completions/ftx.fish";
+
+const MAN_HELP: &str = "\
+Examples:
+  ftx man | man -l -                 read the overview
+  ftx man send | man -l -            read the page of ftx send
+  ftx man --dir ~/.local/share/man/man1   install every page (then: man ftx-serve)";
 
 const AFTER_HELP: &str = "\
 Exit codes:
@@ -95,8 +101,17 @@ pub enum Command {
         /// The shell to complete for
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), e.g. `ftx man > ftx.1`
-    Man,
+    /// Print a man page (roff), e.g. `ftx man send > ftx-send.1`, or write them all with --dir
+    #[command(after_help = MAN_HELP)]
+    Man {
+        /// The page: serve, send, demo, completions or man [default: ftx, the overview]
+        #[arg(value_name = "COMMAND")]
+        page: Option<String>,
+
+        /// Write every page (ftx.1, ftx-serve.1, ftx-send.1, ...) into this folder instead
+        #[arg(long, value_name = "DIR", conflicts_with = "page")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]

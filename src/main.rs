@@ -8,7 +8,9 @@ use ftx::Failure;
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     cli.color.apply();
-    match ftx::run(cli.command) {
+    let result = ftx::run(cli.command);
+    ftx::term::restore_terminal();
+    match result {
         Ok(exit) => exit.into(),
         Err(Failure::Usage(e)) => {
             ftx::say!("ftx: {e:#}");

@@ -35,6 +35,38 @@ pub fn say_without_waiting(line: &str) {
     }
 }
 
+/// The terminal's settings before the live view changed them, to put back.
+static SAVED_TERMIOS: std::sync::Mutex<Option<rustix::termios::Termios>> =
+    std::sync::Mutex::new(None);
+
+/// Stops the terminal from echoing `^C` while bars are drawn: the echo lands
+/// at the end of the last bar's row, wraps it, and leaves a torn bar on the
+/// screen. Undone by [`restore_terminal`].
+pub fn quiet_ctrl_c_echo() {
+    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
+    let stdin = std::io::stdin();
+    let Ok(mut settings) = tcgetattr(&stdin) else {
+        return; // not a terminal
+    };
+    let mut saved = SAVED_TERMIOS.lock().expect("termios lock");
+    if saved.is_none() && settings.local_modes.contains(LocalModes::ECHOCTL) {
+        *saved = Some(settings.clone());
+        settings.local_modes.remove(LocalModes::ECHOCTL);
+        let _ = tcsetattr(&stdin, OptionalActions::Now, &settings);
+    }
+}
+
+/// Puts back what [`quiet_ctrl_c_echo`] changed, if anything.
+pub fn restore_terminal() {
+    if let Some(settings) = SAVED_TERMIOS.lock().expect("termios lock").take() {
+        let _ = rustix::termios::tcsetattr(
+            std::io::stdin(),
+            rustix::termios::OptionalActions::Now,
+            &settings,
+        );
+    }
+}
+
 /// When to colour the output, as `--color` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ColorChoice {

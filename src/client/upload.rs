@@ -127,6 +127,7 @@ impl Upload<'_> {
             },
         )?;
         self.trace(|| format!("client → {to}  {size} content bytes, then closes its side"));
+        let _ = self.events.send(Event::Sent { id: self.id });
         let kept = verdict::after_content(&mut stream, size, timeout, self.server_is_ftx)?;
         self.trace(|| match &kept {
             Kept::Saved { .. } => format!("{to} → client  receipt: saved, {size} bytes; closed"),

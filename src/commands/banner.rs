@@ -16,73 +16,120 @@ const FEW_OPEN_FILES: u64 = 4096;
 /// as ready-to-copy commands for ftx and the address and port for classroom
 /// clients; then the server's limits. Short lines: it is read on a projector.
 pub(super) fn print(server: &Server, config: &ServeConfig) {
+    let term = console::Term::stderr();
+    let width = if term.is_term() {
+        usize::from(term.size().1)
+    } else {
+        80
+    };
     let addr = server.local_addr();
-    crate::say!(
-        "ftx serve: listening on {addr}, saving into {} (Ctrl-C to stop)",
-        server.folder().path().display()
+    say_terms(
+        "",
+        &[
+            format!("ftx serve: listening on {addr},"),
+            format!("saving into {}", server.folder().path().display()),
+            "(Ctrl-C to stop)".into(),
+        ],
+        " ",
+        width,
     );
     let reachable = reachable_addresses(addr);
     let (here, away): (Vec<IpAddr>, Vec<IpAddr>) =
         reachable.iter().partition(|ip| ip.is_loopback());
-    let command = |ip: IpAddr| {
+    let command = |ip: &IpAddr| {
         style(format!(
             "ftx send --to {} FILE...",
-            SocketAddr::new(ip, addr.port())
+            SocketAddr::new(*ip, addr.port())
         ))
         .bold()
     };
-    for ip in &here {
-        crate::say!("  from this machine:     {}", command(*ip));
-    }
-    for ip in &away {
-        crate::say!("  from another machine:  {}", command(*ip));
+    for (from, ips) in [("this machine", &here), ("another machine", &away)] {
+        if !ips.is_empty() {
+            crate::say!("  send from {from}:");
+            for ip in ips {
+                crate::say!("    {}", command(ip));
+            }
+        }
     }
     let ips: Vec<String> = away.iter().chain(&here).map(IpAddr::to_string).collect();
-    crate::say!(
-        "  classroom clients:     IP {}, port {}",
-        style(ips.join(" or ")).bold(),
-        style(addr.port()).bold()
+    say_terms(
+        "  ",
+        &[
+            format!("classroom clients: IP {}", style(ips.join(" or ")).bold()),
+            format!("port {}", style(addr.port()).bold()),
+        ],
+        ", ",
+        width,
     );
-    crate::say!(
-        "  {} · headers within {} · idle timeout {}",
+    let mut terms = vec![
         plural(config.workers as u64, "worker", "workers"),
-        human_duration(config.header_timeout),
-        human_duration(config.idle_timeout),
-    );
-    let mut terms = vec![config.min_rate().map_or_else(
-        || "no minimum rate".to_string(),
-        |rate| {
-            format!(
-                "at least {}/s per {}",
-                HumanBytes(rate),
-                human_duration(config.min_rate_window)
-            )
-        },
-    )];
-    terms.push(config.max_size.map_or_else(
-        || "no size limit".to_string(),
-        |m| format!("max size {}", HumanBytes(m)),
-    ));
-    terms.push(config.per_ip.map_or_else(
-        || "no per-address cap".to_string(),
-        |n| format!("at most {n} per address"),
-    ));
+        format!("headers within {}", human_duration(config.header_timeout)),
+        format!("idle timeout {}", human_duration(config.idle_timeout)),
+        config.min_rate().map_or_else(
+            || "no minimum rate".to_string(),
+            |rate| {
+                format!(
+                    "at least {}/s per {}",
+                    HumanBytes(rate),
+                    human_duration(config.min_rate_window)
+                )
+            },
+        ),
+        config.max_size.map_or_else(
+            || "no size limit".to_string(),
+            |m| format!("max size {}", HumanBytes(m)),
+        ),
+        config.per_ip.map_or_else(
+            || "no per-address cap".to_string(),
+            |n| format!("at most {n} per address"),
+        ),
+    ];
     if let Some(rate) = config.rate {
         terms.push(format!("{}/s per upload", HumanBytes(rate)));
     }
-    crate::say!("  {}", terms.join(" · "));
     let limits = server.limits();
     match limits.open_files {
-        Some(files) if files < FEW_OPEN_FILES => crate::say!(
-            "  {} open files allowed: fewer than {FEW_OPEN_FILES} clients at once (raise it with ulimit -n)",
+        Some(files) if files < FEW_OPEN_FILES => terms.push(format!(
+            "only {} open files: raise it with ulimit -n for more clients at once",
             style(files).yellow()
-        ),
-        Some(files) => crate::say!(
-            "  up to {files} clients at once (open files), {} more queued by the kernel",
-            limits.backlog
-        ),
+        )),
+        Some(files) => {
+            terms.push(format!("up to {files} clients at once"));
+            terms.push(format!("{} more queued by the kernel", limits.backlog));
+        }
         None => {}
     }
+    say_terms("  ", &terms, " · ", width);
+}
+
+/// Prints `terms` joined by `separator`, as many to a line as fit in `width`:
+/// lines break between terms, never inside one.
+fn say_terms(indent: &str, terms: &[String], separator: &str, width: usize) {
+    for line in pack(indent, terms, separator, width) {
+        crate::say!("{line}");
+    }
+}
+
+fn pack(indent: &str, terms: &[String], separator: &str, width: usize) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut line = String::new();
+    for term in terms {
+        let candidate = if line.is_empty() {
+            format!("{indent}{term}")
+        } else {
+            format!("{line}{separator}{term}")
+        };
+        if !line.is_empty() && console::measure_text_width(&candidate) > width {
+            lines.push(std::mem::take(&mut line));
+            line = format!("{indent}{term}");
+        } else {
+            line = candidate;
+        }
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    lines
 }
 
 /// Most addresses of other interfaces the banner lists.
@@ -124,6 +171,17 @@ fn reachable_addresses(addr: SocketAddr) -> Vec<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_break_between_terms() {
+        let terms: Vec<String> = ["aaaa", "bbbb", "cccc"]
+            .iter()
+            .map(|t| t.to_string())
+            .collect();
+        assert_eq!(pack("  ", &terms, " · ", 80), ["  aaaa · bbbb · cccc"]);
+        assert_eq!(pack("  ", &terms, " · ", 14), ["  aaaa · bbbb", "  cccc"]);
+        assert_eq!(pack("  ", &terms, " · ", 3), ["  aaaa", "  bbbb", "  cccc"]);
+    }
 
     #[test]
     fn a_specific_address_is_shown_as_it_is() {

@@ -108,13 +108,43 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
         if interrupted.load(Ordering::SeqCst) {
             crate::say!("ftx demo: interrupted");
         }
-        crate::say!("  the temporary folder is removed; try it for real with: ftx serve   and   ftx send FILE...");
+        let ftx = this_program();
+        crate::say!("  the temporary folder is removed; try it for real, in two terminals:");
+        crate::say!("    {ftx} serve -d /tmp/ftx-inbox");
+        crate::say!("    {ftx} send FILE...");
+        if ftx != "ftx" {
+            crate::say!("  (cargo install --path . puts ftx on your PATH)");
+        }
     }
     Ok(if all_good {
         Exit::Success
     } else {
         Exit::Failure
     })
+}
+
+/// How to run this program again from a shell: `ftx` when that is what
+/// PATH finds, else its path (after `cargo run`, it is not on PATH).
+fn this_program() -> String {
+    let me = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok());
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path)
+            .filter_map(|dir| dir.join("ftx").canonicalize().ok())
+            .any(|found| Some(found) == me)
+    });
+    match me {
+        Some(_) if on_path => "ftx".into(),
+        Some(me) => {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            let shown = me
+                .strip_prefix(&cwd)
+                .map_or(me.clone(), |rel| Path::new(".").join(rel));
+            shown.display().to_string()
+        }
+        None => "ftx".into(),
+    }
 }
 
 /// Uploads come in waves of `workers`: a pace per client that makes the waves fill the duration.

@@ -36,6 +36,7 @@ fn stop_on_ctrl_c(
             stopper.stop();
         } else {
             folder.remove_partials();
+            crate::term::restore_terminal();
             crate::term::say_without_waiting("\nftx: stopped at once; partial files removed");
             std::process::exit(Exit::Interrupted.code().into());
         }

@@ -19,6 +19,38 @@ const RATE_WINDOW: Duration = Duration::from_secs(3);
 /// Widest label (client address and name) a bar shows.
 const LABEL_WIDTH: usize = 44;
 
+/// What fits on one row at a terminal's width: columns are dropped, never a bar wrapped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Layout {
+    cols: usize,
+    label_width: usize,
+    /// Bytes, percent, rate, elapsed and ETA (wide); bytes, percent and ETA; or percent and ETA (narrow).
+    columns: Columns,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    All,
+    NoRate,
+    Narrow,
+}
+
+impl Layout {
+    fn for_width(cols: usize) -> Layout {
+        Layout {
+            cols,
+            label_width: LABEL_WIDTH.min((cols / 3).max(12)),
+            columns: if cols >= 110 {
+                Columns::All
+            } else if cols >= 76 {
+                Columns::NoRate
+            } else {
+                Columns::Narrow
+            },
+        }
+    }
+}
+
 /// Bars on stderr, drawn through one `MultiProgress`.
 pub(super) struct Bars {
     side: Side,
@@ -28,19 +60,20 @@ pub(super) struct Bars {
     more: Option<ProgressBar>,
     /// The bar of each upload that has one; the others are counted in "+N more".
     rows: HashMap<u64, ProgressBar>,
-    /// Widest label that fits the terminal now.
-    label_width: usize,
+    /// What fits the terminal now.
+    layout: Layout,
     /// Recent (time, bytes so far) samples, for a rate that tells the truth now rather than on average.
     samples: VecDeque<(Instant, u64)>,
 }
 
 impl Bars {
     pub fn new(side: Side, plan: Option<Plan>) -> Bars {
+        crate::term::quiet_ctrl_c_echo();
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let footer = match plan {
             Some(plan) if plan.files > 1 => {
-                let bar = hidden_bar(Some(plan.bytes)).with_style(style_overall());
-                bar.set_prefix("total");
+                let layout = Layout::for_width(usize::from(Term::stderr().size().1));
+                let bar = hidden_bar(Some(plan.bytes)).with_style(style_overall(layout));
                 Some(multi.add(bar))
             }
             Some(_) => None,
@@ -52,7 +85,7 @@ impl Bars {
             footer,
             more: None,
             rows: HashMap::new(),
-            label_width: LABEL_WIDTH,
+            layout: Layout::for_width(usize::from(Term::stderr().size().1)),
             samples: VecDeque::new(),
         }
     }
@@ -66,13 +99,18 @@ impl Bars {
     fn start(&mut self, id: u64, upload: &Upload) {
         if let Some(bar) = self.rows.get(&id) {
             bar.disable_steady_tick();
-            bar.set_style(style_upload(self.label_width));
+            bar.set_style(style_upload(self.layout));
             bar.set_length(upload.size);
             bar.set_position(0);
             bar.reset_elapsed();
             bar.reset_eta();
             bar.set_prefix(
-                console::truncate_str(&label(upload), self.label_width, "…").into_owned(),
+                console::truncate_str(
+                    &bar_label(upload, self.layout),
+                    self.layout.label_width,
+                    "…",
+                )
+                .into_owned(),
             );
         }
     }
@@ -88,7 +126,10 @@ impl Bars {
     fn draw(&mut self, live: &Live) {
         let (rows, cols) = Term::stderr().size();
         let room = usize::from(rows).saturating_sub(RESERVED_ROWS).max(1);
-        self.label_width = LABEL_WIDTH.min((usize::from(cols) / 3).max(12));
+        let layout = Layout::for_width(usize::from(cols));
+        if layout != self.layout {
+            self.relayout(layout, live);
+        }
         let first_waiting = live
             .uploads
             .iter()
@@ -111,7 +152,7 @@ impl Bars {
                 }
                 continue;
             }
-            let bar = new_bar(upload, self.side, self.label_width);
+            let bar = new_bar(upload, self.side, self.layout);
             let anchor = match (&first_waiting, &self.more, &self.footer) {
                 (Some(waiting), _, _) if upload.started.is_some() => Some(waiting),
                 (_, Some(more), _) => Some(more),
@@ -150,10 +191,30 @@ impl Bars {
         }
     }
 
+    /// The terminal changed width: every bar gets the columns that fit now.
+    fn relayout(&mut self, layout: Layout, live: &Live) {
+        self.layout = layout;
+        for (id, bar) in &self.rows {
+            if let Some(upload) = live.uploads.get(id) {
+                if upload.started.is_some() {
+                    bar.set_style(style_upload(layout));
+                }
+                bar.set_prefix(
+                    console::truncate_str(&bar_label(upload, layout), layout.label_width, "…")
+                        .into_owned(),
+                );
+            }
+        }
+        if let (Some(footer), Some(_)) = (&self.footer, live.plan) {
+            footer.set_style(style_overall(layout));
+        }
+    }
+
     fn draw_footer(&mut self, live: &Live) {
         let Some(footer) = &self.footer else { return };
         let shown = live.shown;
         let bytes = live.bytes_shown();
+        let rate = recent_rate(&mut self.samples, bytes);
         match live.plan {
             Some(plan) => {
                 footer.set_position(bytes);
@@ -162,33 +223,51 @@ impl Bars {
                 } else {
                     String::new()
                 };
+                let eta = overall_eta(live, plan.bytes.saturating_sub(bytes), rate).map_or_else(
+                    || "ETA  ?".to_string(),
+                    |eta| format!("ETA {}", short_duration(eta)),
+                );
                 footer.set_message(format!(
                     "{}/{} files{failed}",
                     shown.done() + shown.failed,
                     plan.files
                 ));
+                footer.set_prefix(eta);
             }
             None => {
                 let (active, waiting, connecting) = live.stages();
-                let rate = recent_rate(&mut self.samples, bytes);
-                let connecting = if connecting > 0 {
-                    format!(" · {connecting} sending a header")
+                let mut parts = vec![
+                    format!("{} active", style(active).cyan().bold()),
+                    format!("{} waiting", style(waiting).yellow()),
+                ];
+                if connecting > 0 {
+                    parts.push(format!("{connecting} sending a header"));
+                }
+                parts.push(format!("{} saved", style(shown.saved).green()));
+                parts.push(if shown.failed > 0 {
+                    format!("{} failed", style(shown.failed).red())
                 } else {
-                    String::new()
-                };
-                footer.set_message(format!(
-                    "{} active · {} waiting{connecting} · {} saved · {} failed · {} received ({}/s)",
-                    style(active).cyan().bold(),
-                    style(waiting).yellow(),
-                    style(shown.saved).green(),
-                    if shown.failed > 0 {
-                        style(shown.failed).red()
-                    } else {
-                        style(shown.failed)
-                    },
+                    "0 failed".to_string()
+                });
+                parts.push(format!(
+                    "{} received ({}/s)",
                     HumanBytes(bytes),
-                    HumanBytes(rate),
+                    HumanBytes(rate)
                 ));
+                // Whole parts only, as many as fit: a footer that wraps tears the screen.
+                let mut line = String::new();
+                for part in parts {
+                    let next = if line.is_empty() {
+                        part
+                    } else {
+                        format!("{line} · {part}")
+                    };
+                    if console::measure_text_width(&next) >= self.layout.cols {
+                        break;
+                    }
+                    line = next;
+                }
+                footer.set_message(line);
             }
         }
     }
@@ -205,6 +284,7 @@ impl Bars {
             retire(&footer, &self.multi);
         }
         let _ = self.multi.clear();
+        crate::term::restore_terminal();
     }
 }
 
@@ -243,8 +323,20 @@ impl Sink for Bars {
                 if let (Some(bar), Some(upload)) = (self.rows.get(id), live.uploads.get(id)) {
                     bar.set_message(waiting_for(upload, self.side));
                     bar.set_prefix(
-                        console::truncate_str(&label(upload), self.label_width, "…").into_owned(),
+                        console::truncate_str(
+                            &bar_label(upload, self.layout),
+                            self.layout.label_width,
+                            "…",
+                        )
+                        .into_owned(),
                     );
+                }
+            }
+            Event::Sent { id } => {
+                if let Some(bar) = self.rows.get(id) {
+                    bar.set_style(template("{prefix} {spinner:.cyan} {msg:.cyan}"));
+                    bar.set_message("all sent, waiting for the server to confirm");
+                    bar.enable_steady_tick(Duration::from_millis(120));
                 }
             }
             Event::Listening { .. } | Event::Connected { .. } | Event::Summary(_) => {}
@@ -299,9 +391,10 @@ fn hidden_bar(len: Option<u64>) -> ProgressBar {
     ProgressBar::with_draw_target(len, ProgressDrawTarget::hidden())
 }
 
-fn new_bar(upload: &Upload, side: Side, label_width: usize) -> ProgressBar {
+fn new_bar(upload: &Upload, side: Side, layout: Layout) -> ProgressBar {
+    let label_width = layout.label_width;
     let bar = if let Some(started) = upload.started {
-        let bar = hidden_bar(Some(upload.size)).with_style(style_upload(label_width));
+        let bar = hidden_bar(Some(upload.size)).with_style(style_upload(layout));
         bar.set_position(upload.bytes);
         bar.set_elapsed(started.elapsed());
         bar
@@ -310,8 +403,18 @@ fn new_bar(upload: &Upload, side: Side, label_width: usize) -> ProgressBar {
         bar.set_message(waiting_for(upload, side));
         bar
     };
-    bar.set_prefix(console::truncate_str(&label(upload), label_width, "…").into_owned());
+    bar.set_prefix(
+        console::truncate_str(&bar_label(upload, layout), label_width, "…").into_owned(),
+    );
     bar
+}
+
+/// A bar's label: client and name, or only the name when the terminal is narrow.
+fn bar_label(upload: &Upload, layout: Layout) -> String {
+    match &upload.name {
+        Some(name) if layout.label_width < 32 => name.clone(),
+        _ => label(upload),
+    }
 }
 
 /// What a waiting upload waits for, in words.
@@ -327,17 +430,80 @@ fn template(text: &str) -> ProgressStyle {
     ProgressStyle::with_template(text).expect("valid progress template")
 }
 
-fn style_upload(label_width: usize) -> ProgressStyle {
+fn style_upload(layout: Layout) -> ProgressStyle {
+    let label = layout.label_width;
+    let columns = match layout.columns {
+        Columns::All => "{bytes:>10}/{total_bytes:<10} {percent:>3}% {binary_bytes_per_sec:>12} {elapsed:>4} ETA {eta:>3}",
+        Columns::NoRate => "{bytes:>10}/{total_bytes:<10} {percent:>3}% ETA {eta:>3}",
+        Columns::Narrow => "{percent:>3}% ETA {eta:>3}",
+    };
     template(&format!(
-        "{{prefix:{label_width}}} {{wide_bar:.cyan/blue}} {{bytes:>10}}/{{total_bytes:<10}} {{percent:>3}}% \
-         {{binary_bytes_per_sec:>12}} {{elapsed:>4}} ETA {{eta:>3}}"
+        "{{prefix:{label}}} {{wide_bar:.cyan/blue}} {columns}"
     ))
     .progress_chars("█▉▊▋▌▍▎▏░")
 }
 
-fn style_overall() -> ProgressStyle {
-    template("{prefix:.bold} {msg:<14} {wide_bar:.green/blue} {bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} ETA {eta:>3}")
-        .progress_chars("█▉▊▋▌▍▎▏░")
+/// The sender's total: files done, bytes, rate, and an ETA of its own (in the prefix).
+fn style_overall(layout: Layout) -> ProgressStyle {
+    let columns = match layout.columns {
+        Columns::All => "{bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {prefix:>8}",
+        Columns::NoRate => "{bytes:>10}/{total_bytes:<10} {prefix:>8}",
+        Columns::Narrow => "{prefix:>8}",
+    };
+    template(&format!(
+        "{{msg:<18.bold}} {{wide_bar:.green/blue}} {columns}"
+    ))
+    .progress_chars("█▉▊▋▌▍▎▏░")
+}
+
+/// The run's remaining time: never less than the slowest upload in progress
+/// needs at its own pace, nor than what is left at the recent overall rate.
+fn overall_eta(live: &Live, remaining: u64, rate: u64) -> Option<Duration> {
+    let now = Instant::now();
+    let uploads = live.uploads.values().filter_map(|u| {
+        let started = u.started?;
+        Some((
+            u.size.saturating_sub(u.bytes),
+            u.bytes,
+            now.duration_since(started),
+        ))
+    });
+    eta_of(uploads, remaining, rate)
+}
+
+/// See [`overall_eta`]: `uploads` are (bytes left, bytes done, time since `go ahead`).
+fn eta_of(
+    uploads: impl Iterator<Item = (u64, u64, Duration)>,
+    remaining: u64,
+    rate: u64,
+) -> Option<Duration> {
+    let at = |bytes: u64, per_second: u64| {
+        (per_second > 0).then(|| Duration::from_millis(bytes.saturating_mul(1000) / per_second))
+    };
+    let mut eta = at(remaining, rate);
+    for (left, done, elapsed) in uploads {
+        if elapsed < Duration::from_millis(300) || done == 0 {
+            continue;
+        }
+        let own = at(left, crate::term::bytes_per_second(done, elapsed));
+        eta = eta.max(own);
+    }
+    if remaining == 0 {
+        return Some(Duration::ZERO);
+    }
+    eta
+}
+
+/// `44s`, `3m05s`, `2h10m`.
+fn short_duration(d: Duration) -> String {
+    let secs = d.as_secs();
+    if secs < 60 {
+        format!("{secs}s")
+    } else if secs < 3600 {
+        format!("{}m{:02}s", secs / 60, secs % 60)
+    } else {
+        format!("{}h{:02}m", secs / 3600, secs / 60 % 60)
+    }
 }
 
 /// Bytes per second over the last few seconds, given the running total.
@@ -353,5 +519,41 @@ fn recent_rate(samples: &mut VecDeque<(Instant, u64)>, total: u64) -> u64 {
         0
     } else {
         crate::term::bytes_per_second(total.saturating_sub(before), elapsed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_eta_is_never_less_than_the_slowest_upload_needs() {
+        let secs = Duration::from_secs;
+        // The run as a whole goes fast (1 MiB/s, 17 MiB left: 17 s), but one
+        // upload has done 10 KiB in 10 s and has 44 KiB to go: 44 s.
+        let uploads = [
+            (44 * 1024, 10 * 1024, secs(10)),
+            (1 << 20, 8 << 20, secs(8)),
+        ];
+        let eta = eta_of(uploads.into_iter(), 17 << 20, 1 << 20).unwrap();
+        assert_eq!(eta, secs(44));
+        // Without a slow one, the overall rate says it.
+        let eta = eta_of([(1 << 20, 8 << 20, secs(8))].into_iter(), 17 << 20, 1 << 20).unwrap();
+        assert_eq!(eta, secs(17));
+        assert_eq!(eta_of(std::iter::empty(), 0, 0), Some(Duration::ZERO));
+        assert_eq!(
+            eta_of(std::iter::empty(), 5, 0),
+            None,
+            "no rate yet: unknown"
+        );
+    }
+
+    #[test]
+    fn narrow_terminals_drop_columns_before_a_bar_could_wrap() {
+        assert_eq!(Layout::for_width(140).columns, Columns::All);
+        assert_eq!(Layout::for_width(80).columns, Columns::NoRate);
+        let narrow = Layout::for_width(60);
+        assert_eq!((narrow.columns, narrow.label_width), (Columns::Narrow, 20));
+        assert_eq!(short_duration(Duration::from_secs(185)), "3m05s");
     }
 }

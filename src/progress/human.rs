@@ -102,31 +102,45 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
         .max()
         .unwrap_or(4)
         .clamp(4, (width / 3).max(12));
+    // Columns go, rate first, rather than rows wrap.
+    let fixed = name_width + 2 + 9 + 2 + 10;
+    let (time, rate) = (fixed + 9 <= width, fixed + 9 + 14 <= width);
+    let columns = |size: &str, elapsed: &str, per_second: &str| {
+        let mut text = format!("{size:>10}");
+        if time {
+            let _ = write!(text, "  {elapsed:>7}");
+        }
+        if rate {
+            let _ = write!(text, "  {per_second:>12}");
+        }
+        text
+    };
     let mut lines = vec![style(format!(
-        "{:<name_width$}  {:<9}  {:>10}  {:>7}  {:>12}",
-        "file", "result", "size", "time", "rate"
+        "{:<name_width$}  {:<9}  {}",
+        "file",
+        "result",
+        columns("size", "time", "rate")
     ))
     .bold()
     .to_string()];
     for file in &summary.files {
         let name = console::pad_str(&file.name, name_width, console::Alignment::Left, Some("…"));
         let mut row = match &file.result {
-            Ok(done) => {
-                let verb = verb(&done.kept);
-                format!(
-                    "{name}  {}  {:>10}  {:>7}  {:>12}{}",
-                    console::pad_str(
-                        &style(verb).green().to_string(),
-                        9,
-                        console::Alignment::Left,
-                        None
-                    ),
-                    HumanBytes(done.bytes).to_string(),
-                    human_duration(done.elapsed),
-                    human_rate(done.bytes, done.elapsed),
-                    kept_note(&done.kept)
-                )
-            }
+            Ok(done) => format!(
+                "{name}  {}  {}{}",
+                console::pad_str(
+                    &style(verb(&done.kept)).green().to_string(),
+                    9,
+                    console::Alignment::Left,
+                    None
+                ),
+                columns(
+                    &HumanBytes(done.bytes).to_string(),
+                    &human_duration(done.elapsed),
+                    &human_rate(done.bytes, done.elapsed)
+                ),
+                kept_note(&done.kept)
+            ),
             Err(reason) => format!("{name}  {}  {reason}", style("failed   ").red()),
         };
         if let Some(original) = &file.renamed_from {

@@ -55,6 +55,8 @@ pub enum Event {
         size: u64,
         counter: ByteCounter,
     },
+    /// Sender: every byte is out; waiting for the server's word (receipt or close).
+    Sent { id: u64 },
     /// The upload ended well.
     Finished { id: u64, done: Done },
     /// The upload failed; `reason` says why in plain words.

@@ -241,11 +241,26 @@ fn demo_verifies_every_file_and_cleans_up() {
         ))
         .stderr(predicate::str::contains("3 of them wait for a free worker"))
         .stderr(predicate::str::contains("saved     127.0.0.1:"))
-        .stderr(predicate::str::contains(": 5 saved, 0 failed"));
+        .stderr(predicate::str::contains(": 5 saved, 0 failed"))
+        .stderr(predicate::str::contains("serve -d /tmp/ftx-inbox"));
     let stderr = stderr_of(&out);
     assert!(
         !stderr.contains('\x1b'),
         "escape codes in piped output:\n{stderr}"
+    );
+    // The command it suggests runs this very program.
+    let suggested = stderr
+        .lines()
+        .find_map(|l| l.trim().strip_suffix(" serve -d /tmp/ftx-inbox"))
+        .expect("a command to try");
+    let path = if suggested == "ftx" {
+        ftx_bin().to_string()
+    } else {
+        suggested.to_string()
+    };
+    assert!(
+        std::path::Path::new(&path).is_file(),
+        "{suggested} is not a program"
     );
     let folder = stderr
         .lines()
@@ -284,11 +299,87 @@ fn completions_are_generated_for_each_shell() {
 }
 
 #[test]
-fn man_page_is_generated() {
+fn man_pages_exist_for_every_command() {
     assert_cmd::Command::new(ftx_bin())
         .arg("man")
         .assert()
         .success()
         .stdout(predicate::str::contains(".TH ftx 1"))
         .stdout(predicate::str::contains("serve"));
+    assert_cmd::Command::new(ftx_bin())
+        .args(["man", "send"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH ftx-send 1"))
+        .stdout(predicate::str::contains("timeout"));
+    let dir = tempfile::tempdir().unwrap();
+    assert_cmd::Command::new(ftx_bin())
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    assert_eq!(
+        entries(dir.path()),
+        [
+            "ftx-completions.1",
+            "ftx-demo.1",
+            "ftx-man.1",
+            "ftx-send.1",
+            "ftx-serve.1",
+            "ftx.1"
+        ]
+    );
+    let serve = std::fs::read_to_string(dir.path().join("ftx-serve.1")).unwrap();
+    assert!(serve.contains("min\\-rate"), "{serve}");
+    assert_cmd::Command::new(ftx_bin())
+        .args(["man", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("there is no page for 'nope'"));
+}
+
+/// `--rate` holds back the first bytes too: no burst into the socket buffers.
+#[test]
+fn rate_has_no_first_burst() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let file = write_file(src.path(), "paced.bin", &pattern(1 << 20, 5));
+    let mut send = Running(
+        Command::new(ftx_bin())
+            .args([
+                "send",
+                "--plain",
+                "--rate",
+                "100KiB",
+                "--to",
+                &addr.to_string(),
+            ])
+            .arg(&file)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (mut stream, _) = listener.accept().unwrap();
+    let mut header = [0u8; 1024];
+    let _ = stream.read(&mut header).unwrap();
+    std::io::Write::write_all(&mut stream, b"go ahead").unwrap();
+    // Read everything that arrives in the first half second.
+    stream.set_nonblocking(true).unwrap();
+    let started = Instant::now();
+    let mut got = 0;
+    let mut buf = vec![0u8; 1 << 20];
+    while started.elapsed() < Duration::from_millis(500) {
+        match stream.read(&mut buf) {
+            Ok(n) => got += n,
+            Err(_) => std::thread::sleep(Duration::from_millis(5)),
+        }
+    }
+    drop(stream);
+    let _ = send.wait_exit();
+    // At 100 KiB/s, half a second is 50 KiB; a burst into the buffers was 300 KiB or more.
+    assert!(
+        got < 150 * 1024,
+        "{got} bytes in the first 0.5 s at 100 KiB/s"
+    );
 }

@@ -13,6 +13,8 @@ struct Terminal {
     child: Box<dyn portable_pty::Child + Send + Sync>,
     screen: Arc<Mutex<vt100::Parser>>,
     raw: Arc<Mutex<Vec<u8>>>,
+    /// What a user types.
+    keys: Box<dyn Write + Send>,
 }
 
 impl Terminal {
@@ -40,6 +42,7 @@ impl Terminal {
         let child = pty.slave.spawn_command(cmd).unwrap();
         drop(pty.slave);
         let mut reader = pty.master.try_clone_reader().unwrap();
+        let keys = pty.master.take_writer().unwrap();
         let screen = Arc::new(Mutex::new(vt100::Parser::new(rows, cols, 0)));
         let raw = Arc::new(Mutex::new(Vec::new()));
         let (screen_in, raw_in) = (Arc::clone(&screen), Arc::clone(&raw));
@@ -54,7 +57,18 @@ impl Terminal {
                 raw_in.lock().unwrap().extend_from_slice(&buf[..n]);
             }
         });
-        Terminal { child, screen, raw }
+        Terminal {
+            child,
+            screen,
+            raw,
+            keys,
+        }
+    }
+
+    /// Types Ctrl-C, as a user would (the terminal sends SIGINT and echoes it).
+    fn ctrl_c(&mut self) {
+        self.keys.write_all(b"\x03").unwrap();
+        self.keys.flush().unwrap();
     }
 
     fn contents(&self) -> String {
@@ -388,4 +402,104 @@ fn sender_ends_with_a_table_of_every_file() {
         1,
         "said twice:\n{screen}"
     );
+}
+
+/// Ctrl-C with bars on screen: the stopping line, the outcomes and the summary
+/// follow each other cleanly, with no bar left behind and none drawn after.
+#[test]
+fn ctrl_c_leaves_a_clean_screen() {
+    let (mut term, addr, dir) = serve_in_terminal(&["--workers", "2"], 24, 100);
+    let mut clients: Vec<RawClient> = ["one.bin", "two.bin"]
+        .iter()
+        .map(|name| RawClient::start_upload(addr, 1_000_000, name.as_bytes()))
+        .collect();
+    for client in &mut clients {
+        client.stream.write_all(&[1u8; 300_000]).unwrap();
+    }
+    let mut queued = RawClient::connect(addr);
+    queued.send_header(5, b"queued.txt");
+    term.wait_for("2 active · 1 waiting");
+    term.wait_for("30%");
+    term.ctrl_c();
+    term.wait_for("stopped after");
+    let rows = term.rows();
+    let stopping = rows
+        .iter()
+        .position(|r| r.starts_with("ftx: stopping: cancelling uploads in progress"))
+        .unwrap_or_else(|| panic!("{rows:#?}"));
+    let tail: Vec<&String> = rows[stopping..].iter().filter(|r| !r.is_empty()).collect();
+    assert_eq!(
+        tail.len(),
+        5,
+        "the stopping line, three outcomes, the summary: {rows:#?}"
+    );
+    assert!(tail[1..4].iter().all(|r| r.starts_with('✗')), "{rows:#?}");
+    assert!(tail[4].starts_with("ftx: stopped after"), "{rows:#?}");
+    assert!(
+        !rows
+            .iter()
+            .any(|r| r.contains('%') || r.contains("active ·")),
+        "a bar or the footer was left on screen: {rows:#?}"
+    );
+    assert!(crate::util::entries(dir.path()).is_empty());
+}
+
+/// At 60 columns, bars drop columns instead of wrapping, and the sender's table fits.
+#[test]
+fn a_narrow_terminal_keeps_every_bar_on_one_row() {
+    let (server, addr, _dir) = serve_in_terminal(&["--workers", "1"], 24, 60);
+    let mut slow = RawClient::start_upload(addr, 1_000_000, b"lecture-notes.pdf");
+    slow.stream.write_all(&[1u8; 250_000]).unwrap();
+    let screen = server.wait_for("25%");
+    let rows = server.rows();
+    let bar = rows
+        .iter()
+        .find(|r| r.contains("25%"))
+        .expect("the bar's row");
+    assert!(
+        bar.starts_with("lecture-notes.pdf") && bar.contains("ETA"),
+        "{screen}"
+    );
+    // The banner breaks between terms: every row starts a line, a term or an indented line.
+    let banner = rows.iter().take_while(|r| !r.contains('%'));
+    assert!(
+        banner
+            .filter(|r| !r.is_empty())
+            .all(|r| r.starts_with("ftx serve: ")
+                || r.starts_with("saving into ")
+                || r.starts_with("  ")),
+        "{rows:#?}"
+    );
+    slow.finish(&[1u8; 750_000]);
+    server.wait_for("1 saved");
+
+    let src = tempfile::tempdir().unwrap();
+    let files: Vec<String> = ["a-rather-long-file-name.txt", "b.txt", "missing.txt"]
+        .iter()
+        .map(|n| {
+            let path = src.path().join(n);
+            if *n != "missing.txt" {
+                std::fs::write(&path, b"content").unwrap();
+            }
+            path.display().to_string()
+        })
+        .collect();
+    let to = addr.to_string();
+    let mut args = vec!["send", "--to", to.as_str()];
+    args.extend(files.iter().map(String::as_str));
+    let sender = Terminal::run(&args, 24, 60);
+    sender.wait_for("2 saved, 1 failed");
+    let rows = sender.rows();
+    let table = rows
+        .iter()
+        .position(|r| r.starts_with("file "))
+        .expect("a table");
+    for row in &rows[table + 1..table + 4] {
+        assert!(
+            ["a-rather", "b.txt", "missing.txt"]
+                .iter()
+                .any(|n| row.starts_with(n)),
+            "a table row wrapped: {rows:#?}"
+        );
+    }
 }
