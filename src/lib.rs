@@ -22,6 +22,7 @@ mod pace;
 mod progress;
 mod protocol;
 mod server;
+mod socket;
 
 pub mod cli;
 pub mod exit_codes;

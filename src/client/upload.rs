@@ -4,7 +4,7 @@ use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::AtomicBool;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
@@ -96,12 +96,7 @@ impl Upload<'_> {
             size,
             name: self.planned.name.clone(),
         };
-        let mut stream = self.open(&header)?;
-        if let Some(rate) = self.config.rate {
-            // Paced: a small send buffer, so that bytes leave at the pace, not in one burst into the kernel.
-            let chunk = Pace::new(rate).chunk().max(4096);
-            let _ = rustix::net::sockopt::set_socket_send_buffer_size(&stream, chunk);
-        }
+        let stream = Arc::new(self.open(&header)?);
 
         let counter = ByteCounter::default();
         let _ = self.events.send(Event::Started {
@@ -109,6 +104,7 @@ impl Upload<'_> {
             name: self.planned.shown(),
             size,
             counter: counter.clone(),
+            socket: Some(Arc::clone(&stream)),
         });
         let started = Instant::now();
         let mut pace = self.config.rate.map(Pace::new);
@@ -128,7 +124,7 @@ impl Upload<'_> {
         )?;
         self.trace(|| format!("client → {to}  {size} content bytes, then closes its side"));
         let _ = self.events.send(Event::Sent { id: self.id });
-        let kept = verdict::after_content(&mut stream, size, timeout, self.server_is_ftx)?;
+        let kept = verdict::after_content(&stream, size, timeout, self.server_is_ftx)?;
         self.trace(|| match &kept {
             Kept::Saved { .. } => format!("{to} → client  receipt: saved, {size} bytes; closed"),
             Kept::Delivered { .. } => format!("{to} closed the connection without a receipt"),

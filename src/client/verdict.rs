@@ -16,6 +16,7 @@ use crate::names;
 use crate::outcome::Kept;
 use crate::protocol::is_timeout;
 use crate::protocol::receipt::{self, Receipt};
+use crate::socket::unacknowledged;
 use crate::term::human_duration;
 
 /// Most bytes read after the content before giving up on a server that keeps talking.
@@ -23,7 +24,7 @@ const MAX_AFTER_CONTENT: usize = 1024 * 1024;
 
 /// Closes the sending side and waits, within `timeout` per wait, for the server's word.
 pub(super) fn after_content(
-    stream: &mut TcpStream,
+    stream: &TcpStream,
     size: u64,
     timeout: Duration,
     server_is_ftx: &AtomicBool,
@@ -68,7 +69,7 @@ pub(super) fn after_content(
 }
 
 /// Everything the server sends until it closes (the first [`receipt::MAX_LEN`] bytes of it).
-fn read_to_close(stream: &mut TcpStream, timeout: Duration) -> Result<Vec<u8>, String> {
+fn read_to_close(mut stream: &TcpStream, timeout: Duration) -> Result<Vec<u8>, String> {
     let mut said = Vec::new();
     let mut total = 0;
     let mut buf = [0u8; 4096];
@@ -139,21 +140,6 @@ fn all_acknowledged(stream: &TcpStream, timeout: Duration) -> Result<(), String>
     }
 }
 
-/// Bytes sent and not yet acknowledged by the other end (`SIOCOUTQ`); `None` where the system cannot tell.
-#[cfg(target_os = "linux")]
-fn unacknowledged(stream: &TcpStream) -> Option<u32> {
-    use std::os::fd::AsRawFd;
-    let mut n: libc::c_int = 0;
-    // SAFETY: TIOCOUTQ (SIOCOUTQ on sockets) writes one int through the pointer, which points to `n`.
-    let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
-    (rc == 0).then(|| u32::try_from(n).unwrap_or(0))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn unacknowledged(_stream: &TcpStream) -> Option<u32> {
-    None
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,12 +164,12 @@ mod tests {
 
     #[test]
     fn a_clean_close_with_bytes_not_taken_is_not_delivered() {
-        let (mut client, server, sent) = stuffed();
+        let (client, server, sent) = stuffed();
         // The server's side closes cleanly (FIN) without reading: the client reads
         // the end of the stream at once, but its last bytes were never acknowledged.
         server.shutdown(Shutdown::Write).unwrap();
         let seen = AtomicBool::new(false);
-        let err = after_content(&mut client, sent, Duration::from_millis(300), &seen).unwrap_err();
+        let err = after_content(&client, sent, Duration::from_millis(300), &seen).unwrap_err();
         assert!(
             err.contains("did not acknowledge the last bytes within 0.30s"),
             "{err}"
@@ -197,16 +183,16 @@ mod tests {
     #[test]
     fn a_clean_close_after_every_byte_is_delivered() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (mut server, _) = listener.accept().unwrap();
-        client.write_all(b"content").unwrap();
+        (&client).write_all(b"content").unwrap();
         let reader = std::thread::spawn(move || {
             let mut got = Vec::new();
             server.read_to_end(&mut got).unwrap();
             got
         });
         let seen = AtomicBool::new(false);
-        let kept = after_content(&mut client, 7, Duration::from_secs(5), &seen).unwrap();
+        let kept = after_content(&client, 7, Duration::from_secs(5), &seen).unwrap();
         assert_eq!(kept, Kept::Delivered { said: None });
         assert_eq!(reader.join().unwrap(), b"content");
     }

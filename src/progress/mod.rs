@@ -13,7 +13,7 @@ mod json;
 mod plain;
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -49,11 +49,14 @@ pub enum Event {
         path: Option<String>,
     },
     /// Content is about to flow; the work counts it in `counter` as it goes.
+    /// Sender: `socket` too, so that what is shown is what the server's side
+    /// acknowledged, not what sits in this machine's buffers.
     Started {
         id: u64,
         name: String,
         size: u64,
         counter: ByteCounter,
+        socket: Option<Arc<TcpStream>>,
     },
     /// Sender: every byte is out; waiting for the server's word (receipt or close).
     Sent { id: u64 },
@@ -150,6 +153,8 @@ pub(crate) struct Upload {
     pub path: Option<String>,
     pub size: u64,
     pub counter: Option<ByteCounter>,
+    /// Sender: the connection, to leave out bytes not yet acknowledged.
+    pub socket: Option<Arc<TcpStream>>,
     /// When `go ahead` was said or heard.
     pub started: Option<Instant>,
     /// Bytes counted at the last refresh.
@@ -164,6 +169,7 @@ impl Upload {
             path,
             size: 0,
             counter: None,
+            socket: None,
             started: None,
             bytes: 0,
         }
@@ -224,6 +230,7 @@ impl Live {
                 name,
                 size,
                 counter,
+                socket,
             } => {
                 let upload = self
                     .uploads
@@ -232,6 +239,7 @@ impl Live {
                 upload.name = Some(name.clone());
                 upload.size = *size;
                 upload.counter = Some(counter.clone());
+                upload.socket.clone_from(socket);
                 upload.started = Some(Instant::now());
                 None
             }
@@ -260,12 +268,18 @@ impl Live {
         upload
     }
 
-    /// Reads every byte counter.
+    /// Reads every byte counter (less, on the sender, what the server's side
+    /// has not acknowledged yet: bytes in this machine's buffers are not sent).
     fn refresh(&mut self) {
         let mut moving = 0;
         for upload in self.uploads.values_mut() {
             if let Some(counter) = &upload.counter {
-                upload.bytes = counter.get();
+                let unacknowledged = upload
+                    .socket
+                    .as_deref()
+                    .and_then(crate::socket::unacknowledged)
+                    .map_or(0, u64::from);
+                upload.bytes = counter.get().saturating_sub(unacknowledged);
                 moving += upload.bytes;
             }
         }
@@ -374,6 +388,7 @@ mod tests {
                 name: "x".into(),
                 size: 10,
                 counter,
+                socket: None,
             });
             let ended = if id % 2 == 0 {
                 Event::Finished {

@@ -108,6 +108,12 @@ impl Server {
             .ok()
             .and_then(|text| text.trim().parse().ok())
             .unwrap_or(DEFAULT_BACKLOG);
+        if let Some(rate) = config.rate {
+            // Paced (`--rate`): a small receive window, inherited by every connection,
+            // keeps clients from sending far ahead of what is taken, so their progress stays true.
+            let window = crate::pace::Pace::new(rate).chunk().max(4096);
+            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&listener, window);
+        }
         rustix::net::listen(&listener, backlog).context("setting the listen backlog")?;
         Ok(Server {
             listener,

@@ -141,6 +141,7 @@ impl Worker {
             name: shown.clone(),
             size: header.size,
             counter: counter.clone(),
+            socket: None,
         });
 
         let started = Instant::now();
