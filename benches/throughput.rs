@@ -15,6 +15,20 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+/// Everything the tables say, for `--write`.
+static REPORT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+/// `println!` that also keeps the line for `--write`.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        let line = format!($($arg)*);
+        println!("{line}");
+        let mut report = REPORT.lock().unwrap();
+        report.push_str(&line);
+        report.push('\n');
+    }};
+}
+
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 
@@ -45,8 +59,8 @@ fn main() {
         .map(|list| list.split(',').map(str::to_string).collect());
     let wanted = |part: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == part));
     let bench = Bench::new();
-    println!("# ftx throughput benchmark ({} rounds, medians)\n", rounds);
-    println!(
+    out!("# ftx throughput benchmark ({} rounds, medians)\n", rounds);
+    out!(
         "machine: {} cores, {}; data on {}\n",
         cores(),
         kernel(),
@@ -82,6 +96,52 @@ fn main() {
         scaling(&bench, big, quick);
     }
     let _ = fs::remove_dir_all(&bench.work);
+    if let Some(path) = args
+        .iter()
+        .position(|a| a == "--write")
+        .and_then(|i| args.get(i + 1))
+    {
+        write_results(Path::new(path), &args);
+    }
+}
+
+/// Puts the tables of this run into `path` between its results markers, with
+/// the commit, the date and the command that produced them.
+fn write_results(path: &Path, args: &[String]) {
+    const BEGIN: &str = "<!-- results:begin (written by benches/throughput.rs --write; do not edit) -->";
+    const END: &str = "<!-- results:end -->";
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default()
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let date = Command::new("date")
+        .arg("+%Y-%m-%d")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let command: String = args
+        .iter()
+        .skip(1)
+        .filter(|a| *a != "--bench")
+        .map(|a| format!(" {a}"))
+        .collect();
+    let results = format!(
+        "{BEGIN}\n\nMeasured on {date}, commit {commit}{}, by `cargo bench --bench throughput --{command}`.\n\n{}\n{END}",
+        if dirty { " (with uncommitted changes)" } else { "" },
+        REPORT.lock().unwrap()
+    );
+    let text = fs::read_to_string(path).unwrap_or_default();
+    let text = match (text.find(BEGIN), text.find(END)) {
+        (Some(a), Some(b)) if a < b => format!("{}{results}{}", &text[..a], &text[b + END.len()..]),
+        _ => format!("{text}\n{results}\n"),
+    };
+    fs::write(path, text).expect("write the results");
+    eprintln!("written into {}", path.display());
 }
 
 /// The folder with the data, the binaries and the long-running servers.
@@ -112,16 +172,11 @@ impl Bench {
         let path = self.work.join("data").join(name);
         let mut out =
             std::io::BufWriter::with_capacity(4 * MIB as usize, File::create(&path).unwrap());
-        let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ size ^ name.len() as u64;
+        let mut noise = ftx::noise::Noise::new(size ^ name.len() as u64);
         let mut block = vec![0u8; MIB as usize];
         let mut left = size;
         while left > 0 {
-            for chunk in block.chunks_mut(8) {
-                state ^= state << 13;
-                state ^= state >> 7;
-                state ^= state << 17;
-                chunk.copy_from_slice(&state.to_le_bytes()[..chunk.len()]);
-            }
+            noise.fill(&mut block);
             let n = left.min(MIB) as usize;
             out.write_all(&block[..n]).unwrap();
             left -= n as u64;
@@ -320,6 +375,44 @@ fn netcat(src: &Path, dst: &Path) -> Option<Duration> {
     (sent.success() && received.success()).then_some(took)
 }
 
+/// A local `cp` of the file on the same file system: the physical reference.
+fn copy(src: &Path, dst: &Path) -> Duration {
+    let start = Instant::now();
+    let status = Command::new("cp").arg(src).arg(dst).status().unwrap();
+    let took = start.elapsed();
+    assert!(status.success());
+    took
+}
+
+/// `tar c DIR | nc -N` into `nc -l | tar x`: many small files over one connection, the reference for them.
+fn tar_nc(src: &Path, dst: &Path) -> Option<Duration> {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .ok()?
+        .local_addr()
+        .ok()?
+        .port();
+    let mut receiver = Command::new("sh")
+        .arg("-c")
+        .arg(format!("nc -l 127.0.0.1 {port} | tar x -C '{}'", dst.display()))
+        .stderr(Stdio::null())
+        .spawn()
+        .ok()?;
+    thread::sleep(Duration::from_millis(150));
+    let start = Instant::now();
+    let sent = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "tar c -C '{}' . | nc -N 127.0.0.1 {port}",
+            src.display()
+        ))
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    let received = receiver.wait().ok()?;
+    let took = start.elapsed();
+    (sent.success() && received.success()).then_some(took)
+}
+
 fn have_nc() -> bool {
     Command::new("nc")
         .arg("-h")
@@ -388,6 +481,7 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
         "ftx send -> ftx serve",
         "nc -N -> nc -l",
         "Python client -> Python server",
+        "cp (same file system)",
     ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     for round in 0..rounds {
@@ -403,7 +497,8 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
                 }
                 2 if nc => netcat(file, &out),
                 2 => None,
-                _ => Some(python_pair(bench, file, py_addr, &py_dir)),
+                3 => Some(python_pair(bench, file, py_addr, &py_dir)),
+                _ => Some(copy(file, &out)),
             };
             let _ = fs::remove_file(&out);
             if let Some(took) = took {
@@ -413,27 +508,27 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
     }
     let _ = py.kill();
     let _ = py.wait();
-    println!(
+    out!(
         "## One {} MiB file, until it is complete on the receiver's disk\n",
         size / MIB
     );
-    println!("| contestant | median | MiB/s | ftx is |");
-    println!("| --- | ---: | ---: | ---: |");
+    out!("| contestant | median | MiB/s | ftx is |");
+    out!("| --- | ---: | ---: | ---: |");
     let ftx = median(times[1].clone());
     for (name, t) in names.iter().zip(&times) {
         if t.is_empty() {
-            println!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
+            out!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
             continue;
         }
         let m = median(t.clone());
-        println!(
+        out!(
             "| {name} | {:.3} s | {:.0} | {:.2}x |",
             m.as_secs_f64(),
             rate(size, m),
             m.as_secs_f64() / ftx.as_secs_f64()
         );
     }
-    println!("\n(\"ftx is\" = its throughput divided by that row's; 1.00x is the row itself.)\n");
+    out!("\n(\"ftx is\" = its throughput divided by that row's; 1.00x is the row itself.)\n");
     median(times[0].clone())
 }
 
@@ -452,18 +547,18 @@ fn concurrent(bench: &Bench, files: &[PathBuf], floor_single: Duration, rounds: 
     }
     let m = median(times);
     let floor_rate = rate(single_size, floor_single);
-    println!(
+    out!(
         "## {} files of {} MiB in one `ftx send -j {}`\n",
         files.len(),
         total / files.len() as u64 / MIB,
         files.len()
     );
-    println!("| measure | value |");
-    println!("| --- | ---: |");
-    println!("| median time | {:.3} s |", m.as_secs_f64());
-    println!("| aggregate | {:.0} MiB/s |", rate(total, m));
-    println!("| single-stream raw floor | {floor_rate:.0} MiB/s |");
-    println!(
+    out!("| measure | value |");
+    out!("| --- | ---: |");
+    out!("| median time | {:.3} s |", m.as_secs_f64());
+    out!("| aggregate | {:.0} MiB/s |", rate(total, m));
+    out!("| single-stream raw floor | {floor_rate:.0} MiB/s |");
+    out!(
         "| ratio to the floor | {:.2}x |\n",
         rate(total, m) / floor_rate
     );
@@ -504,55 +599,89 @@ for path in open({list:?}).read().split("\n"):
         list = list.display().to_string(),
         port = server.addr.port()
     );
-    let (mut ftx_times, mut py_times) = (Vec::new(), Vec::new());
+    let source = files[0].parent().unwrap();
+    let tar_dir = bench.drop_dir("drop-tar");
+    let nc = have_nc();
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 4];
     for round in 0..rounds {
-        for k in 0..2 {
-            let reset = || clear(&drop);
-            if (k + round) % 2 == 0 {
-                ftx_times.push(bench.ftx_send(server.addr, files, 8));
-            } else {
-                let start = Instant::now();
-                let status = Command::new("python3")
-                    .args(["-c", &loop_client])
-                    .status()
-                    .unwrap();
-                assert!(status.success());
-                // The last file may still be in flight on the server.
-                while fs::read_dir(&drop)
-                    .unwrap()
-                    .filter(|e| {
-                        !e.as_ref()
-                            .unwrap()
-                            .file_name()
-                            .to_string_lossy()
-                            .starts_with('.')
-                    })
-                    .count()
-                    < files.len()
-                {
-                    thread::sleep(Duration::from_millis(1));
+        for k in 0..4 {
+            let which = (k + round) % 4;
+            match which {
+                0 => times[0].push(bench.ftx_send(server.addr, files, 8)),
+                1 => {
+                    let start = Instant::now();
+                    let status = Command::new("python3")
+                        .args(["-c", &loop_client])
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                    // The last file may still be in flight on the server.
+                    while visible_entries(&drop) < files.len() {
+                        thread::sleep(Duration::from_millis(1));
+                    }
+                    times[1].push(start.elapsed());
                 }
-                py_times.push(start.elapsed());
+                2 if nc => {
+                    if let Some(took) = tar_nc(source, &tar_dir) {
+                        times[2].push(took);
+                    }
+                }
+                2 => {}
+                _ => {
+                    let start = Instant::now();
+                    let status = Command::new("cp")
+                        .arg("-r")
+                        .arg(source)
+                        .arg(tar_dir.join("copy"))
+                        .status()
+                        .unwrap();
+                    assert!(status.success());
+                    times[3].push(start.elapsed());
+                }
             }
-            reset();
+            clear(&drop);
+            clear(&tar_dir);
         }
     }
-    let (f, p) = (median(ftx_times), median(py_times));
     let n = files.len() as f64;
-    println!("## {} files of 4 KiB\n", files.len());
-    println!("| contestant | median | files/s |");
-    println!("| --- | ---: | ---: |");
-    println!(
-        "| `ftx send -j 8` | {:.3} s | {:.0} |",
-        f.as_secs_f64(),
-        n / f.as_secs_f64()
-    );
-    println!(
-        "| Python client in a loop | {:.3} s | {:.0} |",
-        p.as_secs_f64(),
-        n / p.as_secs_f64()
-    );
-    println!("| ratio | {:.2}x | |\n", p.as_secs_f64() / f.as_secs_f64());
+    let names = [
+        "`ftx send -j 8` -> `ftx serve`",
+        "Python client in a loop -> `ftx serve`",
+        "`tar c | nc -N` -> `nc -l | tar x`",
+        "`cp -r` (same file system)",
+    ];
+    let ftx = median(times[0].clone());
+    out!("## {} files of 4 KiB\n", files.len());
+    out!("| contestant | median | files/s | ftx is |");
+    out!("| --- | ---: | ---: | ---: |");
+    for (name, t) in names.iter().zip(&times) {
+        if t.is_empty() {
+            out!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
+            continue;
+        }
+        let m = median(t.clone());
+        out!(
+            "| {name} | {:.3} s | {:.0} | {:.2}x |",
+            m.as_secs_f64(),
+            n / m.as_secs_f64(),
+            m.as_secs_f64() / ftx.as_secs_f64()
+        );
+    }
+    out!("");
+}
+
+/// Entries of a folder that are not hidden.
+fn visible_entries(dir: &Path) -> usize {
+    fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            !e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with('.')
+        })
+        .count()
 }
 
 /// ftx with bars drawn in a pseudo-terminal (both ends) against `--plain`.
@@ -637,19 +766,19 @@ fn live_view_cost(bench: &Bench, file: &Path, rounds: usize) {
     }
     let _ = bars_server.kill();
     let (b, p) = (median(bars), median(plain));
-    println!(
+    out!(
         "## Live view cost: {} MiB, bars in a terminal (sender and server) vs `--plain`\n",
         size / MIB
     );
-    println!("| mode | median | MiB/s |");
-    println!("| --- | ---: | ---: |");
-    println!("| bars | {:.3} s | {:.0} |", b.as_secs_f64(), rate(size, b));
-    println!(
+    out!("| mode | median | MiB/s |");
+    out!("| --- | ---: | ---: |");
+    out!("| bars | {:.3} s | {:.0} |", b.as_secs_f64(), rate(size, b));
+    out!(
         "| --plain | {:.3} s | {:.0} |",
         p.as_secs_f64(),
         rate(size, p)
     );
-    println!(
+    out!(
         "| bars / plain throughput | {:.3} | |\n",
         p.as_secs_f64() / b.as_secs_f64()
     );
@@ -688,19 +817,19 @@ fn send_peak(bench: &Bench, addr: SocketAddr, files: &[PathBuf]) -> u64 {
 }
 
 fn memory(bench: &Bench, many: &[PathBuf], big: bool) {
-    println!("## Memory (peak resident set, VmHWM)\n");
-    println!("| case | ftx serve | ftx send |");
-    println!("| --- | ---: | ---: |");
+    out!("## Memory (peak resident set, VmHWM)\n");
+    out!("| case | ftx serve | ftx send |");
+    out!("| --- | ---: | ---: |");
     let drop = bench.drop_dir("drop-mem");
     let server = bench.ftx_server(&drop, 16);
     let idle = peak_kib(server.child.id()).unwrap_or(0);
-    println!(
+    out!(
         "| server idle, 16 workers | {:.1} MiB | |",
         idle as f64 / 1024.0
     );
     let sender = send_peak(bench, server.addr, many);
     let srv = peak_kib(server.child.id()).unwrap_or(0);
-    println!(
+    out!(
         "| {} uploads in flight | {:.1} MiB | {:.1} MiB |",
         many.len(),
         srv as f64 / 1024.0,
@@ -722,7 +851,7 @@ fn memory(bench: &Bench, many: &[PathBuf], big: bool) {
         let server = big_bench.ftx_server(&big_drop, 8);
         let sender = send_peak(&big_bench, server.addr, &[file]);
         let srv = peak_kib(server.child.id()).unwrap_or(0);
-        println!(
+        out!(
             "| one 5 GiB file | {:.1} MiB | {:.1} MiB |",
             srv as f64 / 1024.0,
             sender as f64 / 1024.0
@@ -730,7 +859,7 @@ fn memory(bench: &Bench, many: &[PathBuf], big: bool) {
         std::mem::drop(server);
         let _ = fs::remove_dir_all(&dir);
     }
-    println!();
+    out!("");
 }
 
 /// Empties a drop folder. The folder itself stays: a server holds it open.
@@ -751,9 +880,9 @@ fn scaling(bench: &Bench, big: bool, quick: bool) {
     if big {
         sizes.push(4 * GIB);
     }
-    println!("## Scaling with file size (one file, 3 runs each, median)\n");
-    println!("| size | median | MiB/s | s per GiB |");
-    println!("| --- | ---: | ---: | ---: |");
+    out!("## Scaling with file size (one file, 3 runs each, median)\n");
+    out!("| size | median | MiB/s | s per GiB |");
+    out!("| --- | ---: | ---: | ---: |");
     for size in sizes {
         let file = bench.file("scale.bin", size);
         let times: Vec<_> = (0..3)
@@ -764,7 +893,7 @@ fn scaling(bench: &Bench, big: bool, quick: bool) {
             })
             .collect();
         let m = median(times);
-        println!(
+        out!(
             "| {} MiB | {:.4} s | {:.0} | {:.3} |",
             size / MIB,
             m.as_secs_f64(),
@@ -774,12 +903,12 @@ fn scaling(bench: &Bench, big: bool, quick: bool) {
         let _ = fs::remove_file(file);
     }
     let total = if quick { 128 * MIB } else { 512 * MIB };
-    println!(
+    out!(
         "\n## Scaling with concurrent clients ({} MiB in all, split evenly; server -w 64)\n",
         total / MIB
     );
-    println!("| clients | median | aggregate MiB/s |");
-    println!("| ---: | ---: | ---: |");
+    out!("| clients | median | aggregate MiB/s |");
+    out!("| ---: | ---: | ---: |");
     for clients in [1usize, 2, 4, 8, 16, 32, 64] {
         let files: Vec<_> = (0..clients)
             .map(|i| bench.file(&format!("c{i:02}.bin"), total / clients as u64))
@@ -792,7 +921,7 @@ fn scaling(bench: &Bench, big: bool, quick: bool) {
             })
             .collect();
         let m = median(times);
-        println!(
+        out!(
             "| {clients} | {:.3} s | {:.0} |",
             m.as_secs_f64(),
             rate(total, m)
@@ -801,7 +930,7 @@ fn scaling(bench: &Bench, big: bool, quick: bool) {
             let _ = fs::remove_file(f);
         }
     }
-    println!();
+    out!("");
 }
 
 fn cores() -> usize {
