@@ -9,7 +9,12 @@ Modes:
   no-read          says go ahead and never reads the content
   no-close         reads everything and never closes
   chatty           reads everything, says "File received" and closes
+  one-at-a-time    a correct server without threads: one client at a time
+  newline-reply    replies "go ahead\n"
+  spin-on-close    loops for ever when a client closes early (never checks for an empty recv)
+  crash-after-go-ahead  says go ahead, then the whole server crashes
 """
+import os
 import socket
 import struct
 import sys
@@ -22,6 +27,24 @@ BUFFER_SIZE = 1024
 def handle(conn, mode):
     header = conn.recv(BUFFER_SIZE)
     size = int.from_bytes(header[:8], "big")
+    name = header[8:].decode(errors="replace")
+    if mode in ("one-at-a-time", "newline-reply", "spin-on-close"):
+        conn.send(b"go ahead\n" if mode == "newline-reply" else b"go ahead")
+        received = 0
+        with open(name + ".temp", "wb") as out:
+            while received < size:
+                data = conn.recv(BUFFER_SIZE)
+                if not data and mode == "spin-on-close":
+                    continue  # the student bug: an empty recv is taken for "nothing yet"
+                if not data:
+                    break
+                out.write(data)
+                received += len(data)
+        conn.close()
+        return
+    if mode == "crash-after-go-ahead":
+        conn.send(b"go ahead")
+        os._exit(3)
     if mode == "silent":
         time.sleep(3600)
         return
@@ -70,7 +93,10 @@ def main():
     print("listening on", server.getsockname()[1], flush=True)
     while True:
         conn, _ = server.accept()
-        threading.Thread(target=handle, args=(conn, mode), daemon=True).start()
+        if mode == "one-at-a-time":
+            handle(conn, mode)
+        else:
+            threading.Thread(target=handle, args=(conn, mode), daemon=True).start()
 
 
 if __name__ == "__main__":
