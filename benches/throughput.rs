@@ -108,7 +108,8 @@ fn main() {
 /// Puts the tables of this run into `path` between its results markers, with
 /// the commit, the date and the command that produced them.
 fn write_results(path: &Path, args: &[String]) {
-    const BEGIN: &str = "<!-- results:begin (written by benches/throughput.rs --write; do not edit) -->";
+    const BEGIN: &str =
+        "<!-- results:begin (written by benches/throughput.rs --write; do not edit) -->";
     const END: &str = "<!-- results:end -->";
     let git = |args: &[&str]| {
         Command::new("git")
@@ -393,7 +394,10 @@ fn tar_nc(src: &Path, dst: &Path) -> Option<Duration> {
         .port();
     let mut receiver = Command::new("sh")
         .arg("-c")
-        .arg(format!("nc -l 127.0.0.1 {port} | tar x -C '{}'", dst.display()))
+        .arg(format!(
+            "nc -l 127.0.0.1 {port} | tar x -C '{}'",
+            dst.display()
+        ))
         .stderr(Stdio::null())
         .spawn()
         .ok()?;

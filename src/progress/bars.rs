@@ -341,7 +341,6 @@ impl Sink for Bars {
             }
             Event::Listening { .. } | Event::Connected { .. } | Event::Summary(_) => {}
         }
-        self.draw(live);
     }
 
     fn tick(&mut self, live: &Live) {

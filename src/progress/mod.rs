@@ -351,8 +351,11 @@ impl Reporter {
 }
 
 fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
+    // Counters are read and the screen redrawn once a tick, not once an event:
+    // thousands of small uploads a second must not cost thousands of redraws.
+    let mut next_tick = Instant::now() + TICK;
     loop {
-        match events.recv_timeout(TICK) {
+        match events.recv_deadline(next_tick) {
             Ok(Event::Summary(summary)) => {
                 live.refresh();
                 sink.summary(&summary, &live);
@@ -365,8 +368,11 @@ fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
-        live.refresh();
-        sink.tick(&live);
+        if Instant::now() >= next_tick {
+            live.refresh();
+            sink.tick(&live);
+            next_tick = Instant::now() + TICK;
+        }
     }
 }
 

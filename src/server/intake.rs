@@ -8,9 +8,10 @@
 //! takes one (workers wake the intake when they do).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{self, ErrorKind, Read};
+use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -53,27 +54,32 @@ enum Drained {
     Failed(String),
 }
 
-/// Reads until nothing more has arrived (the poller only says when new bytes come).
+/// Reads until nothing more has arrived (the poller only says when new bytes
+/// come). The socket stays blocking for its worker; these reads do not wait.
 fn drain(pending: &mut Pending) -> Drained {
+    use rustix::io::Errno;
+    use rustix::net::RecvFlags;
     let mut chunk = [0u8; 4096];
     loop {
-        match (&pending.stream).read(&mut chunk) {
-            Ok(0) if pending.header.complete().is_some() => return Drained::Complete,
-            Ok(0) => return Drained::Failed(pending.header.closed().to_string()),
-            Ok(n) => {
+        match rustix::net::recv(&pending.stream, &mut chunk, RecvFlags::DONTWAIT) {
+            Ok((0, _)) if pending.header.complete().is_some() => return Drained::Complete,
+            Ok((0, _)) => return Drained::Failed(pending.header.closed().to_string()),
+            Ok((n, _)) => {
                 if let Err(e) = pending.header.push(&chunk[..n]) {
                     return Drained::Failed(e.to_string());
                 }
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+            Err(Errno::AGAIN) => {
                 return if pending.header.complete().is_some() {
                     Drained::Complete
                 } else {
                     Drained::Waiting
                 };
             }
-            Err(e) if e.kind() == ErrorKind::Interrupted => {}
-            Err(e) => return Drained::Failed(format!("reading the header: {e}")),
+            Err(Errno::INTR) => {}
+            Err(e) => {
+                return Drained::Failed(format!("reading the header: {}", std::io::Error::from(e)))
+            }
         }
     }
 }
@@ -212,14 +218,26 @@ impl<'a> Intake<'a> {
             self.fail(id, "refused: too many connections from this address".into());
             return;
         }
-        let registered = stream.set_nonblocking(true).and_then(|()| {
-            let token = Token(usize::try_from(id).expect("ids fit a token"));
-            self.poll.registry().register(
-                &mut SourceFd(&stream.as_raw_fd()),
-                token,
-                Interest::READABLE,
-            )
-        });
+        let mut pending = Pending {
+            stream,
+            peer,
+            header: HeaderCollector::new(MAX_RECV_NAME),
+        };
+        // Most clients send their header at once: it is often here already.
+        match drain(&mut pending) {
+            Drained::Complete => return self.queue(id, pending),
+            Drained::Failed(reason) => {
+                self.shared.leave(peer.ip());
+                return self.fail(id, reason);
+            }
+            Drained::Waiting => {}
+        }
+        let token = Token(usize::try_from(id).expect("ids fit a token"));
+        let registered = self.poll.registry().register(
+            &mut SourceFd(&pending.stream.as_raw_fd()),
+            token,
+            Interest::READABLE,
+        );
         if let Err(e) = registered {
             self.shared.leave(peer.ip());
             self.fail(id, format!("cannot watch the connection: {e}"));
@@ -227,14 +245,24 @@ impl<'a> Intake<'a> {
         }
         self.deadlines
             .push_back((Instant::now() + self.header_timeout, id));
-        self.pending.insert(
+        self.pending.insert(id, pending);
+    }
+
+    /// A complete upload joins the queue for a worker.
+    fn queue(&mut self, id: u64, pending: Pending) {
+        let header = pending.header.complete().expect("complete header");
+        let _ = self.events.send(Event::Queued {
             id,
-            Pending {
-                stream,
-                peer,
-                header: HeaderCollector::new(MAX_RECV_NAME),
-            },
-        );
+            name: names::escape_for_terminal(&header.name),
+            size: Some(header.size),
+            path: None,
+        });
+        self.ready.push_back(Upload {
+            id,
+            stream: Arc::new(pending.stream),
+            peer: pending.peer,
+            header,
+        });
     }
 
     /// Reads what has arrived on a connection; hands it on once its header is complete.
@@ -247,24 +275,11 @@ impl<'a> Intake<'a> {
             Drained::Failed(reason) => self.drop_pending(id, reason),
             Drained::Complete => {
                 let pending = self.pending.remove(&id).expect("pending connection");
-                let header = pending.header.complete().expect("complete header");
                 let _ = self
                     .poll
                     .registry()
                     .deregister(&mut SourceFd(&pending.stream.as_raw_fd()));
-                let _ = pending.stream.set_nonblocking(false);
-                let _ = self.events.send(Event::Queued {
-                    id,
-                    name: names::escape_for_terminal(&header.name),
-                    size: Some(header.size),
-                    path: None,
-                });
-                self.ready.push_back(Upload {
-                    id,
-                    stream: Arc::new(pending.stream),
-                    peer: pending.peer,
-                    header,
-                });
+                self.queue(id, pending);
             }
         }
     }
@@ -290,11 +305,22 @@ impl<'a> Intake<'a> {
                 Ok(()) => {}
                 Err(TrySendError::Full(upload)) => {
                     self.ready.push_front(upload);
-                    return true;
+                    // Said before trying once more, so that a worker that takes
+                    // one in between either sees it and wakes us, or left room.
+                    self.shared.uploads_waiting.store(true, Ordering::SeqCst);
+                    match queue.try_send(self.ready.pop_front().expect("just put back")) {
+                        Ok(()) => continue,
+                        Err(TrySendError::Full(upload)) => {
+                            self.ready.push_front(upload);
+                            return true;
+                        }
+                        Err(TrySendError::Disconnected(_)) => return false,
+                    }
                 }
                 Err(TrySendError::Disconnected(_)) => return false,
             }
         }
+        self.shared.uploads_waiting.store(false, Ordering::SeqCst);
         true
     }
 

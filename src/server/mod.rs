@@ -63,6 +63,9 @@ struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Wakes the intake: a worker took an upload, or the server is stopping.
     waker: OnceLock<Arc<Waker>>,
+    /// The intake holds complete uploads the pool had no room for: a worker that
+    /// takes one must wake it. Otherwise nobody needs waking.
+    uploads_waiting: AtomicBool,
 }
 
 /// A complete upload: its connection and its header, waiting for or held by a worker.
@@ -184,7 +187,9 @@ impl Server {
                         let mut tally = Tally::default();
                         for upload in &jobs {
                             // Room in the channel: the intake may hand on the next upload.
-                            let _ = waker.wake();
+                            if shared.uploads_waiting.load(Ordering::SeqCst) {
+                                let _ = waker.wake();
+                            }
                             shared.work_on(&upload, &mut worker, &mut tally);
                         }
                         tally

@@ -277,7 +277,16 @@ fn a_bounded_pool_shows_active_bars_and_waiting_clients() {
         })
         .collect();
 
-    let screen = term.wait_for("2 active · 2 waiting");
+    // The screen is read while it is being drawn: wait for a whole frame.
+    wait_until(
+        || {
+            let screen = term.contents();
+            screen.contains("2 active · 2 waiting") && screen.matches("25%").count() == 2
+        },
+        "two bars and two waiting clients",
+        || term.contents(),
+    );
+    let screen = term.contents();
     assert_eq!(
         screen.matches("waiting for a free worker").count(),
         2,
