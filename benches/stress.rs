@@ -41,6 +41,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(PathBuf::from);
     raise_open_files();
+    // Which code is measured: as it is when the run starts (the binary is built by then).
+    let provenance = provenance();
 
     let mut report = Vec::new();
     if wanted("slow") {
@@ -67,7 +69,7 @@ fn main() {
             .map(|a| format!(" {a}"))
             .collect::<String>()
     );
-    let text = document(&report, &command);
+    let text = document(&report, &command, &provenance);
     print!("{text}");
     if let Some(path) = write_to {
         fs::write(&path, &text).expect("write the results");
@@ -75,8 +77,8 @@ fn main() {
     }
 }
 
-/// The results as a Markdown document, with what produced them.
-fn document(sections: &[String], command: &str) -> String {
+/// The commit measured, marked when the working tree differs from it.
+fn provenance() -> String {
     let commit = Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -87,6 +89,18 @@ fn document(sections: &[String], command: &str) -> String {
         .args(["status", "--porcelain", "--untracked-files=no"])
         .output()
         .is_ok_and(|o| !o.stdout.is_empty());
+    format!(
+        "commit {commit}{}",
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// The results as a Markdown document, with what produced them.
+fn document(sections: &[String], command: &str, provenance: &str) -> String {
     let date = Command::new("date")
         .arg("+%Y-%m-%d")
         .output()
@@ -96,10 +110,9 @@ fn document(sections: &[String], command: &str) -> String {
     format!(
         "# Reliability under hostile load\n\n\
          Written by `benches/stress.rs`; do not edit by hand. Produced by `{command}` on {date}, \
-         commit {commit}{}, on a machine with {cores} cores, loopback only, `ftx serve` in release mode \
+         {provenance}, on a machine with {cores} cores, loopback only, `ftx serve` in release mode \
          with its drop folder on tmpfs. Clients come from many loopback addresses (127.0.x.y). \
          The machines are shared: times vary from run to run; counts do not.\n\n{}",
-        if dirty { " (with uncommitted changes)" } else { "" },
         sections.join("\n")
     )
 }

@@ -58,6 +58,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|list| list.split(',').map(str::to_string).collect());
     let wanted = |part: &str| only.as_ref().is_none_or(|o| o.iter().any(|p| p == part));
+    // Which code is measured: as it is when the run starts (the binary is built by then).
+    let provenance = provenance();
     let bench = Bench::new();
     out!("# ftx throughput benchmark ({} rounds, medians)\n", rounds);
     out!(
@@ -101,16 +103,12 @@ fn main() {
         .position(|a| a == "--write")
         .and_then(|i| args.get(i + 1))
     {
-        write_results(Path::new(path), &args);
+        write_results(Path::new(path), &args, &provenance);
     }
 }
 
-/// Puts the tables of this run into `path` between its results markers, with
-/// the commit, the date and the command that produced them.
-fn write_results(path: &Path, args: &[String]) {
-    const BEGIN: &str =
-        "<!-- results:begin (written by benches/throughput.rs --write; do not edit) -->";
-    const END: &str = "<!-- results:end -->";
+/// The commit measured, marked when the working tree differs from it.
+fn provenance() -> String {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -120,6 +118,22 @@ fn write_results(path: &Path, args: &[String]) {
     };
     let commit = git(&["rev-parse", "--short", "HEAD"]);
     let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    format!(
+        "commit {commit}{}",
+        if dirty {
+            " (with uncommitted changes)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Puts the tables of this run into `path` between its results markers, with
+/// the commit, the date and the command that produced them.
+fn write_results(path: &Path, args: &[String], provenance: &str) {
+    const BEGIN: &str =
+        "<!-- results:begin (written by benches/throughput.rs --write; do not edit) -->";
+    const END: &str = "<!-- results:end -->";
     let date = Command::new("date")
         .arg("+%Y-%m-%d")
         .output()
@@ -132,8 +146,7 @@ fn write_results(path: &Path, args: &[String]) {
         .map(|a| format!(" {a}"))
         .collect();
     let results = format!(
-        "{BEGIN}\n\nMeasured on {date}, commit {commit}{}, by `cargo bench --bench throughput --{command}`.\n\n{}\n{END}",
-        if dirty { " (with uncommitted changes)" } else { "" },
+        "{BEGIN}\n\nMeasured on {date}, {provenance}, by `cargo bench --bench throughput --{command}`.\n\n{}\n{END}",
         REPORT.lock().unwrap()
     );
     let text = fs::read_to_string(path).unwrap_or_default();

@@ -51,6 +51,32 @@ Examples:
   ftx completions zsh > ~/.zfunc/_ftx
   ftx completions fish > ~/.config/fish/completions/ftx.fish";
 
+const CHECK_SERVER_HELP: &str = "\
+Examples:
+  ftx check server                           the server on 127.0.0.1:12000
+  ftx check server 9000 --dir ~/exercise     compare the files it saves in ~/exercise
+  ftx check server 9000 S11 S12              only those cases
+  ftx check server --junit report.xml        also as JUnit XML, for autograders
+
+Exit codes:
+  0  every case passed (skipped ones aside)
+  1  at least one case failed
+  2  the command line is wrong";
+
+const CHECK_CLIENT_HELP: &str = "\
+Examples:
+  ftx check client -- python3 client.py {file} {host} {port}
+  ftx check client C1 C5 -- python3 client.py {file} {host} {port}
+
+Each case runs the command once, in a scratch folder that holds the case's
+file, with {file} and {name} replaced by its name, {host} and {port} by the
+instrumented server's address.
+
+Exit codes:
+  0  every case passed
+  1  at least one case failed
+  2  the command line is wrong";
+
 const MAN_HELP: &str = "\
 Examples:
   ftx man | man -l -                 read the overview
@@ -95,6 +121,9 @@ pub enum Command {
     /// Show a server and several clients at work, in one command
     #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
+    /// Grade a student's server or client against the classroom protocol, case by case
+    #[command(subcommand)]
+    Check(CheckCommand),
     /// Print a shell completion script (bash, zsh, fish, powershell, elvish)
     #[command(after_help = COMPLETIONS_HELP)]
     Completions {
@@ -112,6 +141,72 @@ pub enum Command {
         #[arg(long, value_name = "DIR", conflicts_with = "page")]
         dir: Option<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckCommand {
+    /// Check a running server: connects to it, plays each case, compares the saved files (--dir)
+    #[command(after_help = CHECK_SERVER_HELP)]
+    Server(CheckServerArgs),
+    /// Check a client: runs it once per case against an instrumented server on a free port
+    #[command(after_help = CHECK_CLIENT_HELP)]
+    Client(CheckClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckServerArgs {
+    /// The server (PORT, HOST, HOST:PORT or [IPv6]:PORT; default 127.0.0.1:12000), then the cases to run (S1, S2, ...; default all)
+    #[arg(value_name = "ADDR|CASE")]
+    pub args: Vec<String>,
+
+    /// The folder the server saves into (on this machine), to compare the saved files
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+
+    /// Size of the large file (S5)
+    #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
+    pub big: u64,
+
+    #[command(flatten)]
+    pub common: CheckArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckClientArgs {
+    #[command(flatten)]
+    pub common: CheckArgs,
+
+    /// Cases to run (C1, C2, ...; see --list) [default: all]
+    #[arg(value_name = "CASE")]
+    pub cases: Vec<String>,
+
+    /// The client's command line; {file}, {name}, {host} and {port} are filled in
+    #[arg(last = true, value_name = "COMMAND", required_unless_present = "list")]
+    pub command: Vec<String>,
+}
+
+/// What both checks take.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The longest wait for any one thing: a reply, a close, the client to end
+    #[arg(long, value_name = "DURATION", default_value = "3s", value_parser = parse_duration)]
+    pub timeout: Duration,
+
+    /// Also write the results as JUnit XML, for autograders
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+
+    /// Print one JSON object per case on stdout instead of lines
+    #[arg(long)]
+    pub json: bool,
+
+    /// Add the cases the protocol leaves open (e.g. a header in two writes)
+    #[arg(long)]
+    pub strict: bool,
+
+    /// List the cases and exit
+    #[arg(long)]
+    pub list: bool,
 }
 
 #[derive(Debug, Args)]

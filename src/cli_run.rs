@@ -2,6 +2,7 @@
 
 use clap::CommandFactory;
 
+use crate::check::{self, CheckConfig};
 use crate::cli::{Cli, Command};
 use crate::commands;
 use crate::config::{DemoConfig, SendConfig, ServeConfig};
@@ -58,6 +59,11 @@ pub fn run(command: Command) -> Result<Exit, Failure> {
         Command::Send(args) => {
             let config = SendConfig::from_args(args).map_err(Failure::Usage)?;
             commands::send::send(&config).map_err(Failure::Run)
+        }
+        Command::Check(target) => {
+            let config = CheckConfig::from_args(target).map_err(Failure::Usage)?;
+            config.selected().map_err(Failure::Usage)?;
+            check::check(&config).map_err(Failure::Run)
         }
         Command::Demo(args) => {
             commands::demo::demo(&DemoConfig::from_args(&args)).map_err(Failure::Run)

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use crate::address::Address;
-use crate::cli::{DemoArgs, SendArgs, ServeArgs};
+use crate::cli::{CheckCommand, DemoArgs, SendArgs, ServeArgs};
 use crate::progress::Output;
 use crate::protocol::DEFAULT_PORT;
 
@@ -141,6 +141,56 @@ impl SendConfig {
             trace: args.view.trace,
             rate: args.rate,
             timeout: args.timeout,
+        })
+    }
+}
+
+impl crate::check::CheckConfig {
+    pub fn from_args(command: CheckCommand) -> anyhow::Result<crate::check::CheckConfig> {
+        use crate::check::{CheckConfig, Target};
+        let (target, common, cases) = match command {
+            CheckCommand::Server(args) => {
+                // Positionals: at most one address, and case ids (S1, s12, ...).
+                let is_case = |a: &String| {
+                    a.len() > 1
+                        && a.starts_with(['S', 's'])
+                        && a[1..].bytes().all(|b| b.is_ascii_digit())
+                };
+                let (cases, addrs): (Vec<String>, Vec<String>) =
+                    args.args.into_iter().partition(is_case);
+                if addrs.len() > 1 {
+                    bail!(
+                        "one server address at most: {} were given",
+                        addrs.join(", ")
+                    );
+                }
+                let addr = addrs.first().map_or("127.0.0.1:12000", String::as_str);
+                (
+                    Target::Server {
+                        addr: Address::parse(addr, "127.0.0.1").context("the server's address")?,
+                        dir: args.dir,
+                        big: args.big,
+                    },
+                    args.common,
+                    cases,
+                )
+            }
+            CheckCommand::Client(args) => (
+                Target::Client {
+                    command: args.command,
+                },
+                args.common,
+                args.cases,
+            ),
+        };
+        Ok(CheckConfig {
+            target,
+            timeout: common.timeout,
+            junit: common.junit,
+            json: common.json,
+            strict: common.strict,
+            list: common.list,
+            cases,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! ```
 
 mod address;
+mod check;
 mod cli_run;
 mod client;
 mod commands;

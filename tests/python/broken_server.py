@@ -40,6 +40,8 @@ def handle(conn, mode):
                     break
                 out.write(data)
                 received += len(data)
+        if received < size:
+            os.remove(name + ".temp")
         conn.close()
         return
     if mode == "crash-after-go-ahead":
@@ -54,11 +56,13 @@ def handle(conn, mode):
         return
     received = 0
     if mode == "drop-last-chunk":
-        while size - received >= BUFFER_SIZE:
-            data = conn.recv(BUFFER_SIZE)
-            if not data:
-                break
-            received += len(data)
+        with open(name + ".temp", "wb") as out:
+            while size - received >= BUFFER_SIZE:
+                data = conn.recv(BUFFER_SIZE)
+                if not data:
+                    break
+                out.write(data)
+                received += len(data)
         conn.close()
         return
     if mode == "reset-half":

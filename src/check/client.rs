@@ -1,0 +1,517 @@
+//! `ftx check client`: an instrumented server on a free loopback port runs the student's client once per case and watches every byte it sends.
+
+use std::io::Write;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::wire::{self, Heard};
+use super::{leftovers, Case, Failure, Verdict};
+use crate::noise::Noise;
+use crate::protocol::{self, Header, GO_AHEAD, SIZE_LEN};
+
+const fn case(id: &'static str, title: &'static str, rule: &'static str) -> Case {
+    Case {
+        id,
+        title,
+        rule,
+        strict: false,
+        needs_dir: false,
+    }
+}
+
+/// Every client case, in the order they run.
+pub const CASES: &[Case] = &[
+    case(
+        "C1",
+        "the size is 8 bytes, big-endian, and equals the file's size",
+        "P1",
+    ),
+    case("C2", "the name sent is the file's name", "P1"),
+    case(
+        "C3",
+        "the header is one write, sent before the reply",
+        "P1, P2",
+    ),
+    case("C4", "nothing is sent before \"go ahead\"", "P4, P5"),
+    case(
+        "C5",
+        "exactly SIZE bytes follow, then the client closes",
+        "P5",
+    ),
+    case(
+        "C6",
+        "an empty file: a header with size 0, then the client closes",
+        "P1, P5",
+    ),
+    case("C7", "a large file arrives whole", "P5"),
+    case(
+        "C8",
+        "a reply other than \"go ahead\" makes the client stop with an error",
+        "P4",
+    ),
+    case(
+        "C9",
+        "a server that closes without replying does not hang the client",
+        "P4",
+    ),
+];
+
+/// How long the instrumented server holds back `go ahead`, to see whether content comes anyway.
+const HOLD_BACK: Duration = Duration::from_millis(500);
+
+/// The name of the file the client is given.
+const FILE_NAME: &str = "notes.txt";
+
+/// The instrumented server and the command it runs.
+pub struct Lab {
+    listener: TcpListener,
+    command: Vec<String>,
+    timeout: Duration,
+}
+
+/// What the client did in one case.
+struct Seen {
+    /// The first message, as it had arrived after a short settle.
+    first: Vec<u8>,
+    /// Bytes that came while `go ahead` was held back (after the first message).
+    early: Vec<u8>,
+    /// Content after the reply, and how the client ended.
+    after: Heard,
+    /// The client's exit, if it ended in time.
+    status: Option<ExitStatus>,
+    stderr: String,
+}
+
+/// How the instrumented server answers the header.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    GoAhead,
+    Refuse,
+    Hang,
+}
+
+impl Lab {
+    pub fn new(command: Vec<String>, timeout: Duration) -> anyhow::Result<Lab> {
+        if command.is_empty() {
+            anyhow::bail!("give the client's command after --, e.g. -- python3 client.py {{file}} {{host}} {{port}}");
+        }
+        let listener = TcpListener::bind("127.0.0.1:0")?;
+        listener.set_nonblocking(true)?;
+        Ok(Lab {
+            listener,
+            command,
+            timeout,
+        })
+    }
+
+    pub fn run(&mut self, case: &Case) -> Verdict {
+        let content = match case.id {
+            "C6" => Vec::new(),
+            "C7" => Noise::bytes(7, 8 << 20),
+            _ => Noise::bytes(1, 3000),
+        };
+        let reply = match case.id {
+            "C8" => Reply::Refuse,
+            "C9" => Reply::Hang,
+            _ => Reply::GoAhead,
+        };
+        let seen = match self.play(&content, reply) {
+            Ok(seen) => seen,
+            Err(failure) => return Verdict::Fail(failure),
+        };
+        let result = match case.id {
+            "C1" => size_is_right(&seen, &content),
+            "C2" => name_is_right(&seen),
+            "C3" => one_write(&seen, &content),
+            "C4" => waits(&seen),
+            "C5" | "C6" | "C7" => exact_content(&seen, &content, self.timeout),
+            "C8" => stops_on_bad_reply(&seen),
+            "C9" => does_not_hang(&seen, self.timeout),
+            other => unreachable!("no client case {other}"),
+        };
+        match result {
+            Ok(()) => Verdict::Pass,
+            Err(failure) => Verdict::Fail(failure),
+        }
+    }
+
+    /// Runs the client on a fresh file in a fresh folder and serves it as `reply` says.
+    fn play(&self, content: &[u8], reply: Reply) -> Result<Seen, Failure> {
+        let folder =
+            tempfile::tempdir().map_err(|e| Failure::new("a scratch folder", e.to_string(), ""))?;
+        std::fs::write(folder.path().join(FILE_NAME), content)
+            .map_err(|e| Failure::new("a test file", e.to_string(), ""))?;
+        let mut child = self.start(folder.path())?;
+        let stream = match self.accept(&mut child) {
+            Ok(stream) => stream,
+            Err(failure) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(failure);
+            }
+        };
+        let seen = self.serve(&stream, reply);
+        drop(stream);
+        // A client still connected after every wait is hung: it gets a moment, not another timeout.
+        let ended = seen.after.closed || seen.after.reset || reply == Reply::Hang;
+        let status = wait_child(
+            &mut child,
+            if ended {
+                self.timeout
+            } else {
+                Duration::from_millis(500)
+            },
+        );
+        let stderr =
+            std::fs::read_to_string(folder.path().join(".ftx-check-stderr")).unwrap_or_default();
+        Ok(Seen {
+            status,
+            stderr,
+            ..seen
+        })
+    }
+
+    fn start(&self, folder: &Path) -> Result<Child, Failure> {
+        let port = self
+            .listener
+            .local_addr()
+            .map_or(0, |a| a.port())
+            .to_string();
+        let fill = |arg: &String| {
+            arg.replace("{file}", FILE_NAME)
+                .replace("{name}", FILE_NAME)
+                .replace("{host}", "127.0.0.1")
+                .replace("{port}", &port)
+        };
+        let args: Vec<String> = self.command.iter().map(fill).collect();
+        let stderr = std::fs::File::create(folder.join(".ftx-check-stderr"))
+            .map_err(|e| Failure::new("a scratch file", e.to_string(), ""))?;
+        let child = Command::new(&args[0])
+            .args(&args[1..])
+            .current_dir(folder)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .map_err(|e| {
+                Failure::new(
+                    format!("to start {}", args[0]),
+                    e.to_string(),
+                    "check the command after --: the program and its arguments",
+                )
+            })?;
+        leftovers()
+            .lock()
+            .expect("leftovers lock")
+            .children
+            .push(child.id());
+        Ok(child)
+    }
+
+    /// Waits for the client's connection; a client that exits or never connects fails the case.
+    fn accept(&self, child: &mut Child) -> Result<TcpStream, Failure> {
+        let deadline = Instant::now() + wire::bounded(self.timeout);
+        loop {
+            match self.listener.accept() {
+                Ok((stream, _)) => {
+                    let _ = stream.set_nonblocking(false);
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Failure::new("the client's connection", e.to_string(), "")),
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(Failure::new(
+                    "the client to connect to the server at {host} {port}",
+                    format!("it exited ({status}) without connecting"),
+                    "does it take the host and port from its arguments? check {host} and {port} in the command",
+                ));
+            }
+            if Instant::now() >= deadline {
+                return Err(Failure::new(
+                    "the client to connect",
+                    format!("no connection within {}", crate::term::human_duration(self.timeout)),
+                    "does it take the host and port from its arguments? check {host} and {port} in the command",
+                ));
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// The instrumented server's side of one upload.
+    fn serve(&self, stream: &TcpStream, reply: Reply) -> Seen {
+        // The first message: what arrives first, and what else comes with it in a moment.
+        let mut first = wire::read_for(stream, 1, self.timeout).bytes;
+        first.extend_from_slice(
+            &wire::read_for(stream, usize::MAX, Duration::from_millis(100)).bytes,
+        );
+        // Hold back the reply, and see whether content comes anyway.
+        let early = wire::read_for(stream, usize::MAX, HOLD_BACK).bytes;
+        let after = match reply {
+            Reply::GoAhead => {
+                let _ = (&*stream).write_all(GO_AHEAD);
+                let mut before = first.clone();
+                before.extend_from_slice(&early);
+                let (header, extra) = split_header(&first, &before);
+                let want = header.map_or(0, |h| usize::try_from(h.size).unwrap_or(usize::MAX));
+                let mut after = wire::read_for(stream, want.saturating_sub(extra), self.timeout);
+                if !after.closed && !after.reset {
+                    let rest = wire::wait_for_close(stream, self.timeout);
+                    after.bytes.extend_from_slice(&rest.bytes);
+                    after.closed = rest.closed;
+                    after.reset = rest.reset;
+                }
+                after
+            }
+            Reply::Refuse => {
+                let _ = (&*stream).write_all(b"no thanks");
+                wire::read_for(stream, usize::MAX, HOLD_BACK)
+            }
+            Reply::Hang => {
+                let _ = stream.shutdown(Shutdown::Both);
+                Heard::default()
+            }
+        };
+        Seen {
+            first,
+            early,
+            after,
+            status: None,
+            stderr: String::new(),
+        }
+    }
+}
+
+/// Waits up to `wait` for the child, killing it if it is still running then.
+fn wait_child(child: &mut Child, wait: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + wire::bounded(wait);
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Everything that came before the reply: the first message and what followed it.
+fn before_reply(seen: &Seen) -> Vec<u8> {
+    let mut before = seen.first.clone();
+    before.extend_from_slice(&seen.early);
+    before
+}
+
+/// The header among the bytes that came before the reply, and how many bytes
+/// came after it (content sent too early). When the 8 size bytes are followed
+/// by the file's name, the header ends there, however it was cut into writes
+/// (C3 judges that); otherwise the first message is the header, as a server
+/// reading it with one recv() takes it.
+fn split_header(first: &[u8], before: &[u8]) -> (Option<Header>, usize) {
+    if before.len() >= SIZE_LEN + FILE_NAME.len()
+        && &before[SIZE_LEN..SIZE_LEN + FILE_NAME.len()] == FILE_NAME.as_bytes()
+    {
+        let header = Header::decode(&before[..SIZE_LEN + FILE_NAME.len()]).ok();
+        return (header, before.len() - SIZE_LEN - FILE_NAME.len());
+    }
+    match Header::decode(first) {
+        Ok(header) => (Some(header), before.len() - first.len()),
+        Err(_) => (Header::decode(before).ok(), 0),
+    }
+}
+
+fn header_of(seen: &Seen) -> Result<Header, Failure> {
+    split_header(&seen.first, &before_reply(seen))
+        .0
+        .ok_or_else(|| {
+            Failure::new(
+                "a header: 8 size bytes, then the name",
+                wire::shown(&before_reply(seen)),
+                "send the size (8 bytes, big-endian) and the name in one send()",
+            )
+        })
+}
+
+/// Content bytes that came before the reply.
+fn sent_early(seen: &Seen) -> usize {
+    split_header(&seen.first, &before_reply(seen)).1
+}
+
+/// C1.
+fn size_is_right(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
+    let header = header_of(seen)?;
+    let size = content.len() as u64;
+    if header.size == size {
+        return Ok(());
+    }
+    let hint = protocol::misread_size(&header).unwrap_or_else(|| {
+        "send os.path.getsize(name).to_bytes(8, \"big\"): the file's size, 8 bytes, big-endian"
+            .into()
+    });
+    Err(Failure::new(
+        format!("{} ({size})", protocol::hex(&size.to_be_bytes(), 8)),
+        format!(
+            "{} ({})",
+            protocol::hex(&header.size.to_be_bytes(), 8),
+            header.size
+        ),
+        hint,
+    ))
+}
+
+/// C2.
+fn name_is_right(seen: &Seen) -> Result<(), Failure> {
+    let header = header_of(seen)?;
+    if header.name == FILE_NAME.as_bytes() {
+        return Ok(());
+    }
+    let hint = if header.name.starts_with(FILE_NAME.as_bytes()) {
+        "more than the name came with the header: send nothing else until the reply"
+    } else {
+        "send the file's name, encoded as UTF-8, right after the 8 size bytes"
+    };
+    Err(Failure::new(
+        wire::shown(FILE_NAME.as_bytes()),
+        wire::shown(&header.name),
+        hint,
+    ))
+}
+
+/// C3: the header came as one message: not the size alone, not part of it
+/// with the rest later.
+fn one_write(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
+    let mut expected = (content.len() as u64).to_be_bytes().to_vec();
+    expected.extend_from_slice(FILE_NAME.as_bytes());
+    let cut = seen.first.len() <= SIZE_LEN
+        || (seen.first.len() < expected.len() && expected.starts_with(&seen.first));
+    if !cut {
+        return Ok(());
+    }
+    let more = seen.early.len();
+    Err(Failure::new(
+        format!("the {} bytes of the header in one message", expected.len()),
+        format!(
+            "{} first{}",
+            wire::shown(&seen.first),
+            if more > 0 { format!(", {more} more bytes later") } else { String::new() }
+        ),
+        "classroom servers read the header with one recv(1024): send the size and the name together, \
+         in one send(size.to_bytes(8, \"big\") + name.encode())",
+    ))
+}
+
+/// C4.
+fn waits(seen: &Seen) -> Result<(), Failure> {
+    header_of(seen)?;
+    let early = sent_early(seen);
+    if early == 0 {
+        return Ok(());
+    }
+    Err(Failure::new(
+        "nothing until the server says \"go ahead\"",
+        format!(
+            "{early} bytes of content while the reply was held back for {} ms",
+            HOLD_BACK.as_millis()
+        ),
+        "after sending the header, wait for the reply (recv) and check it is b\"go ahead\" before sending the file",
+    ))
+}
+
+/// C5, C6, C7.
+fn exact_content(seen: &Seen, content: &[u8], timeout: Duration) -> Result<(), Failure> {
+    let before = before_reply(seen);
+    let mut got = before[before.len() - sent_early(seen)..].to_vec();
+    got.extend_from_slice(&seen.after.bytes);
+    let size = content.len();
+    if got.len() < size {
+        return Err(Failure::new(
+            format!("{size} bytes of content"),
+            format!(
+                "{} bytes, then the client {}",
+                got.len(),
+                if seen.after.closed {
+                    "closed"
+                } else {
+                    "stopped"
+                }
+            ),
+            "send the whole file: sendall(), or loop until every chunk of f.read() is sent",
+        ));
+    }
+    if got.len() > size {
+        return Err(Failure::new(
+            format!("{size} bytes of content, then the close"),
+            format!("{} bytes", got.len()),
+            "send exactly the file's bytes, nothing after them",
+        ));
+    }
+    if got != content {
+        return Err(Failure::new(
+            "the file's bytes",
+            "as many bytes, but not the same ones",
+            "open the file in binary mode (\"rb\") and send what read() returns",
+        ));
+    }
+    if !seen.after.closed {
+        return Err(Failure::new(
+            "the client to close the connection after the last byte",
+            format!("still open after {}", crate::term::human_duration(timeout)),
+            "close the socket (sock.close()) once the file is sent: the server waits for it",
+        ));
+    }
+    Ok(())
+}
+
+/// C8.
+fn stops_on_bad_reply(seen: &Seen) -> Result<(), Failure> {
+    let sent = seen.after.bytes.len() + sent_early(seen);
+    if sent > 0 {
+        return Err(Failure::new(
+            "no content after the reply \"no thanks\"",
+            format!("{sent} bytes of content"),
+            "compare the reply with b\"go ahead\" and stop (raise an error) when it differs",
+        ));
+    }
+    match seen.status {
+        Some(status) if !status.success() => Ok(()),
+        Some(_) => Err(Failure::new(
+            "an error exit (not 0) after a bad reply",
+            "exit code 0",
+            "raise an exception (or sys.exit(1)) when the reply is not b\"go ahead\"",
+        )),
+        None => Err(Failure::new(
+            "the client to stop after a bad reply",
+            "it was still running",
+            "compare the reply with b\"go ahead\" and stop when it differs",
+        )),
+    }
+    .map_err(|mut f| {
+        if !seen.stderr.is_empty() {
+            f.got = format!("{}; it printed: {}", f.got, last_line(&seen.stderr));
+        }
+        f
+    })
+}
+
+/// C9.
+fn does_not_hang(seen: &Seen, timeout: Duration) -> Result<(), Failure> {
+    match seen.status {
+        Some(_) => Ok(()),
+        None => Err(Failure::new(
+            "the client to end when the server closes without a reply",
+            format!("still running after {}", crate::term::human_duration(timeout)),
+            "recv() returns b\"\" when the server closed: treat it as a bad reply, not as \"try again\"",
+        )),
+    }
+}
+
+fn last_line(text: &str) -> String {
+    crate::names::escape_for_terminal(text.trim().lines().last().unwrap_or("").as_bytes())
+}

@@ -1,0 +1,291 @@
+//! `ftx check`: grades a student's server or client against the classroom protocol, case by case, each case bounded in time, with hints in a student's words.
+//!
+//! Like h2spec: numbered cases, each naming the rule of PROTOCOL.md it checks;
+//! `--strict` adds cases the protocol leaves open; `--junit` and `--json` for
+//! autograders. A peer that hangs, loops or never closes fails its case,
+//! never the checker: every wait has a bound, and the whole default run has
+//! [`RUN_BUDGET`].
+
+mod client;
+mod report;
+mod server;
+mod wire;
+
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use crate::address::Address;
+use crate::exit_codes::Exit;
+
+/// The most a whole run may take; cases left when it is spent fail as not run.
+pub const RUN_BUDGET: Duration = Duration::from_secs(60);
+
+/// One case: what is checked, and against which rule.
+#[derive(Debug, Clone, Copy)]
+pub struct Case {
+    pub id: &'static str,
+    pub title: &'static str,
+    /// The rule of PROTOCOL.md it checks.
+    pub rule: &'static str,
+    /// Only with `--strict` (or when named): the protocol leaves it open.
+    pub strict: bool,
+    /// Needs to read the files the server saved (`--dir`).
+    pub needs_dir: bool,
+}
+
+/// What came of a case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Pass,
+    Fail(Failure),
+    Skip(String),
+}
+
+/// A failed case: what was expected, what happened, what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub expected: String,
+    pub got: String,
+    pub hint: String,
+}
+
+impl Failure {
+    pub fn new(
+        expected: impl Into<String>,
+        got: impl Into<String>,
+        hint: impl Into<String>,
+    ) -> Failure {
+        Failure {
+            expected: expected.into(),
+            got: got.into(),
+            hint: hint.into(),
+        }
+    }
+}
+
+/// A case and its verdict.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub case: Case,
+    pub verdict: Verdict,
+    pub took: Duration,
+}
+
+/// What to check, and how to report it.
+#[derive(Debug, Clone)]
+pub struct CheckConfig {
+    pub target: Target,
+    /// The longest wait for any one thing (a reply, a close, a process).
+    pub timeout: Duration,
+    pub junit: Option<PathBuf>,
+    pub json: bool,
+    pub strict: bool,
+    pub list: bool,
+    /// The cases to run, by id; all when empty.
+    pub cases: Vec<String>,
+}
+
+/// The program under test.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A running server; `dir` is where it saves, to compare the files.
+    Server {
+        addr: Address,
+        dir: Option<PathBuf>,
+        big: u64,
+    },
+    /// A client command line, with `{file}`, `{name}`, `{host}` and `{port}` to fill in.
+    Client { command: Vec<String> },
+}
+
+impl Target {
+    fn cases(&self) -> &'static [Case] {
+        match self {
+            Target::Server { .. } => server::CASES,
+            Target::Client { .. } => client::CASES,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            Target::Server { .. } => "server",
+            Target::Client { .. } => "client",
+        }
+    }
+}
+
+impl CheckConfig {
+    /// The cases this run takes, in order; unknown ids are a wrong command line.
+    pub fn selected(&self) -> anyhow::Result<Vec<Case>> {
+        let all = self.target.cases();
+        for wanted in &self.cases {
+            if !all.iter().any(|c| c.id.eq_ignore_ascii_case(wanted)) {
+                let ids: Vec<&str> = all.iter().map(|c| c.id).collect();
+                bail!(
+                    "there is no {} case '{wanted}': the cases are {} (see --list)",
+                    self.target.kind(),
+                    ids.join(", ")
+                );
+            }
+        }
+        Ok(all
+            .iter()
+            .filter(|c| {
+                if self.cases.is_empty() {
+                    !c.strict || self.strict
+                } else {
+                    self.cases.iter().any(|w| c.id.eq_ignore_ascii_case(w))
+                }
+            })
+            .copied()
+            .collect())
+    }
+}
+
+/// Files the checker left in the student's folder and processes it started, to
+/// clean up also on Ctrl-C.
+#[derive(Debug, Default)]
+struct Leftovers {
+    files: Vec<PathBuf>,
+    children: Vec<u32>,
+}
+
+static LEFTOVERS: OnceLock<Mutex<Leftovers>> = OnceLock::new();
+
+fn leftovers() -> &'static Mutex<Leftovers> {
+    LEFTOVERS.get_or_init(Mutex::default)
+}
+
+/// Removes what is left and kills what still runs.
+fn clean_up() {
+    let mut left = leftovers().lock().expect("leftovers lock");
+    for file in left.files.drain(..) {
+        let _ = std::fs::remove_file(file);
+    }
+    for pid in left.children.drain(..) {
+        if let Ok(pid) = i32::try_from(pid) {
+            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            }
+        }
+    }
+}
+
+/// Runs `ftx check`: 0 when every case passed, 1 when any failed.
+pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
+    let cases = config.selected()?;
+    if config.list {
+        report::list(config.target.kind(), &cases);
+        return Ok(Exit::Success);
+    }
+    ctrlc::set_handler(|| {
+        clean_up();
+        crate::term::say_without_waiting(
+            "\nftx check: interrupted; what it started is stopped and removed",
+        );
+        std::process::exit(Exit::Interrupted.code().into());
+    })
+    .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
+    let reporter = report::Reporter::new(config);
+    reporter.begin(&config.target);
+    let run_started = Instant::now();
+    wire::set_run_deadline(run_started + RUN_BUDGET);
+    let mut runner: Box<dyn FnMut(&Case) -> Verdict> = match &config.target {
+        Target::Server { addr, dir, big } => {
+            let mut probe = server::Probe::new(addr, dir.clone(), *big, config.timeout)?;
+            Box::new(move |case| probe.run(case))
+        }
+        Target::Client { command } => {
+            let mut lab = client::Lab::new(command.clone(), config.timeout)?;
+            Box::new(move |case| lab.run(case))
+        }
+    };
+    let mut outcomes = Vec::new();
+    for case in cases {
+        let started = Instant::now();
+        let verdict = if run_started.elapsed() > RUN_BUDGET {
+            Verdict::Fail(Failure::new(
+                "the case to run",
+                format!(
+                    "not run: the whole check's {}s were spent",
+                    RUN_BUDGET.as_secs()
+                ),
+                "the cases before it waited for timeouts; fix those first",
+            ))
+        } else {
+            runner(&case)
+        };
+        clean_up();
+        let outcome = Outcome {
+            case,
+            verdict,
+            took: started.elapsed(),
+        };
+        reporter.case(&outcome);
+        outcomes.push(outcome);
+    }
+    drop(runner);
+    clean_up();
+    reporter.end(&outcomes)?;
+    let failed = outcomes
+        .iter()
+        .filter(|o| matches!(o.verdict, Verdict::Fail(_)))
+        .count();
+    Ok(Exit::from_failures(failed as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(cases: &[&str], strict: bool) -> CheckConfig {
+        CheckConfig {
+            target: Target::Server {
+                addr: Address::parse("12000", "127.0.0.1").unwrap(),
+                dir: None,
+                big: 1,
+            },
+            timeout: Duration::from_secs(1),
+            junit: None,
+            json: false,
+            strict,
+            list: false,
+            cases: cases.iter().map(|c| c.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn strict_cases_run_only_when_asked_for() {
+        let plain = config(&[], false).selected().unwrap();
+        let strict = config(&[], true).selected().unwrap();
+        assert!(plain.iter().all(|c| !c.strict));
+        assert!(strict.len() > plain.len());
+        let named = config(&["s14", "S1"], false).selected().unwrap();
+        assert_eq!(
+            named.iter().map(|c| c.id).collect::<Vec<_>>(),
+            ["S1", "S14"]
+        );
+        let err = config(&["S99"], false).selected().unwrap_err();
+        assert!(
+            err.to_string().contains("there is no server case 'S99'"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn every_case_names_a_rule_of_the_protocol_doc() {
+        let doc = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/PROTOCOL.md"));
+        for case in server::CASES.iter().chain(client::CASES) {
+            for rule in case.rule.split(", ") {
+                assert!(
+                    doc.contains(&format!("**{rule} ")),
+                    "{}: {rule} is not in PROTOCOL.md",
+                    case.id
+                );
+            }
+        }
+    }
+}

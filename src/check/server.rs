@@ -1,0 +1,647 @@
+//! `ftx check server`: the cases played against a running server, over real sockets, with the saved files compared when `--dir` is given.
+
+use std::io::Write;
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use super::wire::{self, Heard};
+use super::{leftovers, Case, Failure, Verdict};
+use crate::address::Address;
+use crate::noise::Noise;
+use crate::protocol::GO_AHEAD;
+
+const fn case(id: &'static str, title: &'static str, rule: &'static str, needs_dir: bool) -> Case {
+    Case {
+        id,
+        title,
+        rule,
+        strict: false,
+        needs_dir,
+    }
+}
+
+/// Every server case, in the order they run.
+pub const CASES: &[Case] = &[
+    case(
+        "S1",
+        "replies exactly \"go ahead\" (8 bytes, nothing more)",
+        "P4",
+        false,
+    ),
+    case("S2", "a small text file arrives intact", "P5", true),
+    case(
+        "S3",
+        "an empty file: \"go ahead\", then the server closes",
+        "P1, P5",
+        false,
+    ),
+    case(
+        "S4",
+        "every byte value (0 to 255) arrives intact",
+        "P5",
+        true,
+    ),
+    case("S5", "a large file arrives whole", "P1, P5", false),
+    case(
+        "S6",
+        "content sent in 16-byte pieces with pauses arrives whole",
+        "P5",
+        false,
+    ),
+    case(
+        "S7",
+        "a name with spaces and non-ASCII letters is kept",
+        "P1",
+        true,
+    ),
+    case(
+        "S8",
+        "a client that closes before its header does not stop the server",
+        "P9",
+        false,
+    ),
+    case(
+        "S9",
+        "a client that closes in the middle of its header does not stop the server",
+        "P9",
+        false,
+    ),
+    case(
+        "S10",
+        "a client that closes in the middle of the content leaves no file behind",
+        "P6, P9",
+        false,
+    ),
+    case(
+        "S11",
+        "a second client is served while the first is still connected",
+        "P8",
+        false,
+    ),
+    case(
+        "S12",
+        "ten clients at once, every file whole",
+        "P8, P5",
+        false,
+    ),
+    case(
+        "S13",
+        "the server closes the connection once it has every byte",
+        "P5",
+        false,
+    ),
+    Case {
+        id: "S14",
+        title: "a header sent in two writes (the size, then the name)",
+        rule: "P1",
+        strict: true,
+        needs_dir: true,
+    },
+];
+
+/// Hints for the faults students' servers have.
+const HINT_LAST_CHUNK: &str =
+    "your loop stops before the last, shorter chunk: receive until you have SIZE bytes \
+     (received < size), not until a chunk is shorter than 1024";
+const HINT_CLOSE: &str = "close the connection (conn.close()) once the file is saved";
+const HINT_EMPTY_RECV: &str =
+    "an empty recv() (b\"\") means the client is gone: stop reading then, \
+     close the connection and delete the partial file";
+
+/// What it takes to play the cases against one server.
+pub struct Probe {
+    addr: SocketAddr,
+    shown: String,
+    dir: Option<PathBuf>,
+    big: u64,
+    timeout: Duration,
+}
+
+/// One upload as a case plays it.
+struct Upload {
+    name: String,
+    content: Vec<u8>,
+    /// Content in pieces of this many bytes, with this pause after each.
+    pieces: Option<(usize, Duration)>,
+    /// The header in two writes: the size, a pause, the name.
+    split_header: bool,
+}
+
+impl Upload {
+    fn new(name: String, content: Vec<u8>) -> Upload {
+        Upload {
+            name,
+            content,
+            pieces: None,
+            split_header: false,
+        }
+    }
+}
+
+impl Probe {
+    pub fn new(
+        addr: &Address,
+        dir: Option<PathBuf>,
+        big: u64,
+        timeout: Duration,
+    ) -> anyhow::Result<Probe> {
+        let resolved = addr.resolve()?;
+        if let Some(dir) = &dir {
+            if !dir.is_dir() {
+                anyhow::bail!(
+                    "--dir {}: there is no such folder (give the folder your server saves into)",
+                    dir.display()
+                );
+            }
+        }
+        Ok(Probe {
+            addr: resolved[0],
+            shown: addr.to_string(),
+            dir,
+            big,
+            timeout,
+        })
+    }
+
+    /// A name no one else uses, so the saved file is easy to find.
+    fn name(&self, case: &str, rest: &str) -> String {
+        format!("ftxcheck-{}-{case}{rest}", std::process::id())
+    }
+
+    pub fn run(&mut self, case: &Case) -> Verdict {
+        if case.needs_dir && self.dir.is_none() {
+            return Verdict::Skip(
+                "pass --dir DIR (the folder your server saves into) to compare the saved file"
+                    .into(),
+            );
+        }
+        let result = match case.id {
+            "S1" => self.exact_reply(),
+            "S2" => self.intact(
+                case.id,
+                ".txt",
+                b"A small text file.\nIt has two lines.\n".to_vec(),
+            ),
+            "S3" => self.intact(case.id, ".empty", Vec::new()),
+            "S4" => self.intact(
+                case.id,
+                ".bin",
+                (0..=255u8).cycle().take(256 * 4 + 100).collect(),
+            ),
+            "S5" => {
+                // A little over --big, so that its last 1024-byte chunk is a short one.
+                let size = usize::try_from(self.big)
+                    .unwrap_or(usize::MAX)
+                    .saturating_add(123);
+                self.intact(case.id, ".big", Noise::bytes(5, size))
+            }
+            "S6" => {
+                let mut upload = Upload::new(self.name("S6", ".txt"), Noise::bytes(6, 1500));
+                upload.pieces = Some((16, Duration::from_millis(2)));
+                self.upload_and_compare(&upload)
+            }
+            "S7" => self.intact(case.id, " ma thèse été.txt", b"accents and spaces".to_vec()),
+            "S8" => self.early_close(b"", "before its header"),
+            "S9" => self.early_close(&[0, 0, 0, 0], "in the middle of its header"),
+            "S10" => self.close_mid_content(),
+            "S11" => self.two_at_once(),
+            "S12" => self.ten_at_once(),
+            "S13" => self.closes_after_content(),
+            "S14" => {
+                let mut upload = Upload::new(self.name("S14", ".txt"), b"split header".to_vec());
+                upload.split_header = true;
+                self.upload_and_compare(&upload)
+            }
+            other => unreachable!("no server case {other}"),
+        };
+        // Whatever this case made the server save goes, compared or not.
+        if let Some(dir) = &self.dir {
+            let mut left = leftovers().lock().expect("leftovers lock");
+            left.files.extend(find_saved(
+                dir,
+                &format!("ftxcheck-{}-", std::process::id()),
+            ));
+        }
+        match result {
+            Ok(()) => Verdict::Pass,
+            Err(failure) => Verdict::Fail(failure),
+        }
+    }
+
+    fn connect(&self) -> Result<TcpStream, Failure> {
+        let wait = wire::bounded(self.timeout).max(Duration::from_millis(1));
+        let stream = TcpStream::connect_timeout(&self.addr, wait).map_err(|e| {
+            Failure::new(
+                format!("to connect to {}", self.shown),
+                format!("could not: {e}"),
+                "is your server running on that address and port? (if an earlier case made it crash, start it again)",
+            )
+        })?;
+        let _ = stream.set_nodelay(true);
+        let _ = stream.set_write_timeout(Some(self.timeout));
+        Ok(stream)
+    }
+
+    /// S1: the reply is these 8 bytes, in one go, and nothing follows them.
+    fn exact_reply(&self) -> Result<(), Failure> {
+        let stream = self.connect()?;
+        let content = b"reply".to_vec();
+        send_header(
+            &stream,
+            &self.name("S1", ".txt"),
+            content.len() as u64,
+            false,
+        )?;
+        let mut heard = wire::read_for(&stream, GO_AHEAD.len(), self.timeout);
+        if heard.bytes.len() >= GO_AHEAD.len() && !heard.closed {
+            // Anything more sent with it reaches a client's recv(1024) too.
+            let more = wire::read_for(&stream, 1, Duration::from_millis(300));
+            heard.bytes.extend_from_slice(&more.bytes);
+        }
+        if heard.bytes != GO_AHEAD {
+            let hint = if heard.bytes.starts_with(GO_AHEAD) {
+                "send exactly b\"go ahead\", with nothing after it (no newline): clients compare \
+                 what recv() returns with b\"go ahead\""
+            } else if heard.bytes.is_empty() {
+                "send b\"go ahead\" after reading the header"
+            } else {
+                "the reply must be exactly the 8 bytes b\"go ahead\""
+            };
+            return Err(Failure::new(
+                "8 bytes: 67 6f 20 61 68 65 61 64 (\"go ahead\")",
+                self.heard(&heard),
+                hint,
+            ));
+        }
+        let _ = (&stream).write_all(&content);
+        let _ = stream.shutdown(Shutdown::Write);
+        wire::wait_for_close(&stream, self.timeout);
+        Ok(())
+    }
+
+    fn heard(&self, heard: &Heard) -> String {
+        let mut text = wire::shown(&heard.bytes);
+        if heard.closed {
+            text.push_str(", then the server closed the connection");
+        } else if heard.reset {
+            text.push_str(", then the server reset the connection");
+        } else if heard.bytes.is_empty() {
+            text = format!(
+                "nothing within {}",
+                crate::term::human_duration(self.timeout)
+            );
+        }
+        text
+    }
+
+    fn intact(&self, case: &str, rest: &str, content: Vec<u8>) -> Result<(), Failure> {
+        self.upload_and_compare(&Upload::new(self.name(case, rest), content))
+    }
+
+    /// Uploads, then (with `--dir`) compares the saved file byte for byte.
+    fn upload_and_compare(&self, upload: &Upload) -> Result<(), Failure> {
+        self.upload(upload)?;
+        self.compare_saved(upload)
+    }
+
+    /// One upload as a careful client makes it: every step bounded, every answer checked.
+    fn upload(&self, upload: &Upload) -> Result<(), Failure> {
+        let stream = self.connect()?;
+        let size = upload.content.len() as u64;
+        send_header(&stream, &upload.name, size, upload.split_header)?;
+        self.expect_go_ahead(&stream)?;
+        let sent = send_content(&stream, &upload.content, upload.pieces);
+        if let Err(at) = sent {
+            return Err(Failure::new(
+                format!("the server to take all {size} bytes"),
+                format!("it ended the connection after {at} of {size} bytes"),
+                HINT_LAST_CHUNK,
+            ));
+        }
+        let _ = stream.shutdown(Shutdown::Write);
+        let heard = wire::wait_for_close(&stream, self.timeout);
+        if heard.reset || (heard.closed && !wire::all_taken(&stream, self.timeout)) {
+            return Err(Failure::new(
+                format!("the server to read all {size} bytes, then close"),
+                "it reset the connection: it closed without reading every byte",
+                HINT_LAST_CHUNK,
+            ));
+        }
+        if !heard.closed {
+            return Err(Failure::new(
+                "the server to close the connection once it has every byte",
+                format!(
+                    "it was still open {} after the last byte",
+                    crate::term::human_duration(self.timeout)
+                ),
+                HINT_CLOSE,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Waits for the reply; a reply that starts with `go ahead` will do here (S1 is strict about it).
+    fn expect_go_ahead(&self, stream: &TcpStream) -> Result<(), Failure> {
+        let heard = wire::read_for(stream, GO_AHEAD.len(), self.timeout);
+        if heard.bytes.starts_with(GO_AHEAD) {
+            return Ok(());
+        }
+        let hint = if heard.bytes.is_empty() && !heard.closed && !heard.reset {
+            "no reply: is the server busy with another client? (a server that serves one client \
+             at a time fails S11 too)"
+        } else {
+            "read the header with one recv(), then send b\"go ahead\""
+        };
+        Err(Failure::new("\"go ahead\"", self.heard(&heard), hint))
+    }
+
+    /// With `--dir`: the file is there, under the name sent (or NAME.temp, or a
+    /// numbered variant), with every byte; it is removed afterwards.
+    fn compare_saved(&self, upload: &Upload) -> Result<(), Failure> {
+        let Some(dir) = &self.dir else { return Ok(()) };
+        let deadline = Instant::now() + wire::bounded(self.timeout);
+        let stem = upload
+            .name
+            .rsplit_once('.')
+            .map_or(upload.name.as_str(), |(s, _)| s);
+        loop {
+            let found = find_saved(dir, stem);
+            for path in &found {
+                leftovers()
+                    .lock()
+                    .expect("leftovers lock")
+                    .files
+                    .push(path.clone());
+            }
+            let matching = found
+                .iter()
+                .find(|p| std::fs::read(p).is_ok_and(|b| b == upload.content));
+            if matching.is_some() {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(self.explain_saved(&found, upload));
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn explain_saved(&self, found: &[PathBuf], upload: &Upload) -> Failure {
+        let size = upload.content.len();
+        let expected = format!(
+            "a file \"{}\" (or .temp) of {size} bytes, as sent",
+            upload.name
+        );
+        let Some(path) = found.first() else {
+            return Failure::new(
+                expected,
+                format!(
+                    "no such file in {}",
+                    self.dir
+                        .as_deref()
+                        .map_or(String::new(), |d| d.display().to_string())
+                ),
+                "is --dir the folder your server saves into? Save under the name from the header",
+            );
+        };
+        let saved = std::fs::read(path).unwrap_or_default();
+        let name = path
+            .file_name()
+            .map_or(String::new(), |n| n.to_string_lossy().into_owned());
+        let hint = if saved.len() == size - size % 1024 && saved.len() < size {
+            HINT_LAST_CHUNK
+        } else if saved.len() < size {
+            "the file is cut short: keep receiving until you have SIZE bytes, and write every chunk"
+        } else if saved.len() > size {
+            "the file is longer than sent: write only what recv() returned (data[:n]), and open it with \"wb\""
+        } else {
+            "the bytes differ: open the file in binary mode (\"wb\") and write the chunks as they come"
+        };
+        Failure::new(
+            expected,
+            format!("{name}: {} bytes, not the bytes sent", saved.len()),
+            hint,
+        )
+    }
+
+    /// S8, S9: a client closes early (its sending side only, so that the
+    /// server's close can be seen); the server closes too and goes on serving.
+    fn early_close(&self, sent: &[u8], when: &str) -> Result<(), Failure> {
+        let stream = self.connect()?;
+        if !sent.is_empty() {
+            let _ = (&stream).write_all(sent);
+        }
+        let _ = stream.shutdown(Shutdown::Write);
+        let heard = wire::wait_for_close(&stream, self.timeout);
+        drop(stream);
+        if !heard.closed && !heard.reset {
+            return Err(Failure::new(
+                format!("the server to close the connection of a client that closed {when}"),
+                format!(
+                    "it was still open after {}",
+                    crate::term::human_duration(self.timeout)
+                ),
+                HINT_EMPTY_RECV,
+            ));
+        }
+        self.still_serving(when)
+    }
+
+    /// After an early close, the server still answers: the next client gets its
+    /// `go ahead` and can send a file (1024 bytes: no short chunk, so that only
+    /// this is checked here).
+    fn still_serving(&self, when: &str) -> Result<(), Failure> {
+        self.answers(&self.name("after", ".txt")).map_err(|f| {
+            Failure::new(
+                format!("the next client to be served after one closed {when}"),
+                f.got,
+                format!("{}; {HINT_EMPTY_RECV}", f.hint),
+            )
+        })
+    }
+
+    /// A client gets `go ahead`, sends 1024 bytes and sees the connection end.
+    fn answers(&self, name: &str) -> Result<(), Failure> {
+        let stream = self.connect()?;
+        send_header(&stream, name, 1024, false)?;
+        self.expect_go_ahead(&stream)?;
+        let _ = (&stream).write_all(&Noise::bytes(11, 1024));
+        let _ = stream.shutdown(Shutdown::Write);
+        wire::wait_for_close(&stream, self.timeout);
+        Ok(())
+    }
+
+    /// S10: half the content, then the client closes: the server closes, keeps no file, and goes on.
+    fn close_mid_content(&self) -> Result<(), Failure> {
+        let name = self.name("S10", ".bin");
+        let stream = self.connect()?;
+        send_header(&stream, &name, 10_000, false)?;
+        self.expect_go_ahead(&stream)?;
+        let _ = (&stream).write_all(&Noise::bytes(10, 3000));
+        let _ = stream.shutdown(Shutdown::Write);
+        let heard = wire::wait_for_close(&stream, self.timeout);
+        drop(stream);
+        if !heard.closed && !heard.reset {
+            return Err(Failure::new(
+                "the server to close the connection of a client that stopped after 3000 of 10000 bytes",
+                format!("it was still open after {}", crate::term::human_duration(self.timeout)),
+                HINT_EMPTY_RECV,
+            ));
+        }
+        if let Some(dir) = &self.dir {
+            thread::sleep(Duration::from_millis(200));
+            let stem = name.trim_end_matches(".bin");
+            let left = find_saved(dir, stem);
+            if let Some(path) = left.first() {
+                for path in &left {
+                    leftovers()
+                        .lock()
+                        .expect("leftovers lock")
+                        .files
+                        .push(path.clone());
+                }
+                return Err(Failure::new(
+                    "no file left behind for an upload that stopped half way",
+                    format!(
+                        "{} ({} of 10000 bytes)",
+                        path.file_name()
+                            .map_or(String::new(), |n| n.to_string_lossy().into_owned()),
+                        std::fs::metadata(path).map_or(0, |m| m.len())
+                    ),
+                    "delete the partial file when recv() returns b\"\" before SIZE bytes came",
+                ));
+            }
+        }
+        self.still_serving("in the middle of the content")
+    }
+
+    /// S11: the first client pauses after its header; the second must get its
+    /// `go ahead` meanwhile (what it then sends is other cases' business).
+    fn two_at_once(&self) -> Result<(), Failure> {
+        let first = self.connect()?;
+        let content = b"first client".to_vec();
+        send_header(
+            &first,
+            &self.name("S11a", ".txt"),
+            content.len() as u64,
+            false,
+        )?;
+        // The first client now pauses (as a student's input() or sleep() would).
+        thread::sleep(Duration::from_millis(200));
+        let served = self.answers(&self.name("S11b", ".txt"));
+        // Let the first one finish, whatever happened.
+        if self.expect_go_ahead(&first).is_ok() {
+            let _ = (&first).write_all(&content);
+            let _ = first.shutdown(Shutdown::Write);
+            wire::wait_for_close(&first, self.timeout);
+        }
+        drop(first);
+        served.map_err(|f| {
+            Failure::new(
+                "the second client served while the first is still connected",
+                f.got,
+                "your server serves one client at a time: while the first client waits, the second \
+                 gets no reply. Start a thread for each client (threading.Thread(target=handle, \
+                 args=(conn,)).start()) right after accept()",
+            )
+        })
+    }
+
+    /// S12: ten uploads at the same time, each whole.
+    fn ten_at_once(&self) -> Result<(), Failure> {
+        let uploads: Vec<Upload> = (0..10u8)
+            .map(|i| {
+                Upload::new(
+                    self.name("S12", &format!("-{i}.bin")),
+                    Noise::bytes(u64::from(i) + 100, 20_000 + usize::from(i) * 999),
+                )
+            })
+            .collect();
+        let results: Vec<Result<(), Failure>> = thread::scope(|scope| {
+            let running: Vec<_> = uploads
+                .iter()
+                .map(|u| scope.spawn(move || self.upload(u)))
+                .collect();
+            running
+                .into_iter()
+                .map(|t| t.join().expect("upload thread"))
+                .collect()
+        });
+        for (i, result) in results.into_iter().enumerate() {
+            result.map_err(|f| {
+                Failure::new(
+                    format!("client {} of 10: {}", i + 1, f.expected),
+                    f.got,
+                    f.hint,
+                )
+            })?;
+        }
+        for upload in &uploads {
+            self.compare_saved(upload)?;
+        }
+        Ok(())
+    }
+
+    /// S13: after the last byte, the server closes (it read them all).
+    fn closes_after_content(&self) -> Result<(), Failure> {
+        self.upload(&Upload::new(
+            self.name("S13", ".txt"),
+            Noise::bytes(13, 5000),
+        ))
+    }
+}
+
+/// The header in one write (or, for S14, the size and the name apart).
+fn send_header(stream: &TcpStream, name: &str, size: u64, split: bool) -> Result<(), Failure> {
+    let mut header = size.to_be_bytes().to_vec();
+    header.extend_from_slice(name.as_bytes());
+    let written = if split {
+        (&*stream).write_all(&header[..8]).and_then(|()| {
+            thread::sleep(Duration::from_millis(200));
+            (&*stream).write_all(&header[8..])
+        })
+    } else {
+        (&*stream).write_all(&header)
+    };
+    written.map_err(|e| {
+        Failure::new(
+            "to send the header",
+            format!("could not: {e}"),
+            "the server closed the connection as soon as the client connected",
+        )
+    })
+}
+
+/// Sends the content, in pieces if asked; on failure, how many bytes went.
+fn send_content(
+    stream: &TcpStream,
+    content: &[u8],
+    pieces: Option<(usize, Duration)>,
+) -> Result<(), usize> {
+    let (piece, pause) = pieces.unwrap_or((content.len().max(1), Duration::ZERO));
+    let mut sent = 0;
+    for chunk in content.chunks(piece) {
+        (&*stream).write_all(chunk).map_err(|_| sent)?;
+        sent += chunk.len();
+        if !pause.is_zero() {
+            thread::sleep(pause);
+        }
+    }
+    Ok(())
+}
+
+/// Files in `dir` whose name starts with `stem` (NAME, NAME.temp, NAME (1).txt...).
+fn find_saved(dir: &Path, stem: &str) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with(stem))
+        .map(|e| e.path())
+        .collect();
+    found.sort();
+    found
+}
