@@ -133,7 +133,7 @@ pub enum Command {
     /// Print a man page (roff), e.g. `ftx man send > ftx-send.1`, or write them all with --dir
     #[command(after_help = MAN_HELP)]
     Man {
-        /// The page: serve, send, demo, completions or man [default: ftx, the overview]
+        /// The page: serve, send, check, demo, completions or man [default: ftx, the overview]
         #[arg(value_name = "COMMAND")]
         page: Option<String>,
 

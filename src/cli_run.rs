@@ -38,7 +38,7 @@ fn man(page: Option<&str>, dir: Option<&std::path::Path>) -> Result<Exit, Failur
         None | Some("ftx") => cli,
         Some(name) => cli.find_subcommand(name).cloned().ok_or_else(|| {
             Failure::Usage(anyhow::anyhow!(
-                "there is no page for '{name}': try serve, send, demo, completions or man"
+                "there is no page for '{name}': try serve, send, check, demo, completions or man"
             ))
         })?,
     };

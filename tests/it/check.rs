@@ -1,0 +1,267 @@
+//! `ftx check` against the classroom programs (all pass) and against students' faulty servers and clients (each fails exactly its cases).
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::util::{ftx_bin, python_program, PythonServer, PATIENCE};
+
+/// The whole default run must end within a minute, whatever the peer does.
+const RUN_LIMIT: Duration = Duration::from_secs(75);
+
+/// Runs `ftx check ARGS... --json` and returns (exit code, failed case ids, skipped case ids).
+fn check(args: &[&str]) -> (i32, Vec<String>, Vec<String>) {
+    let started = Instant::now();
+    // --json goes right after the subcommand: anything after -- is the client's command.
+    let out = assert_cmd::Command::new(ftx_bin())
+        .arg("check")
+        .arg(args[0])
+        .arg("--json")
+        .args(&args[1..])
+        .timeout(RUN_LIMIT)
+        .output()
+        .unwrap();
+    assert!(
+        started.elapsed() < RUN_LIMIT,
+        "the check ran for {:?}",
+        started.elapsed()
+    );
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    let with = |result: &str| -> Vec<String> {
+        lines
+            .iter()
+            .filter(|l| l["result"] == result)
+            .map(|l| l["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    (out.status.code().unwrap_or(-1), with("fail"), with("skip"))
+}
+
+fn server_check(server: &PythonServer, extra: &[&str]) -> (i32, Vec<String>, Vec<String>) {
+    let addr = server.address();
+    let dir = server.dir.path().to_str().unwrap().to_string();
+    let mut args = vec![
+        "server",
+        addr.as_str(),
+        "--dir",
+        dir.as_str(),
+        "--timeout",
+        "2s",
+    ];
+    args.extend_from_slice(extra);
+    check(&args)
+}
+
+#[test]
+fn the_classroom_server_passes_every_case_and_is_left_clean() {
+    let python = PythonServer::classroom();
+    let junit = tempfile::NamedTempFile::new().unwrap();
+    let (code, failed, skipped) = server_check(
+        &python,
+        &["--strict", "--junit", junit.path().to_str().unwrap()],
+    );
+    // With --strict, the header in two writes is the one thing it gets wrong (one recv for the header).
+    assert_eq!(
+        (code, failed, skipped),
+        (1, vec!["S14".to_string()], vec![])
+    );
+    let xml = std::fs::read_to_string(junit.path()).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    assert_eq!(cases.len(), 14, "{xml}");
+    let failures: Vec<_> = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| c.attribute("name").unwrap())
+        .collect();
+    assert_eq!(failures.len(), 1, "{xml}");
+    assert!(failures[0].starts_with("S14 "), "{failures:?}");
+    // Only the server's own stray file is left: every file the check made is gone.
+    let left: Vec<String> = crate::util::entries(python.dir.path())
+        .into_iter()
+        .filter(|n| n.starts_with("ftxcheck-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+
+    let (code, failed, _) = server_check(&python, &[]);
+    assert_eq!((code, failed), (0, vec![]));
+}
+
+#[test]
+fn without_a_folder_the_cases_that_read_files_are_skipped_with_a_hint() {
+    let python = PythonServer::classroom();
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args(["check", "server", &python.address()])
+        .timeout(RUN_LIMIT)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("10 passed, 0 failed, 3 skipped"))
+        .stdout(predicate::str::contains(
+            "(skipped: pass --dir DIR (the folder your server saves into) to compare the saved file)",
+        ));
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(
+        text.contains("✓ S1   replies exactly \"go ahead\""),
+        "{text}"
+    );
+}
+
+/// Each faulty server fails exactly the cases its fault breaks.
+#[test]
+fn faulty_servers_fail_exactly_their_cases() {
+    let cases: &[(&str, &[&str])] = &[
+        ("one-at-a-time", &["S11"]),
+        ("newline-reply", &["S1"]),
+        ("spin-on-close", &["S10"]),
+        (
+            "drop-last-chunk",
+            &["S2", "S4", "S5", "S6", "S7", "S10", "S12", "S13"],
+        ),
+        (
+            "crash-after-go-ahead",
+            &[
+                "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13",
+            ],
+        ),
+    ];
+    for (mode, expected) in cases {
+        let server = PythonServer::broken(mode);
+        let (code, failed, skipped) = server_check(&server, &["--big", "4MiB"]);
+        assert_eq!(code, 1, "{mode}");
+        assert_eq!(failed, *expected, "{mode}");
+        assert!(skipped.is_empty(), "{mode}: {skipped:?}");
+    }
+}
+
+#[test]
+fn a_failure_says_what_was_expected_what_happened_and_what_to_do() {
+    let server = PythonServer::broken("one-at-a-time");
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args([
+            "check",
+            "server",
+            &server.address(),
+            "S11",
+            "--timeout",
+            "1s",
+        ])
+        .timeout(RUN_LIMIT)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "✗ S11  a second client is served while the first is still connected  (P8)",
+        ))
+        .stdout(predicate::str::contains(
+            "expected: the second client served while the first is still connected",
+        ))
+        .stdout(predicate::str::contains("got:      nothing within 1.00s"))
+        .stdout(predicate::str::contains(
+            "your server serves one client at a time",
+        ))
+        .stdout(predicate::str::contains("0 passed, 1 failed"));
+    assert!(!String::from_utf8_lossy(&out.get_output().stdout).contains("S1 "));
+}
+
+fn client_check(mode: &str) -> (i32, Vec<String>, Vec<String>) {
+    let program = python_program("broken_client.py");
+    check(&[
+        "client",
+        "--timeout",
+        "1s",
+        "--",
+        "python3",
+        program.to_str().unwrap(),
+        mode,
+        "{file}",
+        "{host}",
+        "{port}",
+    ])
+}
+
+#[test]
+fn the_classroom_client_passes_every_case() {
+    let program = python_program("classroom_client.py");
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "client", "--timeout", "2s", "--", "python3"])
+        .arg(&program)
+        .args(["{file}", "{host}", "{port}"])
+        .timeout(RUN_LIMIT)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("9 passed, 0 failed"));
+}
+
+/// Each faulty client fails exactly the cases its fault breaks, and no client is left running.
+#[test]
+fn faulty_clients_fail_exactly_their_cases() {
+    let cases: &[(&str, &[&str])] = &[
+        ("good", &[]),
+        ("before-go-ahead", &["C4", "C8"]),
+        ("little-endian", &["C1"]),
+        ("text-header", &["C1", "C2"]),
+        ("one-short", &["C5", "C7"]),
+        ("never-closes", &["C5", "C6", "C7"]),
+        ("ignores-reply", &["C8"]),
+        ("split-header", &["C3"]),
+    ];
+    // Each check has its own instrumented server: they run side by side.
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let running: Vec<_> = cases
+            .iter()
+            .map(|(mode, _)| scope.spawn(move || client_check(mode)))
+            .collect();
+        running.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for ((mode, expected), (code, failed, _)) in cases.iter().zip(results) {
+        assert_eq!(failed, *expected, "{mode}");
+        assert_eq!(code, i32::from(!expected.is_empty()), "{mode}");
+        let running = Command::new("pgrep")
+            .args(["-f", &format!("broken_client.py {mode} ")])
+            .output()
+            .unwrap();
+        assert!(
+            running.stdout.is_empty(),
+            "{mode}: a client was left running"
+        );
+    }
+}
+
+#[test]
+fn list_json_and_wrong_command_lines() {
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "server", "--list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "S11  a second client is served while the first is still connected  (P8)",
+        ))
+        .stdout(predicate::str::contains("S14").not());
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "server", "--list", "--strict"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("S14  a header sent in two writes"));
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "client", "--list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("C9"));
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "server", "S99"])
+        .timeout(PATIENCE)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("there is no server case 'S99'"));
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "client"])
+        .assert()
+        .code(2);
+}
