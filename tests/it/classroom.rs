@@ -321,6 +321,9 @@ fn man_pages_exist_for_every_command() {
     assert_eq!(
         entries(dir.path()),
         [
+            "ftx-check-client.1",
+            "ftx-check-server.1",
+            "ftx-check.1",
             "ftx-completions.1",
             "ftx-demo.1",
             "ftx-man.1",
