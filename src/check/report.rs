@@ -114,7 +114,7 @@ impl Reporter {
                 text.push_str(&format!("\n       got:      {}", f.got));
                 if !f.hint.is_empty() {
                     text.push_str(&format!(
-                        "\n       {}      {}",
+                        "\n       {}     {}",
                         style("hint:").yellow(),
                         f.hint
                     ));
