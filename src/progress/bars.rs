@@ -104,14 +104,7 @@ impl Bars {
             bar.set_position(0);
             bar.reset_elapsed();
             bar.reset_eta();
-            bar.set_prefix(
-                console::truncate_str(
-                    &bar_label(upload, self.layout),
-                    self.layout.label_width,
-                    "…",
-                )
-                .into_owned(),
-            );
+            bar.set_prefix(prefix(upload, self.layout));
         }
     }
 
@@ -199,10 +192,7 @@ impl Bars {
                 if upload.started.is_some() {
                     bar.set_style(style_upload(layout));
                 }
-                bar.set_prefix(
-                    console::truncate_str(&bar_label(upload, layout), layout.label_width, "…")
-                        .into_owned(),
-                );
+                bar.set_prefix(prefix(upload, layout));
             }
         }
         if let (Some(footer), Some(_)) = (&self.footer, live.plan) {
@@ -322,14 +312,7 @@ impl Sink for Bars {
             Event::Queued { id, .. } => {
                 if let (Some(bar), Some(upload)) = (self.rows.get(id), live.uploads.get(id)) {
                     bar.set_message(waiting_for(upload, self.side));
-                    bar.set_prefix(
-                        console::truncate_str(
-                            &bar_label(upload, self.layout),
-                            self.layout.label_width,
-                            "…",
-                        )
-                        .into_owned(),
-                    );
+                    bar.set_prefix(prefix(upload, self.layout));
                 }
             }
             Event::Sent { id } => {
@@ -391,7 +374,6 @@ fn hidden_bar(len: Option<u64>) -> ProgressBar {
 }
 
 fn new_bar(upload: &Upload, side: Side, layout: Layout) -> ProgressBar {
-    let label_width = layout.label_width;
     let bar = if let Some(started) = upload.started {
         let bar = hidden_bar(Some(upload.size)).with_style(style_upload(layout));
         bar.set_position(upload.bytes);
@@ -402,10 +384,13 @@ fn new_bar(upload: &Upload, side: Side, layout: Layout) -> ProgressBar {
         bar.set_message(waiting_for(upload, side));
         bar
     };
-    bar.set_prefix(
-        console::truncate_str(&bar_label(upload, layout), label_width, "…").into_owned(),
-    );
+    bar.set_prefix(prefix(upload, layout));
     bar
+}
+
+/// A bar's prefix: its label cut to the width the layout gives it.
+fn prefix(upload: &Upload, layout: Layout) -> String {
+    console::truncate_str(&bar_label(upload, layout), layout.label_width, "…").into_owned()
 }
 
 /// A bar's label: client and name, or only the name when the terminal is narrow.

@@ -216,10 +216,7 @@ impl Live {
                 size,
                 path,
             } => {
-                let upload = self
-                    .uploads
-                    .entry(*id)
-                    .or_insert_with(|| Upload::new(None, None, None));
+                let upload = self.record(*id);
                 upload.name = Some(name.clone());
                 upload.size = size.unwrap_or_default();
                 upload.path.clone_from(path);
@@ -232,10 +229,7 @@ impl Live {
                 counter,
                 socket,
             } => {
-                let upload = self
-                    .uploads
-                    .entry(*id)
-                    .or_insert_with(|| Upload::new(None, None, None));
+                let upload = self.record(*id);
                 upload.name = Some(name.clone());
                 upload.size = *size;
                 upload.counter = Some(counter.clone());
@@ -255,6 +249,13 @@ impl Live {
             }
             _ => None,
         }
+    }
+
+    /// The record of upload `id`, made if its first events were missed.
+    fn record(&mut self, id: u64) -> &mut Upload {
+        self.uploads
+            .entry(id)
+            .or_insert_with(|| Upload::new(None, None, None))
     }
 
     fn end(&mut self, id: u64) -> Upload {
