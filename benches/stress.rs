@@ -86,7 +86,17 @@ fn provenance() -> String {
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
     let dirty = Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
+        .args([
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            "src",
+            "benches",
+            "tests",
+            "Cargo.toml",
+            "Cargo.lock",
+        ])
         .output()
         .is_ok_and(|o| !o.stdout.is_empty());
     format!(

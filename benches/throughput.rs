@@ -117,7 +117,18 @@ fn provenance() -> String {
             .unwrap_or_default()
     };
     let commit = git(&["rev-parse", "--short", "HEAD"]);
-    let dirty = !git(&["status", "--porcelain", "--untracked-files=no"]).is_empty();
+    let dirty = !git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        "src",
+        "benches",
+        "tests",
+        "Cargo.toml",
+        "Cargo.lock",
+    ])
+    .is_empty();
     format!(
         "commit {commit}{}",
         if dirty {
