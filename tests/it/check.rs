@@ -224,7 +224,10 @@ fn faulty_clients_fail_exactly_their_cases() {
         assert_eq!(failed, *expected, "{mode}");
         assert_eq!(code, i32::from(!expected.is_empty()), "{mode}");
         let running = Command::new("pgrep")
-            .args(["-f", &format!("broken_client.py {mode} ")])
+            .args([
+                "-f",
+                &format!("broken_client.py {mode} notes.txt 127.0.0.1 [0-9]+$"),
+            ])
             .output()
             .unwrap();
         assert!(
@@ -264,4 +267,36 @@ fn list_json_and_wrong_command_lines() {
         .args(["check", "client"])
         .assert()
         .code(2);
+}
+
+/// Ctrl-C in the middle of a check stops the client it started and ends at once.
+#[test]
+fn ctrl_c_stops_what_the_check_started() {
+    let program = python_program("broken_client.py");
+    let mut checker = crate::util::Running(
+        Command::new(ftx_bin())
+            .args(["check", "client", "C5", "--timeout", "20s", "--", "python3"])
+            .arg(&program)
+            // The last word marks this test's client apart from other tests' ones.
+            .args(["never-closes", "{file}", "{host}", "{port}", "ctrl-c-test"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let running = || {
+        !Command::new("pgrep")
+            .args([
+                "-f",
+                "broken_client.py never-closes notes.txt .* ctrl-c-test",
+            ])
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    };
+    crate::util::wait_until(running, "the client to be running", String::new);
+    crate::util::signal(checker.0.id(), "INT");
+    assert_eq!(checker.wait_exit(), Some(130));
+    crate::util::wait_until(|| !running(), "the client to be stopped", String::new);
 }
