@@ -203,7 +203,18 @@ impl DropFolder {
     /// numbered variant). `safe_name` must come from [`names::safe_file_name`].
     /// Refuses if the folder is gone or the size does not fit in the free space.
     pub fn begin(&self, safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
-        let dir = self.dir()?;
+        let root = self.dir()?;
+        self.begin_in(&root, Arc::clone(&root), safe_name, size)
+    }
+
+    /// [`DropFolder::begin`] in `dir`, a folder of a [`Tree`] under `root` (the drop folder it was made in).
+    fn begin_in(
+        &self,
+        root: &Arc<Dir>,
+        dir: Arc<Dir>,
+        safe_name: &str,
+        size: u64,
+    ) -> Result<PartialFile, BeginError> {
         let available = filesystem_free(&dir).map_err(BeginError::Io)?;
         self.outstanding
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |promised| {
@@ -219,6 +230,7 @@ impl DropFolder {
                 temp,
                 name: safe_name.to_string(),
                 dir,
+                root: Arc::clone(root),
                 folder: self.clone(),
                 remaining: size,
                 done: false,
@@ -278,6 +290,88 @@ impl DropFolder {
     }
 }
 
+impl DropFolder {
+    /// Makes a new top folder for a tree that is sent (batch mode): `name`, or
+    /// `name (1)`, `name (2)`... when taken, so that nothing already there is
+    /// ever written into. `name` must come from [`names::safe_file_name`].
+    pub fn new_tree(&self, name: &str) -> Result<Tree, BeginError> {
+        let root = self.dir()?;
+        for n in 0..=MAX_NUMBERED {
+            let candidate = names::numbered(name, n);
+            match rustix::fs::mkdirat(&root.fd, candidate.as_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) => {
+                    let top = open_below(&root, &candidate).map_err(BeginError::Io)?;
+                    return Ok(Tree {
+                        folder: self.clone(),
+                        root,
+                        name: candidate,
+                        top,
+                    });
+                }
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(BeginError::Io(e.into())),
+            }
+        }
+        Err(BeginError::Io(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{name} and {MAX_NUMBERED} numbered names are all taken"),
+        )))
+    }
+}
+
+/// Opens `name` in `dir` as a folder, refusing a link (`O_NOFOLLOW`).
+fn open_below(dir: &Dir, name: &str) -> io::Result<Arc<Dir>> {
+    let fd = rustix::fs::openat(
+        &dir.fd,
+        name,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let stat = rustix::fs::fstat(&fd)?;
+    Ok(Arc::new(Dir {
+        fd,
+        dev: stat.st_dev,
+        ino: stat.st_ino,
+    }))
+}
+
+/// A folder tree being received (batch mode): a top folder made anew in the
+/// drop folder, and folders made inside it as paths name them.
+#[derive(Debug)]
+pub struct Tree {
+    folder: DropFolder,
+    root: Arc<Dir>,
+    /// The top folder's name in the drop folder (numbered if the sent one was taken).
+    pub name: String,
+    top: Arc<Dir>,
+}
+
+impl Tree {
+    /// Makes the folder at `components` below the top (and those above it).
+    pub fn make(&self, components: &[String]) -> io::Result<()> {
+        self.folder(components).map(drop)
+    }
+
+    /// The folder at `components` below the top (made if missing), never through a link.
+    fn folder(&self, components: &[String]) -> io::Result<Arc<Dir>> {
+        let mut dir = Arc::clone(&self.top);
+        for name in components {
+            match rustix::fs::mkdirat(&dir.fd, name.as_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            dir = open_below(&dir, name)?;
+        }
+        Ok(dir)
+    }
+
+    /// Starts a file `safe_name` in the folder at `components`.
+    pub fn begin(&self, components: &[String], safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
+        let dir = self.folder(components).map_err(BeginError::Io)?;
+        self.folder.begin_in(&self.root, dir, safe_name, size)
+    }
+}
+
 /// Bytes the folder's file system has free for an unprivileged writer.
 fn filesystem_free(dir: &Dir) -> io::Result<u64> {
     let stat = rustix::fs::fstatvfs(&dir.fd)?;
@@ -292,6 +386,8 @@ pub struct PartialFile {
     name: String,
     /// The folder it is being written in.
     dir: Arc<Dir>,
+    /// The drop folder as it was when the upload began.
+    root: Arc<Dir>,
     folder: DropFolder,
     /// Announced bytes not written yet (still promised in `outstanding`).
     remaining: u64,
@@ -324,7 +420,7 @@ impl PartialFile {
     /// removed or replaced while the file was received: the file would be lost.
     pub fn keep(mut self) -> io::Result<String> {
         match self.folder.dir() {
-            Ok(now) if Arc::ptr_eq(&now, &self.dir) => {}
+            Ok(now) if Arc::ptr_eq(&now, &self.root) => {}
             Ok(_) => {
                 return Err(io::Error::other(
                     "the drop folder was replaced during the upload",

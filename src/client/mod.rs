@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::{Mutex, OnceLock};
 use std::thread;
 
@@ -18,6 +18,15 @@ use crate::names;
 use crate::outcome::FileReport;
 use crate::progress::{Event, Plan};
 use crate::protocol::MAX_SEND_NAME;
+
+/// What the run learned of the server from its receipts.
+#[derive(Debug, Default)]
+pub struct Learned {
+    /// A receipt came back: the server is ftx, and a close without one is a failure.
+    pub ftx: AtomicBool,
+    /// The highest batch-mode version it speaks (0: none).
+    pub batch: AtomicU32,
+}
 
 /// One file of the run, as it will be sent.
 #[derive(Debug, Clone)]
@@ -121,13 +130,12 @@ pub fn upload_all(
     }
     drop(queue);
     let reports = Mutex::new(vec![None; planned.len()]);
-    // Once one receipt came back, the server is ftx: a close without one is then a failure.
-    let server_is_ftx = AtomicBool::new(false);
+    let learned = Learned::default();
     let unreachable = OnceLock::new();
     thread::scope(|scope| {
         for _ in 0..config.jobs.min(planned.len()) {
             let work = work.clone();
-            let (reports, server_is_ftx, unreachable) = (&reports, &server_is_ftx, &unreachable);
+            let (reports, learned, unreachable) = (&reports, &learned, &unreachable);
             scope.spawn(move || {
                 for (index, entry) in &work {
                     let result = upload::Upload {
@@ -136,7 +144,7 @@ pub fn upload_all(
                         config,
                         addresses,
                         events,
-                        server_is_ftx,
+                        learned,
                         unreachable,
                     }
                     .run();

@@ -3,13 +3,12 @@
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::{shown_path, verdict, Planned};
+use super::{shown_path, verdict, Learned, Planned};
 use crate::config::SendConfig;
 use crate::outcome::{Done, Kept};
 use crate::pace::{self, Pace};
@@ -37,7 +36,7 @@ pub(super) struct Upload<'a> {
     pub config: &'a SendConfig,
     pub addresses: &'a [SocketAddr],
     pub events: &'a Sender<Event>,
-    pub server_is_ftx: &'a AtomicBool,
+    pub learned: &'a Learned,
     /// Set by the first upload that could not connect: the others do not try.
     pub unreachable: &'a OnceLock<String>,
 }
@@ -124,7 +123,7 @@ impl Upload<'_> {
         )?;
         self.trace(|| format!("client → {to}  {size} content bytes, then closes its side"));
         let _ = self.events.send(Event::Sent { id: self.id });
-        let kept = verdict::after_content(&stream, size, timeout, self.server_is_ftx)?;
+        let kept = verdict::after_content(&stream, size, timeout, self.learned)?;
         self.trace(|| match &kept {
             Kept::Saved { .. } => format!("{to} → client  receipt: saved, {size} bytes; closed"),
             Kept::Delivered { .. } => format!("{to} closed the connection without a receipt"),

@@ -8,7 +8,9 @@
 
 use std::io::{ErrorKind, Read};
 use std::net::{Shutdown, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
+
+use super::Learned;
 use std::time::{Duration, Instant};
 
 use super::upload::in_words;
@@ -27,7 +29,7 @@ pub(super) fn after_content(
     stream: &TcpStream,
     size: u64,
     timeout: Duration,
-    server_is_ftx: &AtomicBool,
+    learned: &Learned,
 ) -> Result<Kept, String> {
     // Fails only when the connection is already gone: the server reset it.
     stream.shutdown(Shutdown::Write).map_err(|_| {
@@ -38,8 +40,10 @@ pub(super) fn after_content(
         Some(Ok(Receipt::Saved {
             saved_as,
             size: kept,
+            batch,
         })) => {
-            server_is_ftx.store(true, Ordering::Relaxed);
+            learned.ftx.store(true, Ordering::Relaxed);
+            learned.batch.store(batch.unwrap_or(0), Ordering::Relaxed);
             if kept != size {
                 return Err(format!(
                     "the server saved {kept} bytes, not the {size} sent"
@@ -56,7 +60,7 @@ pub(super) fn after_content(
         Some(Err(e)) => Err(e),
         None => {
             all_acknowledged(stream, timeout)?;
-            if server_is_ftx.load(Ordering::Relaxed) {
+            if learned.ftx.load(Ordering::Relaxed) {
                 return Err(
                     "the server closed without a receipt, so it did not confirm the file".into(),
                 );
@@ -168,7 +172,7 @@ mod tests {
         // The server's side closes cleanly (FIN) without reading: the client reads
         // the end of the stream at once, but its last bytes were never acknowledged.
         server.shutdown(Shutdown::Write).unwrap();
-        let seen = AtomicBool::new(false);
+        let seen = Learned::default();
         let err = after_content(&client, sent, Duration::from_millis(300), &seen).unwrap_err();
         assert!(
             err.contains("did not acknowledge the last bytes within 0.30s"),
@@ -191,7 +195,7 @@ mod tests {
             server.read_to_end(&mut got).unwrap();
             got
         });
-        let seen = AtomicBool::new(false);
+        let seen = Learned::default();
         let kept = after_content(&client, 7, Duration::from_secs(5), &seen).unwrap();
         assert_eq!(kept, Kept::Delivered { said: None });
         assert_eq!(reader.join().unwrap(), b"content");

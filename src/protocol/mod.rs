@@ -14,6 +14,7 @@
 //! least one name byte are in (see [`HeaderCollector`]). The classroom client
 //! sends nothing more until it hears `go ahead`, so nothing else can be mixed in.
 
+pub mod batch;
 pub mod receipt;
 
 use std::fmt;

@@ -24,8 +24,14 @@ pub const MAX_LEN: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum Receipt {
-    /// In place under `saved_as`, `size` bytes long.
-    Saved { saved_as: String, size: u64 },
+    /// In place under `saved_as`, `size` bytes long. `batch`: the highest
+    /// batch-mode version the server speaks (PROTOCOL.md B1).
+    Saved {
+        saved_as: String,
+        size: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        batch: Option<u32>,
+    },
     /// Not kept, and why.
     Failed { reason: String },
 }
@@ -68,10 +74,11 @@ mod tests {
         let saved = Receipt::Saved {
             saved_as: "notes (1).txt".into(),
             size: 1234,
+            batch: Some(1),
         };
         assert_eq!(
             saved.encode(),
-            b"ftx/1 {\"status\":\"saved\",\"saved_as\":\"notes (1).txt\",\"size\":1234}\n"
+            b"ftx/1 {\"status\":\"saved\",\"saved_as\":\"notes (1).txt\",\"size\":1234,\"batch\":1}\n"
         );
         assert_eq!(Receipt::decode(&saved.encode()), Some(Ok(saved)));
         let failed = Receipt::Failed {
@@ -99,7 +106,8 @@ mod tests {
             ),
             Some(Ok(Receipt::Saved {
                 saved_as: "a".into(),
-                size: 1
+                size: 1,
+                batch: None
             }))
         );
     }

@@ -169,6 +169,7 @@ impl Worker {
         let receipt = Receipt::Saved {
             saved_as: saved_as.clone(),
             size,
+            batch: Some(crate::protocol::batch::VERSION),
         };
         // A classroom client has closed by now: a failed write changes nothing.
         if (&*stream).write_all(&receipt.encode()).is_ok() {

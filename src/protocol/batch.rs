@@ -1,0 +1,160 @@
+//! Batch mode, version 1 (PROTOCOL.md B1-B7): many files and folders over one ftx-to-ftx connection, pipelined, verified with BLAKE3.
+
+use std::io::{self, BufRead, Read};
+
+use serde::{Deserialize, Serialize};
+
+/// What opens a batch: 8 bytes where a size would be, with the top bit set, which no classroom client sends.
+pub const MAGIC: [u8; 8] = *b"\xffftx/b1\n";
+
+/// The batch version this build speaks, as receipts announce it.
+pub const VERSION: u32 = 1;
+
+/// What follows [`MAGIC`] in the opening message, where a name would be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub batch: u32,
+}
+
+/// The opening message: [`MAGIC`] and the hello line, for one write.
+pub fn opening() -> Vec<u8> {
+    let mut bytes = MAGIC.to_vec();
+    bytes.extend_from_slice(&line(&Hello { batch: VERSION }));
+    bytes
+}
+
+/// The longest frame or answer line.
+pub const MAX_LINE: usize = 8192;
+
+/// True when a header's size field opens a batch.
+pub fn is_batch(size: u64) -> bool {
+    size.to_be_bytes() == MAGIC
+}
+
+/// A frame from the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Frame {
+    /// A file: `size` bytes of content follow the line.
+    File {
+        path: String,
+        size: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        blake3: Option<String>,
+    },
+    /// A folder, made even if no file goes into it.
+    Dir { dir: String },
+    /// Nothing more comes.
+    End { end: bool },
+}
+
+/// The server's answer to one frame.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum Answer {
+    Saved {
+        path: String,
+        saved_as: String,
+        size: u64,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        blake3: Option<String>,
+    },
+    Failed {
+        path: String,
+        reason: String,
+    },
+    End,
+}
+
+/// A value as one line, ready for one write.
+pub fn line<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec(value).expect("frames serialize");
+    bytes.push(b'\n');
+    bytes
+}
+
+/// Reads one line (without its newline) of at most [`MAX_LINE`] bytes; `None` at the end of the stream.
+pub fn read_line<R: BufRead>(src: &mut R) -> io::Result<Option<Vec<u8>>> {
+    let mut line = Vec::new();
+    let read = src.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if line.last() != Some(&b'\n') {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            if line.len() > MAX_LINE {
+                "a frame line is too long"
+            } else {
+                "the stream ended in the middle of a line"
+            },
+        ));
+    }
+    line.pop();
+    Ok(Some(line))
+}
+
+/// Parses one frame line.
+pub fn parse<'a, T: Deserialize<'a>>(line: &'a [u8]) -> io::Result<T> {
+    serde_json::from_slice(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// BLAKE3 as the frames carry it: 64 hex digits.
+pub fn hex(hash: &blake3::Hash) -> String {
+    hash.to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_is_a_size_no_classroom_client_sends() {
+        let size = u64::from_be_bytes(MAGIC);
+        assert!(is_batch(size));
+        assert!(size >= 1 << 63);
+        assert!(!is_batch(1234));
+    }
+
+    #[test]
+    fn frames_and_answers_are_lines_of_json() {
+        let file = Frame::File {
+            path: "photos/a.jpg".into(),
+            size: 3,
+            blake3: Some("00".into()),
+        };
+        assert_eq!(
+            line(&file),
+            b"{\"path\":\"photos/a.jpg\",\"size\":3,\"blake3\":\"00\"}\n"
+        );
+        for frame in [
+            file,
+            Frame::Dir { dir: "photos/empty".into() },
+            Frame::End { end: true },
+        ] {
+            let bytes = line(&frame);
+            let mut src = &bytes[..];
+            let back: Frame = parse(&read_line(&mut src).unwrap().unwrap()).unwrap();
+            assert_eq!(back, frame);
+        }
+        let saved = Answer::Saved {
+            path: "a".into(),
+            saved_as: "a (1)".into(),
+            size: 1,
+            blake3: None,
+        };
+        assert_eq!(
+            line(&saved),
+            b"{\"status\":\"saved\",\"path\":\"a\",\"saved_as\":\"a (1)\",\"size\":1}\n"
+        );
+        assert_eq!(line(&Answer::End), b"{\"status\":\"end\"}\n");
+    }
+
+    #[test]
+    fn lines_are_bounded_and_whole() {
+        let long = vec![b'x'; MAX_LINE + 10];
+        assert!(read_line(&mut &long[..]).is_err());
+        assert!(read_line(&mut &b"{\"end\":tr"[..]).is_err());
+        assert_eq!(read_line(&mut &b""[..]).unwrap(), None);
+    }
+}
