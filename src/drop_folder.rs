@@ -366,7 +366,12 @@ impl Tree {
     }
 
     /// Starts a file `safe_name` in the folder at `components`.
-    pub fn begin(&self, components: &[String], safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
+    pub fn begin(
+        &self,
+        components: &[String],
+        safe_name: &str,
+        size: u64,
+    ) -> Result<PartialFile, BeginError> {
         let dir = self.folder(components).map_err(BeginError::Io)?;
         self.folder.begin_in(&self.root, dir, safe_name, size)
     }

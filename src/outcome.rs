@@ -29,6 +29,8 @@ pub struct Done {
     pub bytes: u64,
     /// From `go ahead` to the outcome: time spent queued is not in it.
     pub elapsed: Duration,
+    /// The BLAKE3 of the content (hex), when both ends computed it and they agree.
+    pub verified: Option<String>,
 }
 
 /// The counts of a run.
@@ -91,6 +93,7 @@ mod tests {
             kept,
             bytes: 10,
             elapsed: Duration::from_secs(1),
+            verified: None,
         };
         tally.count::<String>(&Ok(done(Kept::Saved { saved_as: None })));
         tally.count::<String>(&Ok(done(Kept::Delivered { said: None })));

@@ -139,6 +139,7 @@ impl Upload<'_> {
             kept,
             bytes: size,
             elapsed: started.elapsed(),
+            verified: None,
         })
     }
 

@@ -322,6 +322,7 @@ impl Sink for Bars {
                     bar.enable_steady_tick(Duration::from_millis(120));
                 }
             }
+            Event::Closed { id } => self.end(*id),
             Event::Listening { .. } | Event::Connected { .. } | Event::Summary(_) => {}
         }
     }

@@ -213,7 +213,7 @@ impl Sink for Json {
             }
             Event::Trace { id, text } => Record::Trace { id: *id, text },
             Event::Notice(text) => Record::Notice { text },
-            Event::Sent { .. } | Event::Summary(_) => return,
+            Event::Sent { .. } | Event::Closed { .. } | Event::Summary(_) => return,
         };
         emit(record, live);
     }

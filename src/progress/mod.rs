@@ -62,6 +62,8 @@ pub enum Event {
     Sent { id: u64 },
     /// The upload ended well.
     Finished { id: u64, done: Done },
+    /// Server: a batch connection ended (its files were reported one by one).
+    Closed { id: u64 },
     /// The upload failed; `reason` says why in plain words.
     Failed { id: u64, reason: String },
     /// One step of the protocol exchange, for `--trace`.
@@ -247,6 +249,7 @@ impl Live {
                 self.shown.count::<()>(&Err(()));
                 Some(upload)
             }
+            Event::Closed { id } => Some(self.end(*id)),
             _ => None,
         }
     }
@@ -404,6 +407,7 @@ mod tests {
                         kept: Kept::Saved { saved_as: None },
                         bytes: 10,
                         elapsed: Duration::from_secs(1),
+                        verified: None,
                     },
                 }
             } else {

@@ -50,6 +50,7 @@ impl Sink for Plain {
             Event::Trace { text, .. } => say_line(format!("trace {text}")),
             Event::Notice(text) => say_line(text.clone()),
             Event::Listening { .. }
+            | Event::Closed { .. }
             | Event::Sent { .. }
             | Event::Connected { .. }
             | Event::Queued { .. }

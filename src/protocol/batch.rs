@@ -76,7 +76,10 @@ pub fn line<T: Serialize>(value: &T) -> Vec<u8> {
 /// Reads one line (without its newline) of at most [`MAX_LINE`] bytes; `None` at the end of the stream.
 pub fn read_line<R: BufRead>(src: &mut R) -> io::Result<Option<Vec<u8>>> {
     let mut line = Vec::new();
-    let read = src.by_ref().take(MAX_LINE as u64 + 1).read_until(b'\n', &mut line)?;
+    let read = src
+        .by_ref()
+        .take(MAX_LINE as u64 + 1)
+        .read_until(b'\n', &mut line)?;
     if read == 0 {
         return Ok(None);
     }
@@ -129,7 +132,9 @@ mod tests {
         );
         for frame in [
             file,
-            Frame::Dir { dir: "photos/empty".into() },
+            Frame::Dir {
+                dir: "photos/empty".into(),
+            },
             Frame::End { end: true },
         ] {
             let bytes = line(&frame);

@@ -45,12 +45,12 @@ pub struct Meter<'a> {
 
 impl Meter<'_> {
     /// The next chunk to ask for, with `left` bytes to go.
-    fn chunk(&self, unpaced: usize, left: u64) -> usize {
+    pub(super) fn chunk(&self, unpaced: usize, left: u64) -> usize {
         pace::next_chunk(self.pace.as_ref(), unpaced, left)
     }
 
     /// `n` more bytes are in the file, `total` in all.
-    fn moved(&mut self, n: u64, total: u64) -> Result<(), CopyError> {
+    pub(super) fn moved(&mut self, n: u64, total: u64) -> Result<(), CopyError> {
         self.counter.add(n);
         if let Some(pace) = &mut self.pace {
             pace.moved(n);

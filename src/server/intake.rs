@@ -251,9 +251,14 @@ impl<'a> Intake<'a> {
     /// A complete upload joins the queue for a worker.
     fn queue(&mut self, id: u64, pending: Pending) {
         let header = pending.header.complete().expect("complete header");
+        let name = if crate::protocol::batch::is_batch(header.size) {
+            "(a batch of files from ftx send)".to_string()
+        } else {
+            names::escape_for_terminal(&header.name)
+        };
         let _ = self.events.send(Event::Queued {
             id,
-            name: names::escape_for_terminal(&header.name),
+            name,
             size: Some(header.size),
             path: None,
         });

@@ -8,6 +8,7 @@
 //! draw anything; what happened to each upload comes back from
 //! [`Server::run`] as a [`Tally`].
 
+mod batch;
 mod copy;
 mod intake;
 mod min_rate;
@@ -15,7 +16,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
@@ -63,6 +64,8 @@ struct Shared {
     per_ip: Mutex<HashMap<IpAddr, usize>>,
     /// Wakes the intake: a worker took an upload, or the server is stopping.
     waker: OnceLock<Arc<Waker>>,
+    /// Ids for the files of batches, apart from connection ids.
+    file_ids: AtomicU64,
     /// The intake holds complete uploads the pool had no room for: a worker that
     /// takes one must wake it. Otherwise nobody needs waking.
     uploads_waiting: AtomicBool,
@@ -122,7 +125,11 @@ impl Server {
             listener,
             folder,
             config: Arc::new(config.clone()),
-            shared: Arc::default(),
+            shared: Arc::new(Shared {
+                // Far above any connection id, so that the two never meet.
+                file_ids: AtomicU64::new(1 << 48),
+                ..Shared::default()
+            }),
             limits: Limits {
                 backlog,
                 open_files,
@@ -234,6 +241,13 @@ impl Shared {
             .expect("active lock")
             .insert(upload.id, Arc::clone(&upload.stream));
         // Checked after registering, so a stop either sees this connection or is seen here.
+        if crate::protocol::batch::is_batch(upload.header.size) && !self.stopping() {
+            tally.add(worker.batch(upload, &self.file_ids, &|| self.stopping()));
+            self.active.lock().expect("active lock").remove(&upload.id);
+            self.leave(upload.peer.ip());
+            let _ = worker.events.send(Event::Closed { id: upload.id });
+            return;
+        }
         let result = if self.stopping() {
             Err("server stopped before this upload's turn".to_string())
         } else {

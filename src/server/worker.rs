@@ -26,9 +26,9 @@ const MAX_AFTER_EMPTY: usize = 64 * 1024;
 
 /// One worker thread's means to receive uploads, kept from one upload to the next.
 pub(super) struct Worker {
-    config: Arc<ServeConfig>,
-    folder: DropFolder,
-    events: Sender<Event>,
+    pub(super) config: Arc<ServeConfig>,
+    pub(super) folder: DropFolder,
+    pub(super) events: Sender<Event>,
     copier: Copier,
 }
 
@@ -97,7 +97,7 @@ impl Worker {
         });
     }
 
-    fn trace(&self, id: u64, text: impl FnOnce() -> String) {
+    pub(super) fn trace(&self, id: u64, text: impl FnOnce() -> String) {
         if self.config.trace {
             let _ = self.events.send(Event::Trace { id, text: text() });
         }
@@ -183,6 +183,7 @@ impl Worker {
             },
             bytes: size,
             elapsed: started.elapsed(),
+            verified: None,
         })
     }
 
@@ -211,7 +212,12 @@ impl Worker {
 }
 
 /// Why the content did not all arrive, in words.
-fn explain(e: &CopyError, size: u64, config: &ServeConfig, stopping: &dyn Fn() -> bool) -> String {
+pub(super) fn explain(
+    e: &CopyError,
+    size: u64,
+    config: &ServeConfig,
+    stopping: &dyn Fn() -> bool,
+) -> String {
     let idle = config.idle_timeout;
     let min_rate = config.min_rate().unwrap_or_default();
     match e {
@@ -237,7 +243,7 @@ fn explain(e: &CopyError, size: u64, config: &ServeConfig, stopping: &dyn Fn() -
 /// Ends a connection after `go ahead` so that the client cannot take it for a
 /// success: a failure receipt for an ftx sender that is listening, then a
 /// reset (`SO_LINGER` 0), never a clean close.
-fn abort(stream: &TcpStream, reason: &str) {
+pub(super) fn abort(stream: &TcpStream, reason: &str) {
     let receipt = Receipt::Failed {
         reason: reason.to_string(),
     };

@@ -1,0 +1,378 @@
+//! A batch on the server (PROTOCOL.md B2-B7): frames read one after another on one connection, each file verified with BLAKE3 and answered, folders recreated under a top folder made anew.
+
+use std::collections::HashMap;
+use std::io::{BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use indicatif::HumanBytes;
+
+use super::copy::{CopyError, Meter};
+use super::min_rate::MinRate;
+use super::worker::{abort, explain, Worker};
+use super::Upload;
+use crate::drop_folder::{PartialFile, Tree};
+use crate::names;
+use crate::outcome::{Done, Kept, Tally};
+use crate::pace::Pace;
+use crate::progress::{ByteCounter, Event};
+use crate::protocol::batch::{self, Answer, Frame, Hello};
+use crate::protocol::{GO_AHEAD, REFUSED};
+
+/// The buffer frames are read through; content larger than it goes around it.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Why a file of a batch failed: only that file, or the whole batch.
+enum FileError {
+    /// Its content was read: answer, and go on with the next frame.
+    This(String),
+    /// The stream cannot be trusted any more: answer if possible, then end the batch.
+    Batch(String),
+}
+
+/// A path from a frame, made safe: the top folder (if any), the folders below it, the file's name.
+struct SafePath {
+    top: Option<String>,
+    folders: Vec<String>,
+    name: String,
+}
+
+impl SafePath {
+    /// Each component is made safe the way names are; `..`, `.` and empty ones cannot leave the drop folder.
+    fn of(path: &str) -> Option<SafePath> {
+        let mut parts: Vec<String> = path
+            .split(['/', '\\'])
+            .filter(|c| !c.is_empty() && *c != "." && *c != "..")
+            .map(|c| names::safe_file_name(c.as_bytes()))
+            .collect();
+        let name = parts.pop()?;
+        let top = (!parts.is_empty()).then(|| parts.remove(0));
+        Some(SafePath {
+            top,
+            folders: parts,
+            name,
+        })
+    }
+}
+
+impl Worker {
+    /// Receives a batch; every file is reported on its own (ids from `file_ids`)
+    /// and counted in the returned tally.
+    pub(super) fn batch(
+        &mut self,
+        upload: &Upload,
+        file_ids: &AtomicU64,
+        stopping: &dyn Fn() -> bool,
+    ) -> Tally {
+        let stream = &*upload.stream;
+        let mut tally = Tally::default();
+        let _ = stream.set_read_timeout(Some(self.config.idle_timeout));
+        let _ = stream.set_write_timeout(Some(self.config.idle_timeout));
+        let hello: Option<Hello> = batch::parse(upload.header.name.trim_ascii_end()).ok();
+        if hello.is_none_or(|h| h.batch != batch::VERSION) {
+            let _ = (&*stream).write_all(
+                format!(
+                    "{REFUSED}this server speaks batch version {}",
+                    batch::VERSION
+                )
+                .as_bytes(),
+            );
+            return tally;
+        }
+        if (&*stream).write_all(GO_AHEAD).is_err() {
+            return tally;
+        }
+        let mut session = Session {
+            worker: self,
+            reader: BufReader::with_capacity(READ_BUFFER, stream),
+            stream,
+            trees: HashMap::new(),
+        };
+        let ended = session.frames(file_ids, &mut tally, stopping);
+        if let Err(reason) = ended {
+            let reason = if stopping() {
+                "cancelled: the server is stopping".to_string()
+            } else {
+                reason
+            };
+            let _ = self.events.send(Event::Notice(format!(
+                "batch from {} ended: {}",
+                upload.peer, reason
+            )));
+            abort(stream, &reason);
+        }
+        tally
+    }
+}
+
+/// One batch being read.
+struct Session<'a> {
+    worker: &'a mut Worker,
+    reader: BufReader<&'a TcpStream>,
+    stream: &'a TcpStream,
+    /// Top folders made in this batch, by the name sent.
+    trees: HashMap<String, Tree>,
+}
+
+impl Session<'_> {
+    /// Reads frames until `end`; an error ends the batch.
+    fn frames(
+        &mut self,
+        file_ids: &AtomicU64,
+        tally: &mut Tally,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<(), String> {
+        loop {
+            let line = match batch::read_line(&mut self.reader) {
+                Ok(Some(line)) => line,
+                Ok(None) => return Err("the client closed without ending the batch".into()),
+                Err(e) => return Err(format!("reading a frame: {e}")),
+            };
+            let frame: Frame =
+                batch::parse(&line).map_err(|e| format!("a frame that cannot be read: {e}"))?;
+            match frame {
+                Frame::End { .. } => {
+                    self.answer(&Answer::End)?;
+                    return Ok(());
+                }
+                Frame::Dir { dir } => {
+                    let answer = match self.make_dir(&dir) {
+                        Ok(saved_as) => Answer::Saved {
+                            path: dir,
+                            saved_as,
+                            size: 0,
+                            blake3: None,
+                        },
+                        Err(reason) => Answer::Failed { path: dir, reason },
+                    };
+                    self.answer(&answer)?;
+                }
+                Frame::File { path, size, blake3 } => {
+                    let id = file_ids.fetch_add(1, Ordering::Relaxed);
+                    let shown = names::escape_for_terminal(path.as_bytes());
+                    let _ = self.worker.events.send(Event::Queued {
+                        id,
+                        name: shown,
+                        size: Some(size),
+                        path: None,
+                    });
+                    let result = self.file(id, &path, size, blake3.as_deref(), stopping);
+                    let (answer, outcome, fatal) = match result {
+                        Ok((done, saved_as, hash)) => (
+                            Answer::Saved {
+                                path,
+                                saved_as,
+                                size,
+                                blake3: hash,
+                            },
+                            Ok(done),
+                            None,
+                        ),
+                        Err(FileError::This(reason)) => (
+                            Answer::Failed {
+                                path,
+                                reason: reason.clone(),
+                            },
+                            Err(reason),
+                            None,
+                        ),
+                        Err(FileError::Batch(reason)) => (
+                            Answer::Failed {
+                                path,
+                                reason: reason.clone(),
+                            },
+                            Err(reason.clone()),
+                            Some(reason),
+                        ),
+                    };
+                    tally.count(&outcome);
+                    self.worker.report(id, outcome);
+                    if let Some(reason) = fatal {
+                        return Err(reason);
+                    }
+                    self.answer(&answer)?;
+                }
+            }
+        }
+    }
+
+    fn answer(&mut self, answer: &Answer) -> Result<(), String> {
+        self.stream
+            .write_all(&batch::line(answer))
+            .map_err(|e| format!("answering the client: {e}"))
+    }
+
+    /// The tree a top folder of this batch goes into, made at its first mention.
+    fn tree(&mut self, top: &str) -> Result<&Tree, String> {
+        if !self.trees.contains_key(top) {
+            let tree = self
+                .worker
+                .folder
+                .new_tree(top)
+                .map_err(|e| e.to_string())?;
+            self.trees.insert(top.to_string(), tree);
+        }
+        Ok(&self.trees[top])
+    }
+
+    /// A folder frame: the folder, under its tree; what it is called in the drop folder.
+    fn make_dir(&mut self, dir: &str) -> Result<String, String> {
+        let path = SafePath::of(dir).ok_or("an empty folder path")?;
+        let (top, folders) = match path.top {
+            Some(top) => {
+                let mut folders = path.folders;
+                folders.push(path.name);
+                (top, folders)
+            }
+            None => (path.name, Vec::new()),
+        };
+        let tree = self.tree(&top)?;
+        tree.make(&folders)
+            .map_err(|e| format!("making the folder: {e}"))?;
+        let mut saved = vec![tree.name.clone()];
+        saved.extend(folders);
+        Ok(saved.join("/"))
+    }
+
+    /// One file: its content into a partial file, hashed, compared, kept.
+    fn file(
+        &mut self,
+        id: u64,
+        path: &str,
+        size: u64,
+        expected: Option<&str>,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<(Done, String, Option<String>), FileError> {
+        let safe = SafePath::of(path).ok_or_else(|| FileError::Batch("an empty path".into()))?;
+        if let Some(max) = self.worker.config.max_size {
+            if size > max {
+                return Err(FileError::Batch(format!(
+                    "too large: {} announced, the limit is {}",
+                    HumanBytes(size),
+                    HumanBytes(max)
+                )));
+            }
+        }
+        let (mut partial, prefix) = match &safe.top {
+            Some(top) => {
+                let tree = self.tree(top).map_err(FileError::Batch)?;
+                let partial = tree
+                    .begin(&safe.folders, &safe.name, size)
+                    .map_err(|e| FileError::Batch(e.to_string()))?;
+                let mut prefix = vec![tree.name.clone()];
+                prefix.extend(safe.folders.iter().cloned());
+                (partial, prefix.join("/") + "/")
+            }
+            None => (
+                self.worker
+                    .folder
+                    .begin(&safe.name, size)
+                    .map_err(|e| FileError::Batch(e.to_string()))?,
+                String::new(),
+            ),
+        };
+        let counter = ByteCounter::default();
+        let _ = self.worker.events.send(Event::Started {
+            id,
+            name: names::escape_for_terminal(path.as_bytes()),
+            size,
+            counter: counter.clone(),
+            socket: None,
+        });
+        let started = Instant::now();
+        let hash = self
+            .copy(&mut partial, size, &counter, expected.is_some())
+            .map_err(|e| FileError::Batch(explain(&e, size, &self.worker.config, stopping)))?;
+        let hash = hash.map(|h| batch::hex(&h));
+        if let (Some(expected), Some(got)) = (expected, &hash) {
+            if !expected.eq_ignore_ascii_case(got) {
+                // Dropping the partial file leaves nothing under the name.
+                return Err(FileError::This(format!(
+                    "verification failed: the content's BLAKE3 is {got}, the sender's is {}",
+                    names::escape_for_terminal(expected.as_bytes())
+                )));
+            }
+        }
+        let saved_as = partial
+            .keep()
+            .map_err(|e| FileError::This(format!("saving the received file: {e}")))?;
+        let done = Done {
+            kept: Kept::Saved {
+                saved_as: Some(format!("{prefix}{saved_as}")).filter(|s| s != path),
+            },
+            bytes: size,
+            elapsed: started.elapsed(),
+            verified: hash.clone(),
+        };
+        Ok((done, format!("{prefix}{saved_as}"), hash))
+    }
+
+    /// Copies `size` bytes from the batch's stream into `file`, hashing them if asked.
+    fn copy(
+        &mut self,
+        file: &mut PartialFile,
+        size: u64,
+        counter: &ByteCounter,
+        hash: bool,
+    ) -> Result<Option<blake3::Hash>, CopyError> {
+        let config = &self.worker.config;
+        let mut meter = Meter {
+            counter,
+            pace: config.rate.map(Pace::new),
+            min_rate: config
+                .min_rate()
+                .map(|rate| MinRate::new(rate, config.min_rate_window)),
+        };
+        let mut hasher = hash.then(blake3::Hasher::new);
+        let mut buffer = vec![0u8; READ_BUFFER];
+        let mut got = 0;
+        while got < size {
+            let want = meter.chunk(buffer.len(), size - got);
+            let n = match self.reader.read(&mut buffer[..want]) {
+                Ok(0) => return Err(CopyError::Closed { got }),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(CopyError::Socket { got, error }),
+            };
+            file.write_all(&buffer[..n]).map_err(CopyError::Disk)?;
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&buffer[..n]);
+            }
+            got += n as u64;
+            meter.moved(n as u64, got)?;
+        }
+        Ok(hasher.map(|h| h.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_stay_inside_and_are_made_safe() {
+        let p = SafePath::of("photos/2024/a.jpg").unwrap();
+        assert_eq!(
+            (p.top.as_deref(), p.folders, p.name.as_str()),
+            (Some("photos"), vec!["2024".to_string()], "a.jpg")
+        );
+        let p = SafePath::of("../../etc/passwd").unwrap();
+        assert_eq!((p.top.as_deref(), p.name.as_str()), (Some("etc"), "passwd"));
+        let p = SafePath::of("/abs//x/./y").unwrap();
+        assert_eq!(
+            (p.top.as_deref(), p.folders, p.name.as_str()),
+            (Some("abs"), vec!["x".to_string()], "y")
+        );
+        let p = SafePath::of("a\\..\\b").unwrap();
+        assert_eq!((p.top.as_deref(), p.name.as_str()), (Some("a"), "b"));
+        let p = SafePath::of("notes.txt").unwrap();
+        assert_eq!((p.top, p.name.as_str()), (None, "notes.txt"));
+        assert!(SafePath::of("../..").is_none());
+        let p = SafePath::of(".hidden/\u{1b}[2J").unwrap();
+        assert_eq!(
+            (p.top.as_deref(), p.name.as_str()),
+            (Some("hidden"), "_[2J")
+        );
+    }
+}
