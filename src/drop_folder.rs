@@ -43,9 +43,25 @@ pub struct DropFolder {
     outstanding: Arc<AtomicU64>,
     /// This process's id, part of every named partial file's name.
     pid: u32,
+    /// Files saved by classic uploads that a batch may still move into its folder (PROTOCOL.md B4a).
+    claims: Arc<Mutex<HashMap<String, Claim>>>,
     /// Try unnamed (`O_TMPFILE`) partial files first.
     unnamed: bool,
 }
+
+/// A file a claim token may move: where it was saved, and which file it was.
+#[derive(Debug)]
+struct Claim {
+    root: Arc<Dir>,
+    name: String,
+    dev: u64,
+    ino: u64,
+    at: std::time::Instant,
+}
+
+/// How long a claim token is good for, and how many are kept.
+const CLAIM_LIFE: std::time::Duration = std::time::Duration::from_secs(600);
+const MAX_CLAIMS: usize = 1024;
 
 /// One opened folder, and which one it is.
 #[derive(Debug)]
@@ -150,8 +166,41 @@ impl DropFolder {
             next_partial: Arc::default(),
             outstanding: Arc::default(),
             pid: std::process::id(),
+            claims: Arc::default(),
             unnamed: cfg!(target_os = "linux"),
         })
+    }
+
+    /// A token that lets a batch move `saved_as` (just saved at the top of the
+    /// drop folder) into its folder; `None` if the file cannot be identified.
+    pub fn claim(&self, saved_as: &str) -> Option<String> {
+        let root = self.dir().ok()?;
+        let stat = rustix::fs::statat(&root.fd, saved_as, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let mut random = [0u8; 16];
+        rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok()?;
+        let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let mut claims = self.claims.lock().expect("claims lock");
+        claims.retain(|_, c| c.at.elapsed() < CLAIM_LIFE);
+        if claims.len() >= MAX_CLAIMS {
+            let oldest = claims
+                .iter()
+                .min_by_key(|(_, c)| c.at)
+                .map(|(t, _)| t.clone());
+            if let Some(oldest) = oldest {
+                claims.remove(&oldest);
+            }
+        }
+        claims.insert(
+            token.clone(),
+            Claim {
+                root,
+                name: saved_as.to_string(),
+                dev: stat.st_dev,
+                ino: stat.st_ino,
+                at: std::time::Instant::now(),
+            },
+        );
+        Some(token)
     }
 
     /// Uses hidden named partial files even where unnamed ones are possible
@@ -363,6 +412,49 @@ impl Tree {
             dir = open_below(&dir, name)?;
         }
         Ok(dir)
+    }
+
+    /// Moves the file a claim token names into the folder at `components`, as
+    /// `safe_name` (or a numbered variant); returns the name it got there.
+    pub fn adopt(
+        &self,
+        token: &str,
+        components: &[String],
+        safe_name: &str,
+    ) -> Result<String, String> {
+        let claim = self
+            .folder
+            .claims
+            .lock()
+            .expect("claims lock")
+            .remove(token)
+            .filter(|c| c.at.elapsed() < CLAIM_LIFE && Arc::ptr_eq(&c.root, &self.root))
+            .ok_or("no such claim: unknown, used or expired")?;
+        let stat = rustix::fs::statat(
+            &claim.root.fd,
+            claim.name.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| format!("the claimed file is gone: {}", io::Error::from(e)))?;
+        if (stat.st_dev, stat.st_ino) != (claim.dev, claim.ino) {
+            return Err("the claimed file is not the one that was saved".into());
+        }
+        let dir = self.folder(components).map_err(|e| e.to_string())?;
+        for n in 0..=MAX_NUMBERED {
+            let candidate = names::numbered(safe_name, n);
+            match rustix::fs::renameat_with(
+                &claim.root.fd,
+                claim.name.as_str(),
+                &dir.fd,
+                candidate.as_str(),
+                RenameFlags::NOREPLACE,
+            ) {
+                Ok(()) => return Ok(candidate),
+                Err(Errno::EXIST) => {}
+                Err(e) => return Err(format!("moving the claimed file: {}", io::Error::from(e))),
+            }
+        }
+        Err("every numbered name is taken".into())
     }
 
     /// Starts a file `safe_name` in the folder at `components`.

@@ -41,6 +41,7 @@ pub(super) fn after_content(
             saved_as,
             size: kept,
             batch,
+            ..
         })) => {
             learned.ftx.store(true, Ordering::Relaxed);
             learned.batch.store(batch.unwrap_or(0), Ordering::Relaxed);

@@ -44,6 +44,8 @@ pub enum Frame {
     },
     /// A folder, made even if no file goes into it.
     Dir { dir: String },
+    /// Moves the file a classic upload saved (its receipt's claim token) to `path`.
+    Claim { claim: String, path: String },
     /// Nothing more comes.
     End { end: bool },
 }

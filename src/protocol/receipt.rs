@@ -31,6 +31,9 @@ pub enum Receipt {
         size: u64,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         batch: Option<u32>,
+        /// A token that moves this file into a batch's folder (PROTOCOL.md B4a).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        claim: Option<String>,
     },
     /// Not kept, and why.
     Failed { reason: String },
@@ -75,6 +78,7 @@ mod tests {
             saved_as: "notes (1).txt".into(),
             size: 1234,
             batch: Some(1),
+            claim: None,
         };
         assert_eq!(
             saved.encode(),
@@ -107,7 +111,8 @@ mod tests {
             Some(Ok(Receipt::Saved {
                 saved_as: "a".into(),
                 size: 1,
-                batch: None
+                batch: None,
+                claim: None
             }))
         );
     }

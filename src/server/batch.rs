@@ -136,6 +136,18 @@ impl Session<'_> {
                     self.answer(&Answer::End)?;
                     return Ok(());
                 }
+                Frame::Claim { claim, path } => {
+                    let answer = match self.adopt(&claim, &path) {
+                        Ok(saved_as) => Answer::Saved {
+                            path,
+                            saved_as,
+                            size: 0,
+                            blake3: None,
+                        },
+                        Err(reason) => Answer::Failed { path, reason },
+                    };
+                    self.answer(&answer)?;
+                }
                 Frame::Dir { dir } => {
                     let answer = match self.make_dir(&dir) {
                         Ok(saved_as) => Answer::Saved {
@@ -214,6 +226,18 @@ impl Session<'_> {
             self.trees.insert(top.to_string(), tree);
         }
         Ok(&self.trees[top])
+    }
+
+    /// A claim frame: the file a classic upload saved moves to `path`, under its tree.
+    fn adopt(&mut self, token: &str, path: &str) -> Result<String, String> {
+        let safe = SafePath::of(path).ok_or("an empty path")?;
+        let top = safe.top.ok_or("a claimed file goes into a folder")?;
+        let tree = self.tree(&top)?;
+        let name = tree.adopt(token, &safe.folders, &safe.name)?;
+        let mut saved = vec![tree.name.clone()];
+        saved.extend(safe.folders);
+        saved.push(name);
+        Ok(saved.join("/"))
     }
 
     /// A folder frame: the folder, under its tree; what it is called in the drop folder.
