@@ -323,12 +323,20 @@ pub struct SendArgs {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// Speak only the classroom protocol, one file per connection, even to an ftx server
+    #[arg(long)]
+    pub classic: bool,
+
+    /// Between ftx ends, skip the BLAKE3 check of each file
+    #[arg(long)]
+    pub no_verify: bool,
+
     /// Send through a buffer instead of sendfile(2) (for testing the portable path)
     #[arg(long, hide = true)]
     pub no_sendfile: bool,
 
-    /// The files to upload; each is sent under its base name
-    #[arg(required = true, value_name = "FILE")]
+    /// The files to upload, and folders (sent whole to an ftx server; their files under their base names to a classroom server)
+    #[arg(required = true, value_name = "FILE|DIR")]
     pub files: Vec<PathBuf>,
 }
 

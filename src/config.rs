@@ -106,6 +106,10 @@ pub struct SendConfig {
     pub rate: Option<u64>,
     /// The longest wait without progress: to connect, for the reply, for each write, for the close.
     pub timeout: Duration,
+    /// Never use batch mode, even with an ftx server (`--classic`).
+    pub classic: bool,
+    /// Check each file end to end with BLAKE3 in batch mode (off with `--no-verify`).
+    pub verify: bool,
 }
 
 impl Default for SendConfig {
@@ -122,6 +126,8 @@ impl Default for SendConfig {
             trace: false,
             rate: None,
             timeout: Duration::from_secs(30),
+            classic: false,
+            verify: true,
         }
     }
 }
@@ -141,6 +147,8 @@ impl SendConfig {
             trace: args.view.trace,
             rate: args.rate,
             timeout: args.timeout,
+            classic: args.classic,
+            verify: !args.no_verify,
         })
     }
 }

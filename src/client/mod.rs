@@ -1,5 +1,6 @@
 //! The sender as a library: plan what each file is sent as, upload them `jobs` at a time, and return what came of each, in the order given.
 
+mod batch;
 mod upload;
 mod verdict;
 
@@ -26,6 +27,8 @@ pub struct Learned {
     pub ftx: AtomicBool,
     /// The highest batch-mode version it speaks (0: none).
     pub batch: AtomicU32,
+    /// The claim token of the first file's receipt (PROTOCOL.md B4a).
+    pub claim: Mutex<Option<String>>,
 }
 
 /// One file of the run, as it will be sent.
@@ -40,6 +43,11 @@ pub struct Planned {
     pub size: Option<u64>,
     /// Why it cannot be sent at all, found before connecting.
     pub problem: Option<String>,
+    /// Its path in a batch (PROTOCOL.md B3): `top/inside/name` for a file of a
+    /// folder given, its name for a file given.
+    pub batch_path: String,
+    /// The top folder it belongs to (the folder given, numbered if another folder of the run has that name).
+    pub top: Option<String>,
 }
 
 impl Planned {
@@ -49,30 +57,127 @@ impl Planned {
     }
 }
 
-/// Decides what every file is sent as. Two files whose base names are equal
-/// would land on one name (a classroom server writes both into `NAME.temp` at
-/// once): every one after the first gets a numbered name, `notes (1).txt`,
-/// that no other file of the run has.
-pub fn plan(files: &[PathBuf]) -> Vec<Planned> {
-    let own: Vec<Option<Vec<u8>>> = files
+/// What a run sends: its files, the empty folders in the folders given, and the links not followed.
+#[derive(Debug, Default)]
+pub struct Run {
+    pub files: Vec<Planned>,
+    /// Empty folders, as batch paths (`top/inside`).
+    pub empty_dirs: Vec<String>,
+    /// Symbolic links met in the folders given: not followed, not sent.
+    pub links: Vec<String>,
+}
+
+/// A file to send, and where it sits in a folder given.
+struct Source {
+    path: PathBuf,
+    /// (the folder given's name, the path inside it).
+    within: Option<(String, String)>,
+}
+
+/// Decides what every file is sent as. Folders given are walked (links are
+/// not followed); a file keeps its base name, and every file after the first
+/// with a base name already taken gets a numbered one, `notes (1).txt`, that no
+/// other file of the run has: a classroom server writes `NAME.temp`, and two
+/// uploads of one name would land in one file. Folders given keep their
+/// names for a batch, numbered the same way when two have one name.
+pub fn plan(args: &[PathBuf]) -> Run {
+    let mut run = Run::default();
+    let mut sources = Vec::new();
+    let mut tops: HashSet<String> = HashSet::new();
+    for arg in args {
+        let is_dir = std::fs::symlink_metadata(arg).is_ok_and(|m| m.is_dir());
+        if !is_dir {
+            sources.push(Source {
+                path: arg.clone(),
+                within: None,
+            });
+            continue;
+        }
+        let own = std::fs::canonicalize(arg)
+            .ok()
+            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "folder".into());
+        let top = (0..=u32::MAX)
+            .map(|n| names::numbered(&own, n))
+            .find(|t| !tops.contains(t))
+            .expect("some number is free");
+        tops.insert(top.clone());
+        let before = sources.len();
+        walk(arg, &top, "", &mut sources, &mut run);
+        if sources.len() == before
+            && !run
+                .empty_dirs
+                .iter()
+                .any(|d| d.starts_with(&format!("{top}/")))
+        {
+            run.empty_dirs.push(top);
+        }
+    }
+    run.files = name(&sources);
+    run
+}
+
+/// Adds the files below `dir` (sorted, links skipped) as sources of the folder `top`.
+fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mut Run) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        // Unreadable: the folder itself is sent as a file, and fails with the reason.
+        sources.push(Source {
+            path: dir.to_path_buf(),
+            within: Some((top.to_string(), inside.trim_end_matches('/').to_string())),
+        });
+        return;
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
+    entries.sort_by_key(std::fs::DirEntry::file_name);
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let path = entry.path();
+        let inner = format!("{inside}{name}");
+        match entry.file_type() {
+            Ok(kind) if kind.is_symlink() => {
+                run.links
+                    .push(names::escape_for_terminal(path.as_os_str().as_bytes()));
+            }
+            Ok(kind) if kind.is_dir() => {
+                let before = (sources.len(), run.empty_dirs.len());
+                walk(&path, top, &format!("{inner}/"), sources, run);
+                if (sources.len(), run.empty_dirs.len()) == before {
+                    run.empty_dirs.push(format!("{top}/{inner}"));
+                }
+            }
+            _ => {
+                sources.push(Source {
+                    path,
+                    within: Some((top.to_string(), inner)),
+                });
+            }
+        }
+    }
+}
+
+/// Names every source: base names, numbered where taken (see [`plan`]).
+fn name(sources: &[Source]) -> Vec<Planned> {
+    let own: Vec<Option<Vec<u8>>> = sources
         .iter()
-        .map(|p| p.file_name().map(|n| n.as_bytes().to_vec()))
+        .map(|s| s.path.file_name().map(|n| n.as_bytes().to_vec()))
         .collect();
     // A numbered name must not take one that a later file has as its own.
     let all_own: HashSet<&Vec<u8>> = own.iter().flatten().collect();
     let mut taken: HashSet<Vec<u8>> = HashSet::new();
-    let mut planned = Vec::with_capacity(files.len());
-    for (path, own) in files.iter().zip(&own) {
-        let size = std::fs::metadata(path)
+    let mut planned = Vec::with_capacity(sources.len());
+    for (source, own) in sources.iter().zip(&own) {
+        let size = std::fs::metadata(&source.path)
             .ok()
             .filter(std::fs::Metadata::is_file)
             .map(|m| m.len());
         let mut entry = Planned {
-            path: path.clone(),
+            path: source.path.clone(),
             name: own.clone().unwrap_or_default(),
             renamed_from: None,
             size,
             problem: None,
+            batch_path: String::new(),
+            top: source.within.as_ref().map(|(top, _)| top.clone()),
         };
         match own {
             None => entry.problem = Some("has no file name to send".into()),
@@ -103,6 +208,10 @@ pub fn plan(files: &[PathBuf]) -> Vec<Planned> {
         if entry.problem.is_none() {
             taken.insert(entry.name.clone());
         }
+        entry.batch_path = match &source.within {
+            Some((top, inside)) => format!("{top}/{inside}"),
+            None => String::from_utf8_lossy(&entry.name).into_owned(),
+        };
         planned.push(entry);
     }
     planned
@@ -116,48 +225,113 @@ pub fn totals(planned: &[Planned]) -> Plan {
     }
 }
 
-/// Uploads every planned file, at most `config.jobs` at a time, reporting each
-/// to `events`; returns one report per file, in the order given.
+/// What every upload of a run shares.
+struct Context<'a> {
+    config: &'a SendConfig,
+    addresses: &'a [SocketAddr],
+    events: &'a Sender<Event>,
+    learned: Learned,
+    unreachable: OnceLock<String>,
+    reports: Mutex<Vec<Option<FileReport>>>,
+}
+
+impl Context<'_> {
+    fn report(&self, index: usize, report: FileReport) {
+        self.reports.lock().expect("reports lock")[index] = Some(report);
+    }
+
+    /// Uploads the files at `indices` classically, `jobs` at a time.
+    fn classic(&self, run: &Run, indices: &[usize]) {
+        let (queue, work) = crossbeam_channel::bounded(indices.len().max(1));
+        for index in indices {
+            queue.send(*index).expect("queue has room for every file");
+        }
+        drop(queue);
+        thread::scope(|scope| {
+            for _ in 0..self.config.jobs.min(indices.len()) {
+                let work = work.clone();
+                scope.spawn(move || {
+                    for index in &work {
+                        let entry = &run.files[index];
+                        let result = upload::Upload {
+                            id: index as u64,
+                            planned: entry,
+                            config: self.config,
+                            addresses: self.addresses,
+                            events: self.events,
+                            learned: &self.learned,
+                            unreachable: &self.unreachable,
+                        }
+                        .run();
+                        self.report(
+                            index,
+                            FileReport {
+                                name: entry.shown(),
+                                renamed_from: entry.renamed_from.clone(),
+                                result,
+                            },
+                        );
+                    }
+                });
+            }
+        });
+    }
+}
+
+/// Uploads every planned file and returns one report per file, in the order
+/// given. Classically, `jobs` at a time; or, once the server's receipt for the
+/// first file says it speaks batch mode (PROTOCOL.md B1), the rest in at most
+/// `jobs` batches, a folder given in one batch.
 pub fn upload_all(
     config: &SendConfig,
     addresses: &[SocketAddr],
-    planned: &[Planned],
+    run: &Run,
     events: &Sender<Event>,
 ) -> Vec<FileReport> {
-    let (queue, work) = crossbeam_channel::bounded(planned.len().max(1));
-    for entry in planned.iter().enumerate() {
-        queue.send(entry).expect("queue has room for every file");
+    let context = Context {
+        config,
+        addresses,
+        events,
+        learned: Learned::default(),
+        unreachable: OnceLock::new(),
+        reports: Mutex::new(vec![None; run.files.len()]),
+    };
+    if !run.links.is_empty() {
+        let _ = events.send(Event::Notice(format!(
+            "ftx: {} not sent: symbolic links are not followed ({})",
+            crate::term::plural(run.links.len() as u64, "link", "links"),
+            run.links.join(", ")
+        )));
     }
-    drop(queue);
-    let reports = Mutex::new(vec![None; planned.len()]);
-    let learned = Learned::default();
-    let unreachable = OnceLock::new();
-    thread::scope(|scope| {
-        for _ in 0..config.jobs.min(planned.len()) {
-            let work = work.clone();
-            let (reports, learned, unreachable) = (&reports, &learned, &unreachable);
-            scope.spawn(move || {
-                for (index, entry) in &work {
-                    let result = upload::Upload {
-                        id: index as u64,
-                        planned: entry,
-                        config,
-                        addresses,
-                        events,
-                        learned,
-                        unreachable,
-                    }
-                    .run();
-                    reports.lock().expect("reports lock")[index] = Some(FileReport {
-                        name: entry.shown(),
-                        renamed_from: entry.renamed_from.clone(),
-                        result,
-                    });
-                }
-            });
+    let all: Vec<usize> = (0..run.files.len()).collect();
+    let batched = !config.classic && run.files.len() > 1 && {
+        // The first file alone: its receipt tells whether the server speaks batch mode.
+        context.classic(run, &all[..1]);
+        context
+            .learned
+            .batch
+            .load(std::sync::atomic::Ordering::Relaxed)
+            >= crate::protocol::batch::VERSION
+    };
+    if batched {
+        batch::send(&context, run);
+    } else {
+        let rest = if !config.classic && run.files.len() > 1 {
+            &all[1..]
+        } else {
+            &all[..]
+        };
+        context.classic(run, rest);
+        if !run.empty_dirs.is_empty() {
+            let _ = events.send(Event::Notice(format!(
+                "ftx: {} not sent: a classroom server takes files only ({})",
+                crate::term::plural(run.empty_dirs.len() as u64, "empty folder", "empty folders"),
+                run.empty_dirs.join(", ")
+            )));
         }
-    });
-    reports
+    }
+    context
+        .reports
         .into_inner()
         .expect("reports lock")
         .into_iter()
@@ -176,7 +350,7 @@ mod tests {
 
     fn names_of(files: &[&str]) -> Vec<String> {
         let paths: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
-        plan(&paths).iter().map(Planned::shown).collect()
+        plan(&paths).files.iter().map(Planned::shown).collect()
     }
 
     #[test]
@@ -191,7 +365,7 @@ mod tests {
             names_of(&["a/x.bin", "b/x.bin", "x (1).bin"]),
             ["x.bin", "x (2).bin", "x (1).bin"]
         );
-        let planned = plan(&[PathBuf::from("a/x.bin"), PathBuf::from("b/x.bin")]);
+        let planned = plan(&[PathBuf::from("a/x.bin"), PathBuf::from("b/x.bin")]).files;
         assert_eq!(planned[0].renamed_from, None);
         assert_eq!(planned[1].renamed_from.as_deref(), Some("x.bin"));
     }
@@ -202,8 +376,9 @@ mod tests {
         let planned = plan(&[
             PathBuf::from(&longest),
             PathBuf::from(format!("{longest}x")),
-            PathBuf::from(".."),
-        ]);
+            PathBuf::from("no-such-folder/.."),
+        ])
+        .files;
         assert_eq!(planned[0].problem, None);
         assert_eq!(
             planned[1].problem.as_deref(),

@@ -42,9 +42,9 @@ pub(super) struct Upload<'a> {
 }
 
 /// Why sending the content stopped, after how many bytes.
-struct SendError {
-    sent: u64,
-    error: io::Error,
+pub(super) struct SendError {
+    pub sent: u64,
+    pub error: io::Error,
 }
 
 impl Upload<'_> {
@@ -55,6 +55,7 @@ impl Upload<'_> {
             name: self.planned.shown(),
             size: self.planned.size,
             path: Some(shown_path(&self.planned.path)),
+            peer: None,
         });
         let result = self.exchange();
         let _ = self.events.send(match &result {
@@ -268,7 +269,7 @@ enum Opening {
 }
 
 /// Opens a file to send, saying plainly why not.
-fn open(path: &std::path::Path) -> Result<File, String> {
+pub(super) fn open(path: &std::path::Path) -> Result<File, String> {
     let file = File::open(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
         _ => format!("cannot open: {e}"),
@@ -300,7 +301,7 @@ pub(super) fn in_words(e: &io::Error, timeout: Duration) -> String {
 /// sendfile(2) on Linux (the kernel copies from the page cache straight into
 /// the socket), else, or where sendfile refuses, through a buffer. The socket's
 /// write timeout bounds every wait.
-fn send_content(
+pub(super) fn send_content(
     file: &File,
     stream: &TcpStream,
     size: u64,

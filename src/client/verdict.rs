@@ -41,9 +41,12 @@ pub(super) fn after_content(
             saved_as,
             size: kept,
             batch,
-            ..
+            claim,
         })) => {
             learned.ftx.store(true, Ordering::Relaxed);
+            if claim.is_some() {
+                *learned.claim.lock().expect("claim lock") = claim;
+            }
             learned.batch.store(batch.unwrap_or(0), Ordering::Relaxed);
             if kept != size {
                 return Err(format!(

@@ -76,12 +76,14 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
         jobs: config.clients,
         files: sources.iter().map(|(path, _)| path.clone()).collect(),
         rate: Some(rate),
+        // One client, one file, one connection: the classroom show.
+        classic: true,
         ..SendConfig::default()
     };
-    let planned = client::plan(&send.files);
+    let run = client::plan(&send.files);
     // The clients are the audience's side: their outcomes count, their events are not shown.
     let (unseen, _) = crossbeam_channel::unbounded();
-    let reports = client::upload_all(&send, &[addr], &planned, &unseen);
+    let reports = client::upload_all(&send, &[addr], &run, &unseen);
     stopper.stop();
     let tally = server_thread.join().expect("server thread");
     let elapsed = started.elapsed();

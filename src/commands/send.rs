@@ -11,10 +11,10 @@ use crate::progress::{Reporter, Side, Summary};
 /// Runs `ftx send`. A server name that does not resolve fails the run before any file.
 pub fn send(config: &SendConfig) -> anyhow::Result<Exit> {
     let addresses = config.to.resolve()?;
-    let planned = client::plan(&config.files);
-    let reporter = Reporter::start(Side::Send, config.output, Some(client::totals(&planned)));
+    let run = client::plan(&config.files);
+    let reporter = Reporter::start(Side::Send, config.output, Some(client::totals(&run.files)));
     let started = Instant::now();
-    let reports = client::upload_all(config, &addresses, &planned, &reporter.events());
+    let reports = client::upload_all(config, &addresses, &run, &reporter.events());
     let mut tally = Tally::default();
     for report in &reports {
         tally.count(&report.result);

@@ -47,6 +47,8 @@ pub enum Event {
         name: String,
         size: Option<u64>,
         path: Option<String>,
+        /// Server: the client, for a file of a batch (a connection's is known from `Connected`).
+        peer: Option<SocketAddr>,
     },
     /// Content is about to flow; the work counts it in `counter` as it goes.
     /// Sender: `socket` too, so that what is shown is what the server's side
@@ -217,8 +219,12 @@ impl Live {
                 name,
                 size,
                 path,
+                peer,
             } => {
                 let upload = self.record(*id);
+                if peer.is_some() {
+                    upload.peer = *peer;
+                }
                 upload.name = Some(name.clone());
                 upload.size = size.unwrap_or_default();
                 upload.path.clone_from(path);

@@ -84,6 +84,7 @@ impl Worker {
             return tally;
         }
         let mut session = Session {
+            peer: upload.peer,
             worker: self,
             reader: BufReader::with_capacity(READ_BUFFER, stream),
             stream,
@@ -108,6 +109,8 @@ impl Worker {
 
 /// One batch being read.
 struct Session<'a> {
+    /// The client, for the view.
+    peer: std::net::SocketAddr,
     worker: &'a mut Worker,
     reader: BufReader<&'a TcpStream>,
     stream: &'a TcpStream,
@@ -168,6 +171,7 @@ impl Session<'_> {
                         name: shown,
                         size: Some(size),
                         path: None,
+                        peer: Some(self.peer),
                     });
                     let result = self.file(id, &path, size, blake3.as_deref(), stopping);
                     let (answer, outcome, fatal) = match result {

@@ -261,6 +261,7 @@ impl<'a> Intake<'a> {
             name,
             size: Some(header.size),
             path: None,
+            peer: None,
         });
         self.ready.push_back(Upload {
             id,

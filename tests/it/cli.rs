@@ -40,7 +40,7 @@ fn subcommand_help_shows_every_option() {
         .stdout(predicate::str::contains("-t, --to <ADDR>"))
         .stdout(predicate::str::contains("-j, --jobs <N>"))
         .stdout(predicate::str::contains("[default: 127.0.0.1:12000]"))
-        .stdout(predicate::str::contains("<FILE>..."));
+        .stdout(predicate::str::contains("<FILE|DIR>..."));
 }
 
 #[test]

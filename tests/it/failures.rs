@@ -9,7 +9,7 @@ use predicates::prelude::*;
 use crate::util::{entries, pattern, send_to, wait_until, write_file, RawClient, Serve};
 
 #[test]
-fn missing_file_and_a_folder_among_good_ones() {
+fn a_missing_file_and_a_device_among_good_ones() {
     let server = Serve::start(&[]);
     let src = tempfile::tempdir().unwrap();
     let good = write_file(src.path(), "good.txt", b"good");
@@ -21,14 +21,14 @@ fn missing_file_and_a_folder_among_good_ones() {
         .arg(&good)
         .arg(&missing)
         .arg(&also)
-        .arg(src.path())
+        .arg("/dev/null")
         .assert()
         .code(1)
         .stderr(predicate::str::contains(
             "missing.txt  cannot open: No such file",
         ))
         .stderr(predicate::str::contains(
-            "is a folder: ftx sends files (to send what is in it, give DIR/*)",
+            "null  not a regular file (a device, a pipe or a socket)",
         ))
         .stderr(predicate::str::contains("2 saved, 2 failed"));
     assert_eq!(entries(server.drop_dir()), ["also.bin", "good.txt"]);

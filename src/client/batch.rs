@@ -1,0 +1,481 @@
+//! Batch mode on the sender (PROTOCOL.md B2-B7): files and folders pipelined over a few connections, each file hashed with BLAKE3 and checked against the server's answer.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::net::{Shutdown, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+use std::thread;
+use std::time::Instant;
+
+use crossbeam_channel::Receiver;
+
+use super::upload::{in_words, open, send_content};
+use super::{Context, Planned, Run};
+use crate::names;
+use crate::outcome::{Done, FileReport, Kept};
+use crate::pace::Pace;
+use crate::progress::{ByteCounter, Event};
+use crate::protocol::batch::{self, Answer, Frame};
+use crate::protocol::{self, ReplyError};
+
+/// What goes through one batch: a folder given, whole, or some of the files given.
+#[derive(Debug, Default)]
+struct Unit {
+    /// The first file, sent classically, to move into this folder: (its index, the claim token).
+    claim: Option<(usize, String)>,
+    dirs: Vec<String>,
+    files: Vec<usize>,
+}
+
+/// A frame sent and not answered yet.
+enum Pending {
+    Claim(usize),
+    Dir,
+    File {
+        index: usize,
+        started: Instant,
+        hash: Option<String>,
+    },
+}
+
+/// Sends what the first (classic) upload left: a folder given goes whole into
+/// one batch (its top folder is made once); the files given are spread over
+/// the others; at most `jobs` batches at once.
+pub(super) fn send(context: &Context, run: &Run) {
+    let mut trees: BTreeMap<String, Unit> = BTreeMap::new();
+    let mut loose: Vec<usize> = Vec::new();
+    for (index, planned) in run.files.iter().enumerate().skip(1) {
+        match &planned.top {
+            Some(top) => trees.entry(top.clone()).or_default().files.push(index),
+            None => loose.push(index),
+        }
+    }
+    if let Some(top) = &run.files[0].top {
+        let claim = context.learned.claim.lock().expect("claim lock").take();
+        // Without a token, the first file stays where the classic upload put it.
+        if let (Some(token), Ok(_)) = (claim, report_of(context, 0)) {
+            trees.entry(top.clone()).or_default().claim = Some((0, token));
+        }
+    }
+    for dir in &run.empty_dirs {
+        let top = dir.split('/').next().unwrap_or(dir).to_string();
+        trees.entry(top).or_default().dirs.push(dir.clone());
+    }
+    let jobs = context.config.jobs.max(1);
+    let mut units: Vec<Unit> = trees.into_values().collect();
+    let spread = jobs.min(loose.len()).max(1);
+    let mut shares: Vec<Unit> = (0..spread).map(|_| Unit::default()).collect();
+    for (n, index) in loose.into_iter().enumerate() {
+        shares[n % spread].files.push(index);
+    }
+    units.extend(shares.into_iter().filter(|u| !u.files.is_empty()));
+    let (queue, work) = crossbeam_channel::unbounded();
+    let connections = jobs.min(units.len());
+    for unit in units {
+        queue.send(unit).expect("the queue is open");
+    }
+    drop(queue);
+    thread::scope(|scope| {
+        for _ in 0..connections {
+            let work = work.clone();
+            scope.spawn(move || Connection { context, run }.serve(&work));
+        }
+    });
+}
+
+/// The outcome already reported for file `index`.
+fn report_of(context: &Context, index: usize) -> Result<(), ()> {
+    match &context.reports.lock().expect("reports lock")[index] {
+        Some(FileReport { result: Ok(_), .. }) => Ok(()),
+        _ => Err(()),
+    }
+}
+
+/// One batch connection.
+struct Connection<'a> {
+    context: &'a Context<'a>,
+    run: &'a Run,
+}
+
+impl Connection<'_> {
+    /// Takes units until there are none left, all through one connection.
+    fn serve(&self, work: &Receiver<Unit>) {
+        let stream = match self.open() {
+            Ok(stream) => stream,
+            Err(reason) => {
+                for unit in work {
+                    self.fail_unit(&unit, &reason);
+                }
+                return;
+            }
+        };
+        let pending: Mutex<VecDeque<Pending>> = Mutex::new(VecDeque::new());
+        let writing = AtomicBool::new(true);
+        thread::scope(|scope| {
+            scope.spawn(|| self.read_answers(&stream, &pending, &writing));
+            let mut broken: Option<String> = None;
+            for unit in work {
+                if let Some(reason) = &broken {
+                    self.fail_unit(&unit, reason);
+                    continue;
+                }
+                if let Err(reason) = self.write_unit(&stream, &unit, &pending) {
+                    broken = Some(reason);
+                }
+            }
+            if broken.is_none() {
+                let _ = (&stream).write_all(&batch::line(&Frame::End { end: true }));
+            }
+            let _ = stream.shutdown(Shutdown::Write);
+            writing.store(false, Ordering::SeqCst);
+        });
+    }
+
+    /// Connects and opens a batch (B2), asking again with pauses that double,
+    /// for up to `--timeout`, while the server is busy (`--per-ip`).
+    fn open(&self) -> Result<TcpStream, String> {
+        let deadline = Instant::now() + self.context.config.timeout;
+        let mut pause = std::time::Duration::from_millis(100);
+        loop {
+            match self.try_open() {
+                Err((true, _)) if Instant::now() + pause <= deadline => {
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(std::time::Duration::from_secs(2));
+                }
+                other => return other.map_err(|(_, reason)| reason),
+            }
+        }
+    }
+
+    /// One try at [`Connection::open`]; the error says whether the server was only busy.
+    fn try_open(&self) -> Result<TcpStream, (bool, String)> {
+        let config = self.context.config;
+        let mut last = None;
+        let stream = self
+            .context
+            .addresses
+            .iter()
+            .find_map(
+                |addr| match TcpStream::connect_timeout(addr, config.timeout) {
+                    Ok(stream) => Some(stream),
+                    Err(e) => {
+                        last = Some(e);
+                        None
+                    }
+                },
+            )
+            .ok_or_else(|| {
+                let reason = format!(
+                    "cannot connect to {}: {}",
+                    config.to,
+                    last.map_or("no address".into(), |e| in_words(&e, config.timeout))
+                );
+                (false, reason)
+            })?;
+        let _ = stream.set_nodelay(true);
+        let set = |e: std::io::Error| (false, e.to_string());
+        stream
+            .set_write_timeout(Some(config.timeout))
+            .map_err(set)?;
+        stream.set_read_timeout(Some(config.timeout)).map_err(set)?;
+        (&stream).write_all(&batch::opening()).map_err(|e| {
+            (
+                false,
+                format!("opening a batch: {}", in_words(&e, config.timeout)),
+            )
+        })?;
+        match protocol::read_reply(&mut &stream) {
+            Ok(()) => Ok(stream),
+            Err(ReplyError::Bad(mut bad)) => Err((
+                {
+                    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
+                    bad.read_rest(&mut &stream);
+                    bad.got.starts_with(b"refused: too many connections")
+                },
+                format!("opening a batch: {bad}"),
+            )),
+            Err(ReplyError::Io(e)) => Err((
+                false,
+                format!(
+                    "opening a batch: no reply ({}): the server may be busy (wait longer with --timeout)",
+                    in_words(&e, config.timeout)
+                ),
+            )),
+        }
+    }
+
+    /// Sends a unit's frames; an error means the connection is of no more use.
+    fn write_unit(
+        &self,
+        stream: &TcpStream,
+        unit: &Unit,
+        pending: &Mutex<VecDeque<Pending>>,
+    ) -> Result<(), String> {
+        let config = self.context.config;
+        let write = |frame: &Frame| {
+            (&*stream)
+                .write_all(&batch::line(frame))
+                .map_err(|e| format!("sending: {}", in_words(&e, config.timeout)))
+        };
+        if let Some((index, token)) = &unit.claim {
+            pending
+                .lock()
+                .expect("pending lock")
+                .push_back(Pending::Claim(*index));
+            write(&Frame::Claim {
+                claim: token.clone(),
+                path: self.run.files[*index].batch_path.clone(),
+            })?;
+        }
+        for dir in &unit.dirs {
+            pending
+                .lock()
+                .expect("pending lock")
+                .push_back(Pending::Dir);
+            write(&Frame::Dir { dir: dir.clone() })?;
+        }
+        for (n, &index) in unit.files.iter().enumerate() {
+            let planned = &self.run.files[index];
+            let events = self.context.events;
+            let _ = events.send(Event::Queued {
+                id: index as u64,
+                name: shown(planned),
+                size: planned.size,
+                path: Some(names::escape_for_terminal(
+                    planned.path.as_os_str().as_encoded_bytes(),
+                )),
+                peer: None,
+            });
+            let (file, size, hash) = match self.prepare(planned) {
+                Ok(ready) => ready,
+                Err(reason) => {
+                    self.finish(index, Err(reason));
+                    continue;
+                }
+            };
+            pending
+                .lock()
+                .expect("pending lock")
+                .push_back(Pending::File {
+                    index,
+                    started: Instant::now(),
+                    hash: hash.clone(),
+                });
+            let counter = ByteCounter::default();
+            let _ = events.send(Event::Started {
+                id: index as u64,
+                name: shown(planned),
+                size,
+                counter: counter.clone(),
+                socket: None,
+            });
+            let sent = write(&Frame::File {
+                path: planned.batch_path.clone(),
+                size,
+                blake3: hash,
+            })
+            .and_then(|()| {
+                let mut pace = config.rate.map(Pace::new);
+                send_content(
+                    &file,
+                    stream,
+                    size,
+                    &counter,
+                    config.sendfile,
+                    pace.as_mut(),
+                )
+                .map_err(|e| format!("sending it: {}", in_words(&e.error, config.timeout)))
+            });
+            if let Err(reason) = sent {
+                // Files after it in this unit are not sent: the reader fails those in flight.
+                for &later in &unit.files[n + 1..] {
+                    self.finish(
+                        later,
+                        Err(format!("not sent: the batch broke off ({reason})")),
+                    );
+                }
+                return Err(reason);
+            }
+            let _ = events.send(Event::Sent { id: index as u64 });
+        }
+        Ok(())
+    }
+
+    /// Opens a file and hashes it (unless `--no-verify`).
+    fn prepare(&self, planned: &Planned) -> Result<(File, u64, Option<String>), String> {
+        if let Some(problem) = &planned.problem {
+            return Err(problem.clone());
+        }
+        let file = open(&planned.path)?;
+        let size = file
+            .metadata()
+            .map_err(|e| format!("cannot read its size: {e}"))?
+            .len();
+        let hash = if self.context.config.verify {
+            let mut hasher = blake3::Hasher::new();
+            hasher
+                .update_reader(&file)
+                .map_err(|e| format!("cannot read it: {e}"))?;
+            Some(batch::hex(&hasher.finalize()))
+        } else {
+            None
+        };
+        Ok((file, size, hash))
+    }
+
+    /// Reads the server's answers, in order, until its `end` or the connection's.
+    fn read_answers(
+        &self,
+        stream: &TcpStream,
+        pending: &Mutex<VecDeque<Pending>>,
+        writing: &AtomicBool,
+    ) {
+        let mut reader = BufReader::new(stream);
+        let ended = loop {
+            let line = match batch::read_line(&mut reader) {
+                Ok(Some(line)) => line,
+                Ok(None) => break Some("the server closed the batch before answering".to_string()),
+                // While frames still go out, the next answer may be a big file away.
+                Err(e) if protocol::is_timeout(&e) && writing.load(Ordering::SeqCst) => continue,
+                Err(e) => {
+                    break Some(format!(
+                        "waiting for the server's answer: {}",
+                        in_words(&e, self.context.config.timeout)
+                    ))
+                }
+            };
+            let answer: Answer = match batch::parse(&line) {
+                Ok(answer) => answer,
+                Err(e) => break Some(format!("an answer that cannot be read: {e}")),
+            };
+            if answer == Answer::End {
+                break None;
+            }
+            let Some(waiting) = pending.lock().expect("pending lock").pop_front() else {
+                break Some("an answer to nothing that was sent".to_string());
+            };
+            self.answered(waiting, answer);
+        };
+        if let Some(reason) = ended {
+            // Everything sent and not answered failed.
+            loop {
+                let next = pending.lock().expect("pending lock").pop_front();
+                match next {
+                    Some(Pending::File { index, .. }) => self.finish(index, Err(reason.clone())),
+                    Some(_) => {}
+                    None => break,
+                }
+            }
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    /// What an answer means for the frame it answers.
+    fn answered(&self, waiting: Pending, answer: Answer) {
+        match (waiting, answer) {
+            (
+                Pending::File {
+                    index,
+                    started,
+                    hash,
+                },
+                Answer::Saved {
+                    saved_as,
+                    size,
+                    blake3,
+                    ..
+                },
+            ) => {
+                let planned = &self.run.files[index];
+                let sent = planned.size.unwrap_or(size);
+                let result = if hash.is_some() && blake3.as_deref() != hash.as_deref() {
+                    Err("verification failed: the server's BLAKE3 is not the one sent".to_string())
+                } else if size != sent {
+                    Err(format!(
+                        "the server saved {size} bytes, not the {sent} sent"
+                    ))
+                } else {
+                    Ok(Done {
+                        kept: Kept::Saved {
+                            saved_as: Some(names::escape_for_terminal(saved_as.as_bytes()))
+                                .filter(|s| *s != planned.batch_path),
+                        },
+                        bytes: size,
+                        elapsed: started.elapsed(),
+                        verified: hash,
+                    })
+                };
+                self.finish(index, result);
+            }
+            (Pending::File { index, .. }, Answer::Failed { reason, .. }) => self.finish(
+                index,
+                Err(format!(
+                    "the server could not keep it: {}",
+                    names::escape_for_terminal(reason.as_bytes())
+                )),
+            ),
+            (Pending::Claim(index), Answer::Saved { saved_as, .. }) => {
+                // The first file moved into its folder: its report says where it is now.
+                let mut reports = self.context.reports.lock().expect("reports lock");
+                if let Some(FileReport {
+                    result: Ok(done), ..
+                }) = &mut reports[index]
+                {
+                    done.kept = Kept::Saved {
+                        saved_as: Some(names::escape_for_terminal(saved_as.as_bytes())),
+                    };
+                }
+            }
+            (Pending::Claim(_), Answer::Failed { reason, .. }) => {
+                let _ = self.context.events.send(Event::Notice(format!(
+                    "ftx: the first file stays at the top of the drop folder: {}",
+                    names::escape_for_terminal(reason.as_bytes())
+                )));
+            }
+            (Pending::Dir, Answer::Failed { path, reason }) => {
+                let _ = self.context.events.send(Event::Notice(format!(
+                    "ftx: the empty folder {} was not made: {}",
+                    names::escape_for_terminal(path.as_bytes()),
+                    names::escape_for_terminal(reason.as_bytes())
+                )));
+            }
+            _ => {}
+        }
+    }
+
+    fn fail_unit(&self, unit: &Unit, reason: &str) {
+        for &index in &unit.files {
+            self.finish(index, Err(reason.to_string()));
+        }
+    }
+
+    /// Reports file `index`: to the view, and for the final table.
+    fn finish(&self, index: usize, result: Result<Done, String>) {
+        let _ = self.context.events.send(match &result {
+            Ok(done) => Event::Finished {
+                id: index as u64,
+                done: done.clone(),
+            },
+            Err(reason) => Event::Failed {
+                id: index as u64,
+                reason: reason.clone(),
+            },
+        });
+        let planned = &self.run.files[index];
+        self.context.report(
+            index,
+            FileReport {
+                name: shown(planned),
+                renamed_from: None,
+                result,
+            },
+        );
+    }
+}
+
+/// A file of a batch as people read it: its path in the batch.
+fn shown(planned: &Planned) -> String {
+    names::escape_for_terminal(planned.batch_path.as_bytes())
+}
