@@ -96,6 +96,12 @@ enum Record<'a> {
         /// send: what a classroom server sent after the content, if anything.
         #[serde(skip_serializing_if = "Option::is_none")]
         said: Option<&'a str>,
+        /// Batch mode: both ends computed the content's BLAKE3 and they agree.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        verified: Option<bool>,
+        /// Batch mode: that BLAKE3, in hex.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        blake3: Option<&'a str>,
     },
     /// The upload failed or was refused.
     Failed {
@@ -199,6 +205,8 @@ impl Sink for Json {
                     confirmed: (live.side == super::Side::Send).then(|| done.kept.confirmed()),
                     saved_as,
                     said,
+                    verified: done.verified.as_ref().map(|_| true),
+                    blake3: done.verified.as_deref(),
                 }
             }
             Event::Failed { id, reason } => {
@@ -298,6 +306,8 @@ fn schema() -> Vec<(String, Vec<String>)> {
             confirmed: Some(true),
             saved_as: Some(""),
             said: Some(""),
+            verified: Some(true),
+            blake3: Some(""),
         },
         Record::Failed {
             id: 0,

@@ -83,6 +83,7 @@ impl Worker {
         if (&*stream).write_all(GO_AHEAD).is_err() {
             return tally;
         }
+        self.trace(upload.id, || format!("{} opened a batch", upload.peer));
         let mut session = Session {
             peer: upload.peer,
             worker: self,

@@ -1,5 +1,6 @@
 //! The integration tests: one binary, one module per area, against the real `ftx` binary and the classroom Python programs.
 
+mod batch;
 mod check;
 mod classroom;
 mod cli;

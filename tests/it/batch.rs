@@ -1,0 +1,346 @@
+//! Batch mode between two ftx ends (PROTOCOL.md B1-B7): folders, many files per connection, BLAKE3 checks; classroom peers see nothing of it.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+
+use predicates::prelude::*;
+use serde_json::Value;
+
+use crate::util::{
+    entries, ftx_bin, pattern, send_to, stderr_of, write_file, PythonServer, Serve, PATIENCE,
+};
+
+/// Every file below `dir` (relative path -> bytes), and every folder.
+fn tree(dir: &Path) -> (Vec<(String, Vec<u8>)>, Vec<String>) {
+    fn walk(base: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>, dirs: &mut Vec<String>) {
+        let mut list: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap())
+            .collect();
+        list.sort_by_key(std::fs::DirEntry::file_name);
+        for entry in list {
+            let path = entry.path();
+            let rel = path
+                .strip_prefix(base)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
+            let kind = entry.file_type().unwrap();
+            if kind.is_symlink() {
+                continue;
+            }
+            if kind.is_dir() {
+                dirs.push(rel);
+                walk(base, &path, files, dirs);
+            } else {
+                files.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let (mut files, mut dirs) = (Vec::new(), Vec::new());
+    walk(dir, dir, &mut files, &mut dirs);
+    (files, dirs)
+}
+
+/// A folder `photos` with nested folders, empty files, an empty folder, non-ASCII names and a link.
+fn photos(parent: &Path) -> PathBuf {
+    let top = parent.join("photos");
+    for dir in ["2024/summer", "empty", "ünï cöde"] {
+        std::fs::create_dir_all(top.join(dir)).unwrap();
+    }
+    write_file(&top, "cover.jpg", &pattern(300_000, 1));
+    write_file(&top.join("2024"), "a.bin", &pattern(70_000, 2));
+    write_file(
+        &top.join("2024/summer"),
+        "beach.jpg",
+        &pattern(1_000_000, 3),
+    );
+    write_file(&top.join("2024/summer"), "zero.txt", b"");
+    write_file(&top.join("ünï cöde"), "résumé été.txt", "été".as_bytes());
+    std::os::unix::fs::symlink("/etc/passwd", top.join("link-to-passwd")).unwrap();
+    top
+}
+
+#[test]
+fn a_folder_arrives_identical_and_a_second_time_beside_the_first() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = photos(src.path());
+    let loose = write_file(src.path(), "notes.txt", b"loose");
+    let sent = assert_cmd::Command::new(ftx_bin())
+        .args(["send", "--json", "--to", &server.addr.to_string()])
+        .arg(&top)
+        .arg(&loose)
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    let (want_files, want_dirs) = tree(&top);
+    let (got_files, got_dirs) = tree(&server.drop_dir().join("photos"));
+    assert_eq!(got_dirs, want_dirs, "the folders, the empty one included");
+    assert_eq!(got_files, want_files, "every file, byte for byte");
+    assert!(
+        !server.drop_dir().join("photos/link-to-passwd").exists(),
+        "a link was followed"
+    );
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("notes.txt")).unwrap(),
+        b"loose"
+    );
+    assert_eq!(
+        entries(server.drop_dir()),
+        ["notes.txt", "photos"],
+        "nothing else at the top"
+    );
+
+    // Every file of the batch was checked end to end.
+    let lines: Vec<Value> = String::from_utf8_lossy(&sent.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let finished: Vec<&Value> = lines.iter().filter(|l| l["event"] == "finished").collect();
+    assert_eq!(finished.len(), 6, "{lines:?}");
+    let verified = finished.iter().filter(|f| f["verified"] == true).count();
+    assert_eq!(
+        verified, 5,
+        "all but the first file, which went classically: {finished:?}"
+    );
+    let beach = finished
+        .iter()
+        .find(|f| f["name"] == "photos/2024/summer/beach.jpg")
+        .unwrap();
+    assert_eq!(
+        beach["blake3"].as_str().unwrap(),
+        blake3::hash(&pattern(1_000_000, 3)).to_hex().as_str()
+    );
+    assert!(lines.iter().any(|l| l["event"] == "notice"
+        && l["text"]
+            .as_str()
+            .unwrap()
+            .contains("1 link not sent: symbolic links are not followed")));
+
+    // Again: the whole tree goes beside the first, never into it.
+    server.send().arg(&top).assert().success();
+    let (again, _) = tree(&server.drop_dir().join("photos (1)"));
+    assert_eq!(again, want_files);
+    assert_eq!(
+        tree(&server.drop_dir().join("photos")).0,
+        want_files,
+        "the first copy is untouched"
+    );
+}
+
+#[test]
+fn many_small_files_go_over_a_few_connections() {
+    let server = Serve::start(&["--trace"]);
+    let src = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = (0..50)
+        .map(|i| write_file(src.path(), &format!("f{i:02}.bin"), &pattern(4096, i)))
+        .collect();
+    server
+        .send()
+        .args(["--jobs", "4"])
+        .args(&files)
+        .assert()
+        .success();
+    assert_eq!(entries(server.drop_dir()).len(), 50);
+    // One classic connection for the first file, then at most four batches.
+    crate::util::wait_until(
+        || server.log().matches("saved     ").count() == 50,
+        "fifty files saved",
+        || server.log(),
+    );
+    let log = server.log();
+    assert_eq!(
+        log.matches(" sent its header; a worker takes it").count(),
+        1,
+        "{log}"
+    );
+    let batches = server.log().matches(" opened a batch").count();
+    assert!((1..=4).contains(&batches), "{batches} batches:\n{log}");
+}
+
+#[test]
+fn classic_is_classic_even_with_an_ftx_server() {
+    let server = Serve::start(&["--trace"]);
+    let src = tempfile::tempdir().unwrap();
+    let top = photos(src.path());
+    server.send().arg("--classic").arg(&top).assert().success();
+    // One connection per file, every file under its base name at the top.
+    assert_eq!(
+        entries(server.drop_dir()),
+        [
+            "a.bin",
+            "beach.jpg",
+            "cover.jpg",
+            "résumé été.txt",
+            "zero.txt"
+        ]
+    );
+    crate::util::wait_until(
+        || server.log().matches("saved     ").count() == 5,
+        "five files saved",
+        || server.log(),
+    );
+    assert_eq!(
+        server
+            .log()
+            .matches(" sent its header; a worker takes it")
+            .count(),
+        5
+    );
+}
+
+/// To a classroom server, a folder is its files under their base names, nothing more.
+#[test]
+fn a_classroom_server_sees_only_classic_uploads() {
+    let python = PythonServer::classroom();
+    let src = tempfile::tempdir().unwrap();
+    let top = photos(src.path());
+    std::fs::create_dir(top.join("2024/other")).unwrap();
+    write_file(&top.join("2024/other"), "a.bin", b"same name");
+    let out = send_to(&python.address()).arg(&top).assert().success();
+    let said = stderr_of(&out);
+    assert!(said.contains("6 delivered, 0 failed"), "{said}");
+    assert!(
+        said.contains("1 empty folder not sent: a classroom server takes files only"),
+        "{said}"
+    );
+    assert_eq!(
+        entries(python.dir.path()),
+        [
+            "a (1).bin.temp",
+            "a.bin.temp",
+            "beach.jpg.temp",
+            "cover.jpg.temp",
+            "résumé été.txt.temp",
+            "zero.txt.temp"
+        ]
+    );
+    assert_eq!(
+        std::fs::read(python.dir.path().join("a (1).bin.temp")).unwrap(),
+        b"same name"
+    );
+}
+
+/// A batch played by hand, as a hostile client would: frames, then the answers.
+fn batch_by_hand(server: &Serve, frames: &[(Value, Vec<u8>)]) -> Vec<Value> {
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
+    let mut reply = [0u8; 8];
+    stream.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply, b"go ahead");
+    for (frame, content) in frames {
+        stream.write_all(format!("{frame}\n").as_bytes()).unwrap();
+        stream.write_all(content).unwrap();
+    }
+    stream.write_all(b"{\"end\":true}\n").unwrap();
+    BufReader::new(stream)
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn hostile_paths_stay_inside_the_drop_folder() {
+    let parent = tempfile::tempdir().unwrap();
+    let drop = parent.path().join("drop");
+    let server = Serve::start_at(tempfile::tempdir().unwrap(), &drop, &[]);
+    std::os::unix::fs::symlink(parent.path(), drop.join("escape")).unwrap();
+    let paths = [
+        "../../outside.txt",
+        "/tmp/absolute.txt",
+        "a/../../../up.txt",
+        "..\\..\\win.txt",
+        "escape/through-the-link.txt",
+        "a/\u{1b}[2J/clear.txt",
+    ];
+    let frames: Vec<(Value, Vec<u8>)> = paths
+        .iter()
+        .map(|p| (serde_json::json!({"path": p, "size": 1}), b"x".to_vec()))
+        .collect();
+    let answers = batch_by_hand(&server, &frames);
+    assert_eq!(answers.len(), paths.len() + 1, "{answers:?}");
+    assert!(
+        answers[..paths.len()]
+            .iter()
+            .all(|a| a["status"] == "saved"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[paths.len()]["status"], "end");
+    // Nothing beside the drop folder, nothing through the link.
+    assert_eq!(entries(parent.path()), ["drop"]);
+    let saved: Vec<String> = answers[..paths.len()]
+        .iter()
+        .map(|a| a["saved_as"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        saved,
+        [
+            "outside.txt",
+            "tmp/absolute.txt",
+            "a/up.txt",
+            "win.txt",
+            "escape (1)/through-the-link.txt",
+            "a/_[2J/clear.txt"
+        ]
+    );
+    for path in &saved {
+        assert_eq!(std::fs::read(drop.join(path)).unwrap(), b"x", "{path}");
+    }
+}
+
+#[test]
+fn a_wrong_hash_fails_the_file_and_leaves_nothing_and_the_batch_goes_on() {
+    let server = Serve::start(&[]);
+    let good = b"the real content".to_vec();
+    let frames = vec![
+        (
+            serde_json::json!({"path": "d/corrupted.txt", "size": good.len(), "blake3": blake3::hash(b"other content").to_hex().as_str()}),
+            good.clone(),
+        ),
+        (
+            serde_json::json!({"path": "d/fine.txt", "size": good.len(), "blake3": blake3::hash(&good).to_hex().as_str()}),
+            good.clone(),
+        ),
+    ];
+    let answers = batch_by_hand(&server, &frames);
+    assert_eq!(answers[0]["status"], "failed");
+    assert!(
+        answers[0]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("verification failed"),
+        "{answers:?}"
+    );
+    assert_eq!(answers[1]["status"], "saved");
+    assert_eq!(answers[1]["blake3"], blake3::hash(&good).to_hex().as_str());
+    assert_eq!(entries(&server.drop_dir().join("d")), ["fine.txt"]);
+    server.wait_for_log("d/corrupted.txt  verification failed");
+}
+
+#[test]
+fn a_batch_that_breaks_off_leaves_no_partial_file() {
+    let server = Serve::start(&[]);
+    let mut stream = TcpStream::connect(server.addr).unwrap();
+    stream.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
+    let mut reply = [0u8; 8];
+    stream.read_exact(&mut reply).unwrap();
+    stream
+        .write_all(b"{\"path\":\"t/half.bin\",\"size\":100000}\n")
+        .unwrap();
+    stream.write_all(&[1u8; 40_000]).unwrap();
+    drop(stream);
+    server.wait_for_log("t/half.bin  client closed after 40000 of 100000 bytes");
+    assert!(entries(&server.drop_dir().join("t")).is_empty());
+    // The server goes on.
+    let src = tempfile::tempdir().unwrap();
+    let file = write_file(src.path(), "after.txt", b"after");
+    server
+        .send()
+        .arg(&file)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("1 saved, 0 failed"));
+}
