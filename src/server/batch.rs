@@ -90,6 +90,7 @@ impl Worker {
             reader: BufReader::with_capacity(READ_BUFFER, stream),
             stream,
             trees: HashMap::new(),
+            buffer: vec![0; READ_BUFFER],
         };
         let ended = session.frames(file_ids, &mut tally, stopping);
         if let Err(reason) = ended {
@@ -117,6 +118,8 @@ struct Session<'a> {
     stream: &'a TcpStream,
     /// Top folders made in this batch, by the name sent.
     trees: HashMap<String, Tree>,
+    /// Content goes through here, one buffer for the whole batch.
+    buffer: Vec<u8>,
 }
 
 impl Session<'_> {
@@ -354,7 +357,7 @@ impl Session<'_> {
                 .map(|rate| MinRate::new(rate, config.min_rate_window)),
         };
         let mut hasher = hash.then(blake3::Hasher::new);
-        let mut buffer = vec![0u8; READ_BUFFER];
+        let buffer = &mut self.buffer;
         let mut got = 0;
         while got < size {
             let want = meter.chunk(buffer.len(), size - got);
