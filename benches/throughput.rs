@@ -270,9 +270,15 @@ impl Bench {
 
     /// `ftx send --plain` of `files` with `jobs`; returns how long it took.
     fn ftx_send(&self, addr: SocketAddr, files: &[PathBuf], jobs: usize) -> Duration {
+        self.ftx_send_with(addr, files, jobs, &[])
+    }
+
+    /// The same, with more arguments (`--classic`).
+    fn ftx_send_with(&self, addr: SocketAddr, files: &[PathBuf], jobs: usize, extra: &[&str]) -> Duration {
         let start = Instant::now();
         let status = self
             .send_command(addr, files, jobs)
+            .args(extra)
             .stderr(Stdio::null())
             .status()
             .unwrap();
@@ -630,12 +636,14 @@ for path in open({list:?}).read().split("\n"):
     let source = files[0].parent().unwrap();
     let tar_dir = bench.drop_dir("drop-tar");
     let nc = have_nc();
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 4];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 6];
     for round in 0..rounds {
-        for k in 0..4 {
-            let which = (k + round) % 4;
+        for k in 0..6 {
+            let which = (k + round) % 6;
             match which {
                 0 => times[0].push(bench.ftx_send(server.addr, files, 8)),
+                4 => times[4].push(bench.ftx_send_with(server.addr, files, 8, &["--classic"])),
+                5 => times[5].push(bench.ftx_send(server.addr, &[source.to_path_buf()], 8)),
                 1 => {
                     let start = Instant::now();
                     let status = Command::new("python3")
@@ -673,10 +681,12 @@ for path in open({list:?}).read().split("\n"):
     }
     let n = files.len() as f64;
     let names = [
-        "`ftx send -j 8` -> `ftx serve`",
+        "`ftx send -j 8 FILES` -> `ftx serve` (batches after the first file)",
         "Python client in a loop -> `ftx serve`",
         "`tar c | nc -N` -> `nc -l | tar x`",
         "`cp -r` (same file system)",
+        "`ftx send --classic -j 8 FILES` (one connection per file)",
+        "`ftx send DIR` (the folder, one batch)",
     ];
     let ftx = median(times[0].clone());
     out!("## {} files of 4 KiB\n", files.len());
@@ -893,7 +903,10 @@ fn memory(bench: &Bench, many: &[PathBuf], big: bool) {
 /// Empties a drop folder. The folder itself stays: a server holds it open.
 fn clear(dir: &Path) {
     for entry in fs::read_dir(dir).unwrap() {
-        let _ = fs::remove_file(entry.unwrap().path());
+        let path = entry.unwrap().path();
+        if fs::remove_file(&path).is_err() {
+            let _ = fs::remove_dir_all(&path);
+        }
     }
 }
 
