@@ -274,7 +274,13 @@ impl Bench {
     }
 
     /// The same, with more arguments (`--classic`).
-    fn ftx_send_with(&self, addr: SocketAddr, files: &[PathBuf], jobs: usize, extra: &[&str]) -> Duration {
+    fn ftx_send_with(
+        &self,
+        addr: SocketAddr,
+        files: &[PathBuf],
+        jobs: usize,
+        extra: &[&str],
+    ) -> Duration {
         let start = Instant::now();
         let status = self
             .send_command(addr, files, jobs)
