@@ -45,6 +45,8 @@ pub struct DropFolder {
     pid: u32,
     /// Files saved by classic uploads that a batch may still move into its folder (PROTOCOL.md B4a).
     claims: Arc<Mutex<HashMap<String, Claim>>>,
+    /// Parts being written now: a second batch resuming one of them starts afresh instead.
+    parts_busy: Arc<Mutex<std::collections::HashSet<String>>>,
     /// Try unnamed (`O_TMPFILE`) partial files first.
     unnamed: bool,
 }
@@ -99,6 +101,9 @@ enum Temp {
     Unnamed,
     /// A hidden file of that name in the drop folder.
     Named(String),
+    /// A part file of a batch (PROTOCOL.md B8): `.ftx-partial/NAME`, kept if
+    /// the upload breaks off, so that it can be resumed.
+    Part { staging: Arc<Dir>, name: String },
 }
 
 /// Why an upload could not start.
@@ -167,6 +172,7 @@ impl DropFolder {
             outstanding: Arc::default(),
             pid: std::process::id(),
             claims: Arc::default(),
+            parts_busy: Arc::default(),
             unnamed: cfg!(target_os = "linux"),
         })
     }
@@ -283,6 +289,7 @@ impl DropFolder {
                 folder: self.clone(),
                 remaining: size,
                 done: false,
+                discard: false,
             }),
             Err(e) => {
                 self.outstanding.fetch_sub(size, Ordering::SeqCst);
@@ -457,6 +464,19 @@ impl Tree {
         Err("every numbered name is taken".into())
     }
 
+    /// [`DropFolder::begin_part`] in the folder at `components`.
+    pub fn begin_resumable(
+        &self,
+        components: &[String],
+        safe_name: &str,
+        hash: &str,
+        size: u64,
+    ) -> Result<(PartialFile, u64), BeginError> {
+        let dir = self.folder(components).map_err(BeginError::Io)?;
+        self.folder
+            .begin_part(&self.root, dir, safe_name, hash, size)
+    }
+
     /// Starts a file `safe_name` in the folder at `components`.
     pub fn begin(
         &self,
@@ -466,6 +486,155 @@ impl Tree {
     ) -> Result<PartialFile, BeginError> {
         let dir = self.folder(components).map_err(BeginError::Io)?;
         self.folder.begin_in(&self.root, dir, safe_name, size)
+    }
+}
+
+/// Where parts of batch files wait to be resumed (PROTOCOL.md B8).
+const STAGING: &str = ".ftx-partial";
+
+/// A part not written to for this long is removed.
+const PART_LIFE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+impl DropFolder {
+    /// The folder of parts, made if missing.
+    fn staging(&self, root: &Dir) -> io::Result<Arc<Dir>> {
+        match rustix::fs::mkdirat(&root.fd, STAGING, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        open_below(root, STAGING)
+    }
+
+    /// The name of the part of a file with this hash and size; `None` for a hash that is not 64 hex digits.
+    fn part_name(hash: &str, size: u64) -> Option<String> {
+        (hash.len() == 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| format!("{}-{size}", hash.to_ascii_lowercase()))
+    }
+
+    /// Bytes held of the file with this hash and size, from an earlier batch.
+    pub fn held(&self, hash: &str, size: u64) -> u64 {
+        let Some(name) = Self::part_name(hash, size) else {
+            return 0;
+        };
+        let Ok(root) = self.dir() else { return 0 };
+        let Ok(staging) = self.staging(&root) else {
+            return 0;
+        };
+        rustix::fs::statat(&staging.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .filter(|stat| FileType::from_raw_mode(stat.st_mode).is_file())
+            .map_or(0, |stat| u64::try_from(stat.st_size).unwrap_or(0).min(size))
+    }
+
+    /// Removes parts nobody wrote to for [`PART_LIFE`].
+    pub fn expire_parts(&self) {
+        let Ok(root) = self.dir() else { return };
+        let Ok(staging) = self.staging(&root) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(self.path.join(STAGING)) else {
+            return;
+        };
+        let busy = self.parts_busy.lock().expect("parts lock").clone();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > PART_LIFE));
+            if old && !busy.contains(&name) {
+                let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+            }
+        }
+    }
+
+    /// Starts, or resumes, a batch file with a known hash in its part file;
+    /// returns it and how many bytes it already holds. A part another batch is
+    /// writing now, or a hash that cannot name one, gets a fresh unnamed file.
+    fn begin_part(
+        &self,
+        root: &Arc<Dir>,
+        dir: Arc<Dir>,
+        safe_name: &str,
+        hash: &str,
+        size: u64,
+    ) -> Result<(PartialFile, u64), BeginError> {
+        let Some(part) = Self::part_name(hash, size) else {
+            return self.begin_in(root, dir, safe_name, size).map(|p| (p, 0));
+        };
+        if !self
+            .parts_busy
+            .lock()
+            .expect("parts lock")
+            .insert(part.clone())
+        {
+            return self.begin_in(root, dir, safe_name, size).map(|p| (p, 0));
+        }
+        let free_part = |e| {
+            self.parts_busy.lock().expect("parts lock").remove(&part);
+            e
+        };
+        let staging = self
+            .staging(root)
+            .map_err(BeginError::Io)
+            .map_err(free_part)?;
+        let flags =
+            OFlags::RDWR | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(
+            &staging.fd,
+            part.as_str(),
+            flags,
+            Mode::from_raw_mode(0o644),
+        )
+        .map_err(|e| BeginError::Io(e.into()))
+        .map_err(free_part)?;
+        let file = File::from(fd);
+        let mut held = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if held > size {
+            let _ = file.set_len(0);
+            held = 0;
+        }
+        let available = filesystem_free(root)
+            .map_err(BeginError::Io)
+            .map_err(free_part)?;
+        let needed = size - held;
+        self.outstanding
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |promised| {
+                (needed <= available.saturating_sub(promised)).then_some(promised + needed)
+            })
+            .map_err(|promised| BeginError::NoSpace {
+                size: needed,
+                free: available.saturating_sub(promised),
+            })
+            .map_err(free_part)?;
+        Ok((
+            PartialFile {
+                file,
+                temp: Temp::Part {
+                    staging,
+                    name: part,
+                },
+                name: safe_name.to_string(),
+                dir,
+                root: Arc::clone(root),
+                folder: self.clone(),
+                remaining: needed,
+                done: false,
+                discard: false,
+            },
+            held,
+        ))
+    }
+
+    /// [`DropFolder::begin_part`] at the top of the drop folder.
+    pub fn begin_resumable(
+        &self,
+        safe_name: &str,
+        hash: &str,
+        size: u64,
+    ) -> Result<(PartialFile, u64), BeginError> {
+        let root = self.dir()?;
+        self.begin_part(&root, Arc::clone(&root), safe_name, hash, size)
     }
 }
 
@@ -489,9 +658,40 @@ pub struct PartialFile {
     /// Announced bytes not written yet (still promised in `outstanding`).
     remaining: u64,
     done: bool,
+    /// A part whose content is known to be wrong: removed, not kept for a resume.
+    discard: bool,
 }
 
 impl PartialFile {
+    /// For a part being resumed: feeds the bytes it already holds to `hasher`.
+    pub fn hash_held(&self, hasher: &mut blake3::Hasher, held: u64) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let mut buffer = vec![0u8; 256 * 1024];
+        let mut at = 0;
+        while at < held {
+            let want = usize::try_from(held - at)
+                .unwrap_or(usize::MAX)
+                .min(buffer.len());
+            let n = self.file.read_at(&mut buffer[..want], at)?;
+            if n == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            hasher.update(&buffer[..n]);
+            at += n as u64;
+        }
+        Ok(())
+    }
+
+    /// Empties a part that is being sent whole again.
+    pub fn restart(&mut self) -> io::Result<()> {
+        self.file.set_len(0)
+    }
+
+    /// The content is wrong: a part is removed, not kept for a resume.
+    pub fn discard(&mut self) {
+        self.discard = true;
+    }
+
     /// Appends received content.
     pub fn write_all(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.file.write_all(bytes)?;
@@ -560,6 +760,11 @@ impl PartialFile {
         let dir = &self.dir.fd;
         match &self.temp {
             Temp::Unnamed => link_unnamed(&self.file, dir, candidate),
+            Temp::Part { staging, name } => {
+                rustix::fs::linkat(&staging.fd, name.as_str(), dir, candidate, AtFlags::empty())?;
+                let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+                Ok(())
+            }
             Temp::Named(temp) => {
                 // A hard link, then the temporary name goes; where the file system
                 // has no hard links, a rename that refuses to replace does the same.
@@ -609,10 +814,24 @@ impl Drop for PartialFile {
         self.folder
             .outstanding
             .fetch_sub(self.remaining, Ordering::SeqCst);
-        // An unnamed file is freed when it is closed; a named one must be removed.
-        if let (false, Temp::Named(temp)) = (self.done, &self.temp) {
-            let _ = rustix::fs::unlinkat(&self.dir.fd, temp.as_str(), AtFlags::empty());
-            self.folder.forget_partial(temp);
+        // An unnamed file is freed when it is closed; a named one must be removed;
+        // a part stays, to be resumed, unless its content is known to be wrong.
+        match (self.done, &self.temp) {
+            (false, Temp::Named(temp)) => {
+                let _ = rustix::fs::unlinkat(&self.dir.fd, temp.as_str(), AtFlags::empty());
+                self.folder.forget_partial(temp);
+            }
+            (done, Temp::Part { staging, name }) => {
+                if !done && self.discard {
+                    let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+                }
+                self.folder
+                    .parts_busy
+                    .lock()
+                    .expect("parts lock")
+                    .remove(name);
+            }
+            _ => {}
         }
     }
 }

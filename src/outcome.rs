@@ -31,6 +31,8 @@ pub struct Done {
     pub elapsed: Duration,
     /// The BLAKE3 of the content (hex), when both ends computed it and they agree.
     pub verified: Option<String>,
+    /// Bytes the server already held from an earlier, interrupted batch (PROTOCOL.md B8).
+    pub resumed_from: u64,
 }
 
 /// The counts of a run.
@@ -94,6 +96,7 @@ mod tests {
             bytes: 10,
             elapsed: Duration::from_secs(1),
             verified: None,
+            resumed_from: 0,
         };
         tally.count::<String>(&Ok(done(Kept::Saved { saved_as: None })));
         tally.count::<String>(&Ok(done(Kept::Delivered { said: None })));

@@ -17,7 +17,7 @@ use crate::names;
 use crate::outcome::{Done, FileReport, Kept};
 use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
-use crate::protocol::batch::{self, Answer, Frame};
+use crate::protocol::batch::{self, Answer, Frame, Wanted};
 use crate::protocol::{self, ReplyError};
 
 /// What goes through one batch: a folder given, whole, or some of the files given.
@@ -37,7 +37,11 @@ enum Pending {
         index: usize,
         started: Instant,
         hash: Option<String>,
+        /// Bytes the server held already.
+        offset: u64,
     },
+    /// A question about parts held; the answer goes to the writer.
+    Ask(crossbeam_channel::Sender<Vec<u64>>),
 }
 
 /// Sends what the first (classic) upload left: a folder given goes whole into
@@ -236,9 +240,12 @@ impl Connection<'_> {
                 .push_back(Pending::Dir);
             write(&Frame::Dir { dir: dir.clone() })?;
         }
-        for (n, &index) in unit.files.iter().enumerate() {
+        // Every file of the unit is opened and hashed first, so that one question
+        // asks what the server already holds of them (B8).
+        let events = self.context.events;
+        let mut ready = Vec::with_capacity(unit.files.len());
+        for &index in &unit.files {
             let planned = &self.run.files[index];
-            let events = self.context.events;
             let _ = events.send(Event::Queued {
                 id: index as u64,
                 name: shown(planned),
@@ -248,13 +255,16 @@ impl Connection<'_> {
                 )),
                 peer: None,
             });
-            let (file, size, hash) = match self.prepare(planned) {
-                Ok(ready) => ready,
-                Err(reason) => {
-                    self.finish(index, Err(reason));
-                    continue;
-                }
-            };
+            match self.prepare(planned) {
+                Ok((file, size, hash)) => ready.push((index, file, size, hash)),
+                Err(reason) => self.finish(index, Err(reason)),
+            }
+        }
+        let held = self.ask(&ready, pending, &write)?;
+        for (n, (index, file, size, hash)) in ready.iter().enumerate() {
+            let (index, size) = (*index, *size);
+            let planned = &self.run.files[index];
+            let offset = held.get(n).copied().filter(|h| *h <= size).unwrap_or(0);
             pending
                 .lock()
                 .expect("pending lock")
@@ -262,8 +272,10 @@ impl Connection<'_> {
                     index,
                     started: Instant::now(),
                     hash: hash.clone(),
+                    offset,
                 });
             let counter = ByteCounter::default();
+            counter.add(offset);
             let _ = events.send(Event::Started {
                 id: index as u64,
                 name: shown(planned),
@@ -274,13 +286,15 @@ impl Connection<'_> {
             let sent = write(&Frame::File {
                 path: planned.batch_path.clone(),
                 size,
-                blake3: hash,
+                blake3: hash.clone(),
+                offset,
             })
             .and_then(|()| {
                 let mut pace = config.rate.map(Pace::new);
                 send_content(
-                    &file,
+                    file,
                     stream,
+                    offset,
                     size,
                     &counter,
                     config.sendfile,
@@ -290,9 +304,9 @@ impl Connection<'_> {
             });
             if let Err(reason) = sent {
                 // Files after it in this unit are not sent: the reader fails those in flight.
-                for &later in &unit.files[n + 1..] {
+                for (later, ..) in &ready[n + 1..] {
                     self.finish(
-                        later,
+                        *later,
                         Err(format!("not sent: the batch broke off ({reason})")),
                     );
                 }
@@ -301,6 +315,37 @@ impl Connection<'_> {
             let _ = events.send(Event::Sent { id: index as u64 });
         }
         Ok(())
+    }
+
+    /// Asks what the server holds of these files from an earlier batch (B8);
+    /// nothing is resumed when they are not all hashed or no answer comes in time.
+    fn ask(
+        &self,
+        ready: &[(usize, File, u64, Option<String>)],
+        pending: &Mutex<VecDeque<Pending>>,
+        write: &dyn Fn(&Frame) -> Result<(), String>,
+    ) -> Result<Vec<u64>, String> {
+        let wanted: Option<Vec<Wanted>> = ready
+            .iter()
+            .map(|(_, _, size, hash)| {
+                hash.as_ref().map(|hash| Wanted {
+                    blake3: hash.clone(),
+                    size: *size,
+                })
+            })
+            .collect();
+        let Some(wanted) = wanted.filter(|w| !w.is_empty()) else {
+            return Ok(Vec::new());
+        };
+        let (tell, told) = crossbeam_channel::bounded(1);
+        pending
+            .lock()
+            .expect("pending lock")
+            .push_back(Pending::Ask(tell));
+        write(&Frame::Ask { ask: wanted })?;
+        Ok(told
+            .recv_timeout(self.context.config.timeout)
+            .unwrap_or_default())
     }
 
     /// Opens a file and hashes it (unless `--no-verify`).
@@ -380,6 +425,7 @@ impl Connection<'_> {
                     index,
                     started,
                     hash,
+                    offset,
                 },
                 Answer::Saved {
                     saved_as,
@@ -405,6 +451,7 @@ impl Connection<'_> {
                         bytes: size,
                         elapsed: started.elapsed(),
                         verified: hash,
+                        resumed_from: offset,
                     })
                 };
                 self.finish(index, result);
@@ -416,6 +463,9 @@ impl Connection<'_> {
                     names::escape_for_terminal(reason.as_bytes())
                 )),
             ),
+            (Pending::Ask(tell), Answer::Have { have }) => {
+                let _ = tell.send(have);
+            }
             (Pending::Claim(index), Answer::Saved { saved_as, .. }) => {
                 // The first file moved into its folder: its report says where it is now.
                 let mut reports = self.context.reports.lock().expect("reports lock");

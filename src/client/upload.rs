@@ -108,7 +108,7 @@ impl Upload<'_> {
         });
         let started = Instant::now();
         let mut pace = self.config.rate.map(Pace::new);
-        send_content(&file, &stream, size, &counter, self.config.sendfile, pace.as_mut()).map_err(
+        send_content(&file, &stream, 0, size, &counter, self.config.sendfile, pace.as_mut()).map_err(
             |SendError { sent, error }| match error.kind() {
                 ErrorKind::UnexpectedEof => format!("the file shrank while sending ({sent} of {size} bytes sent)"),
                 _ if protocol::is_timeout(&error) => format!(
@@ -141,6 +141,7 @@ impl Upload<'_> {
             bytes: size,
             elapsed: started.elapsed(),
             verified: None,
+            resumed_from: 0,
         })
     }
 
@@ -304,12 +305,13 @@ pub(super) fn in_words(e: &io::Error, timeout: Duration) -> String {
 pub(super) fn send_content(
     file: &File,
     stream: &TcpStream,
+    start: u64,
     size: u64,
     counter: &ByteCounter,
     sendfile: bool,
     mut pace: Option<&mut Pace>,
 ) -> Result<(), SendError> {
-    let mut sent = 0;
+    let mut sent = start;
     let moved = |n: u64, sent: &mut u64, pace: Option<&mut Pace>| {
         *sent += n;
         counter.add(n);
@@ -331,7 +333,7 @@ pub(super) fn send_content(
                 Ok(0) => return Err(shrank(sent)),
                 Ok(n) => moved(n as u64, &mut sent, pace.as_deref_mut()),
                 Err(Errno::INTR) => {}
-                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == 0 => break,
+                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == start => break,
                 Err(e) => {
                     return Err(SendError {
                         sent,

@@ -102,6 +102,9 @@ enum Record<'a> {
         /// Batch mode: that BLAKE3, in hex.
         #[serde(skip_serializing_if = "Option::is_none")]
         blake3: Option<&'a str>,
+        /// Batch mode: bytes the server already held from an interrupted batch.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        resumed_from: Option<u64>,
     },
     /// The upload failed or was refused.
     Failed {
@@ -207,6 +210,7 @@ impl Sink for Json {
                     said,
                     verified: done.verified.as_ref().map(|_| true),
                     blake3: done.verified.as_deref(),
+                    resumed_from: (done.resumed_from > 0).then_some(done.resumed_from),
                 }
             }
             Event::Failed { id, reason } => {
@@ -308,6 +312,7 @@ fn schema() -> Vec<(String, Vec<String>)> {
             said: Some(""),
             verified: Some(true),
             blake3: Some(""),
+            resumed_from: Some(1),
         },
         Record::Failed {
             id: 0,

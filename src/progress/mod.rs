@@ -414,6 +414,7 @@ mod tests {
                         bytes: 10,
                         elapsed: Duration::from_secs(1),
                         verified: None,
+                        resumed_from: 0,
                     },
                 }
             } else {

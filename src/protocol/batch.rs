@@ -35,13 +35,18 @@ pub fn is_batch(size: u64) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Frame {
-    /// A file: `size` bytes of content follow the line.
+    /// A file: `size - offset` bytes of content follow the line (B8: the server
+    /// holds the first `offset` bytes from an earlier batch).
     File {
         path: String,
         size: u64,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         blake3: Option<String>,
+        #[serde(skip_serializing_if = "is_zero", default)]
+        offset: u64,
     },
+    /// Which of these files does the server hold part of (B8)?
+    Ask { ask: Vec<Wanted> },
     /// A folder, made even if no file goes into it.
     Dir { dir: String },
     /// Moves the file a classic upload saved (its receipt's claim token) to `path`.
@@ -65,7 +70,23 @@ pub enum Answer {
         path: String,
         reason: String,
     },
+    /// B8: the bytes held of each file asked about, in order.
+    Have {
+        have: Vec<u64>,
+    },
     End,
+}
+
+/// A file a batch asks about (B8).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Wanted {
+    pub blake3: String,
+    pub size: u64,
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A value as one line, ready for one write.
@@ -127,6 +148,7 @@ mod tests {
             path: "photos/a.jpg".into(),
             size: 3,
             blake3: Some("00".into()),
+            offset: 0,
         };
         assert_eq!(
             line(&file),
@@ -136,6 +158,18 @@ mod tests {
             file,
             Frame::Dir {
                 dir: "photos/empty".into(),
+            },
+            Frame::File {
+                path: "a".into(),
+                size: 9,
+                blake3: None,
+                offset: 4,
+            },
+            Frame::Ask {
+                ask: vec![Wanted {
+                    blake3: "ab".into(),
+                    size: 9,
+                }],
             },
             Frame::End { end: true },
         ] {

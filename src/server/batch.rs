@@ -69,6 +69,7 @@ impl Worker {
         let mut tally = Tally::default();
         let _ = stream.set_read_timeout(Some(self.config.idle_timeout));
         let _ = stream.set_write_timeout(Some(self.config.idle_timeout));
+        self.folder.expire_parts();
         let hello: Option<Hello> = batch::parse(upload.header.name.trim_ascii_end()).ok();
         if hello.is_none_or(|h| h.batch != batch::VERSION) {
             let _ = (&*stream).write_all(
@@ -167,7 +168,19 @@ impl Session<'_> {
                     };
                     self.answer(&answer)?;
                 }
-                Frame::File { path, size, blake3 } => {
+                Frame::Ask { ask } => {
+                    let have = ask
+                        .iter()
+                        .map(|w| self.worker.folder.held(&w.blake3, w.size))
+                        .collect();
+                    self.answer(&Answer::Have { have })?;
+                }
+                Frame::File {
+                    path,
+                    size,
+                    blake3,
+                    offset,
+                } => {
                     let id = file_ids.fetch_add(1, Ordering::Relaxed);
                     let shown = names::escape_for_terminal(path.as_bytes());
                     let _ = self.worker.events.send(Event::Queued {
@@ -177,7 +190,7 @@ impl Session<'_> {
                         path: None,
                         peer: Some(self.peer),
                     });
-                    let result = self.file(id, &path, size, blake3.as_deref(), stopping);
+                    let result = self.file(id, &path, size, offset, blake3.as_deref(), stopping);
                     let (answer, outcome, fatal) = match result {
                         Ok((done, saved_as, hash)) => (
                             Answer::Saved {
@@ -273,6 +286,7 @@ impl Session<'_> {
         id: u64,
         path: &str,
         size: u64,
+        offset: u64,
         expected: Option<&str>,
         stopping: &dyn Fn() -> bool,
     ) -> Result<(Done, String, Option<String>), FileError> {
@@ -286,24 +300,41 @@ impl Session<'_> {
                 )));
             }
         }
-        let (mut partial, prefix) = match &safe.top {
+        // A file with its hash is received into a part that survives a break-off (B8).
+        let failed = |e: crate::drop_folder::BeginError| FileError::Batch(e.to_string());
+        let ((mut partial, held), prefix) = match &safe.top {
             Some(top) => {
                 let tree = self.tree(top).map_err(FileError::Batch)?;
-                let partial = tree
-                    .begin(&safe.folders, &safe.name, size)
-                    .map_err(|e| FileError::Batch(e.to_string()))?;
+                let begun = match expected {
+                    Some(hash) => tree.begin_resumable(&safe.folders, &safe.name, hash, size),
+                    None => tree.begin(&safe.folders, &safe.name, size).map(|p| (p, 0)),
+                }
+                .map_err(failed)?;
                 let mut prefix = vec![tree.name.clone()];
                 prefix.extend(safe.folders.iter().cloned());
-                (partial, prefix.join("/") + "/")
+                (begun, prefix.join("/") + "/")
             }
-            None => (
-                self.worker
-                    .folder
-                    .begin(&safe.name, size)
-                    .map_err(|e| FileError::Batch(e.to_string()))?,
-                String::new(),
-            ),
+            None => {
+                let folder = &self.worker.folder;
+                let begun = match expected {
+                    Some(hash) => folder.begin_resumable(&safe.name, hash, size),
+                    None => folder.begin(&safe.name, size).map(|p| (p, 0)),
+                }
+                .map_err(failed)?;
+                (begun, String::new())
+            }
         };
+        if offset != held && offset != 0 {
+            return Err(FileError::Batch(format!(
+                "the client would resume from byte {offset}, the server holds {held}"
+            )));
+        }
+        if offset == 0 && held > 0 {
+            // Sent whole again: what was held goes.
+            partial
+                .restart()
+                .map_err(|e| FileError::Batch(e.to_string()))?;
+        }
         let counter = ByteCounter::default();
         let _ = self.worker.events.send(Event::Started {
             id,
@@ -312,14 +343,24 @@ impl Session<'_> {
             counter: counter.clone(),
             socket: None,
         });
+        counter.add(offset);
         let started = Instant::now();
+        let mut hasher = expected.map(|_| blake3::Hasher::new());
+        if let Some(hasher) = &mut hasher {
+            partial
+                .hash_held(hasher, offset)
+                .map_err(|e| FileError::Batch(format!("reading the part already held: {e}")))?;
+        }
         let hash = self
-            .copy(&mut partial, size, &counter, expected.is_some())
-            .map_err(|e| FileError::Batch(explain(&e, size, &self.worker.config, stopping)))?;
+            .copy(&mut partial, size - offset, &counter, hasher)
+            .map_err(|e| {
+                FileError::Batch(explain(&e, size - offset, &self.worker.config, stopping))
+            })?;
         let hash = hash.map(|h| batch::hex(&h));
         if let (Some(expected), Some(got)) = (expected, &hash) {
             if !expected.eq_ignore_ascii_case(got) {
-                // Dropping the partial file leaves nothing under the name.
+                // Dropping the partial file leaves nothing under the name, nor a part to resume.
+                partial.discard();
                 return Err(FileError::This(format!(
                     "verification failed: the content's BLAKE3 is {got}, the sender's is {}",
                     names::escape_for_terminal(expected.as_bytes())
@@ -336,6 +377,7 @@ impl Session<'_> {
             bytes: size,
             elapsed: started.elapsed(),
             verified: hash.clone(),
+            resumed_from: offset,
         };
         Ok((done, format!("{prefix}{saved_as}"), hash))
     }
@@ -346,7 +388,7 @@ impl Session<'_> {
         file: &mut PartialFile,
         size: u64,
         counter: &ByteCounter,
-        hash: bool,
+        mut hasher: Option<blake3::Hasher>,
     ) -> Result<Option<blake3::Hash>, CopyError> {
         let config = &self.worker.config;
         let mut meter = Meter {
@@ -356,7 +398,6 @@ impl Session<'_> {
                 .min_rate()
                 .map(|rate| MinRate::new(rate, config.min_rate_window)),
         };
-        let mut hasher = hash.then(blake3::Hasher::new);
         let buffer = &mut self.buffer;
         let mut got = 0;
         while got < size {

@@ -185,6 +185,7 @@ impl Worker {
             bytes: size,
             elapsed: started.elapsed(),
             verified: None,
+            resumed_from: 0,
         })
     }
 

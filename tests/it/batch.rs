@@ -344,3 +344,101 @@ fn a_batch_that_breaks_off_leaves_no_partial_file() {
         .success()
         .stderr(predicate::str::contains("1 saved, 0 failed"));
 }
+
+/// `ftx send --json` to `server`, returning the `finished` event of `name`.
+fn finished_of(server: &Serve, files: &[PathBuf], name: &str) -> Value {
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args(["send", "--json", "--to", &server.addr.to_string()])
+        .args(files)
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "finished" && e["name"] == name)
+        .unwrap_or_else(|| panic!("no finished event for {name}"))
+}
+
+/// The part the server holds of a file, if any (PROTOCOL.md B8).
+fn part_bytes(drop: &Path) -> u64 {
+    std::fs::read_dir(drop.join(".ftx-partial"))
+        .map(|parts| {
+            parts
+                .filter_map(Result::ok)
+                .map(|p| p.metadata().unwrap().len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Starts a paced `ftx send` of `files` and kills it (or the server) once the server holds part of the big one.
+fn interrupt(server: &mut Serve, files: &[PathBuf], kill_server: bool) {
+    let mut sender = crate::util::Running(
+        std::process::Command::new(ftx_bin())
+            .args([
+                "send",
+                "--plain",
+                "--rate",
+                "2MiB",
+                "--to",
+                &server.addr.to_string(),
+            ])
+            .args(files)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    crate::util::wait_until(
+        || part_bytes(server.drop_dir()) > 500_000,
+        "part of the big file on the server",
+        || server.log(),
+    );
+    if kill_server {
+        server.signal("KILL");
+        server.wait_exit();
+    } else {
+        sender.signal("KILL");
+        sender.wait_exit();
+    }
+}
+
+#[test]
+fn an_upload_killed_half_way_resumes_where_it_stopped() {
+    for kill_server in [false, true] {
+        let mut server = Serve::start(&[]);
+        let src = tempfile::tempdir().unwrap();
+        let small = write_file(src.path(), "small.txt", b"first");
+        let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 9));
+        let files = [small, big];
+        interrupt(&mut server, &files, kill_server);
+        assert!(
+            !server.drop_dir().join("big.bin").exists(),
+            "a part under the final name"
+        );
+        let held = part_bytes(server.drop_dir());
+        if kill_server {
+            // The same folder, a new server.
+            let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+            let path = dir.path().to_path_buf();
+            server = Serve::start_at(dir, &path, &[]);
+        }
+        let finished = finished_of(&server, &files, "big.bin");
+        let resumed = finished["resumed_from"].as_u64().unwrap_or(0);
+        assert!(
+            resumed > 0 && resumed <= held,
+            "kill_server {kill_server}: {finished}"
+        );
+        assert_eq!(finished["verified"], true);
+        assert_eq!(
+            std::fs::read(server.drop_dir().join("big.bin")).unwrap(),
+            pattern(8 << 20, 9),
+            "kill_server {kill_server}"
+        );
+        assert_eq!(
+            part_bytes(server.drop_dir()),
+            0,
+            "the part is gone once the file is whole"
+        );
+    }
+}
