@@ -442,3 +442,29 @@ fn an_upload_killed_half_way_resumes_where_it_stopped() {
         );
     }
 }
+
+#[test]
+fn parts_nobody_resumed_for_a_day_are_removed() {
+    let server = Serve::start(&[]);
+    let staging = server.drop_dir().join(".ftx-partial");
+    std::fs::create_dir(&staging).unwrap();
+    let old = staging.join(format!("{}-100", "ab".repeat(32)));
+    let fresh = staging.join(format!("{}-100", "cd".repeat(32)));
+    std::fs::write(&old, b"old").unwrap();
+    std::fs::write(&fresh, b"fresh").unwrap();
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "25 hours ago"])
+        .arg(&old)
+        .status()
+        .unwrap();
+    assert!(aged.success());
+    // Any batch opening looks.
+    let src = tempfile::tempdir().unwrap();
+    let files = [
+        write_file(src.path(), "one.txt", b"1"),
+        write_file(src.path(), "two.txt", b"2"),
+    ];
+    server.send().args(&files).assert().success();
+    assert!(!old.exists(), "a day-old part is still there");
+    assert!(fresh.exists(), "a fresh part was removed");
+}
