@@ -496,6 +496,16 @@ const STAGING: &str = ".ftx-partial";
 const PART_LIFE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 impl DropFolder {
+    /// The folder of parts, if there is one.
+    fn staging_if_any(root: &Dir) -> Option<Arc<Dir>> {
+        open_below(root, STAGING).ok()
+    }
+
+    /// Removes the folder of parts once it holds none, so that it is there only while needed.
+    fn tidy_staging(root: &Dir) {
+        let _ = rustix::fs::unlinkat(&root.fd, STAGING, AtFlags::REMOVEDIR);
+    }
+
     /// The folder of parts, made if missing.
     fn staging(&self, root: &Dir) -> io::Result<Arc<Dir>> {
         match rustix::fs::mkdirat(&root.fd, STAGING, Mode::from_raw_mode(0o700)) {
@@ -517,7 +527,7 @@ impl DropFolder {
             return 0;
         };
         let Ok(root) = self.dir() else { return 0 };
-        let Ok(staging) = self.staging(&root) else {
+        let Some(staging) = Self::staging_if_any(&root) else {
             return 0;
         };
         rustix::fs::statat(&staging.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
@@ -529,7 +539,7 @@ impl DropFolder {
     /// Removes parts nobody wrote to for [`PART_LIFE`].
     pub fn expire_parts(&self) {
         let Ok(root) = self.dir() else { return };
-        let Ok(staging) = self.staging(&root) else {
+        let Some(staging) = Self::staging_if_any(&root) else {
             return;
         };
         let Ok(entries) = std::fs::read_dir(self.path.join(STAGING)) else {
@@ -546,6 +556,7 @@ impl DropFolder {
                 let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
             }
         }
+        Self::tidy_staging(&root);
     }
 
     /// Starts, or resumes, a batch file with a known hash in its part file;
@@ -763,6 +774,7 @@ impl PartialFile {
             Temp::Part { staging, name } => {
                 rustix::fs::linkat(&staging.fd, name.as_str(), dir, candidate, AtFlags::empty())?;
                 let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+                DropFolder::tidy_staging(&self.root);
                 Ok(())
             }
             Temp::Named(temp) => {
