@@ -47,6 +47,10 @@ pub struct DropFolder {
     claims: Arc<Mutex<HashMap<String, Claim>>>,
     /// Parts being written now: a second batch resuming one of them starts afresh instead.
     parts_busy: Arc<Mutex<std::collections::HashSet<String>>>,
+    /// Held while the folder of parts is made and a part created in it, and
+    /// while it is removed once empty, so that one batch never removes it
+    /// under another.
+    staging_lock: Arc<Mutex<()>>,
     /// Try unnamed (`O_TMPFILE`) partial files first.
     unnamed: bool,
 }
@@ -173,6 +177,7 @@ impl DropFolder {
             pid: std::process::id(),
             claims: Arc::default(),
             parts_busy: Arc::default(),
+            staging_lock: Arc::default(),
             unnamed: cfg!(target_os = "linux"),
         })
     }
@@ -502,7 +507,8 @@ impl DropFolder {
     }
 
     /// Removes the folder of parts once it holds none, so that it is there only while needed.
-    fn tidy_staging(root: &Dir) {
+    fn tidy_staging(&self, root: &Dir) {
+        let _held = self.staging_lock.lock().expect("staging lock");
         let _ = rustix::fs::unlinkat(&root.fd, STAGING, AtFlags::REMOVEDIR);
     }
 
@@ -556,7 +562,7 @@ impl DropFolder {
                 let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
             }
         }
-        Self::tidy_staging(&root);
+        self.tidy_staging(&root);
     }
 
     /// Starts, or resumes, a batch file with a known hash in its part file;
@@ -585,6 +591,7 @@ impl DropFolder {
             self.parts_busy.lock().expect("parts lock").remove(&part);
             e
         };
+        let held_lock = self.staging_lock.lock().expect("staging lock");
         let staging = self
             .staging(root)
             .map_err(BeginError::Io)
@@ -599,6 +606,7 @@ impl DropFolder {
         )
         .map_err(|e| BeginError::Io(e.into()))
         .map_err(free_part)?;
+        drop(held_lock);
         let file = File::from(fd);
         let mut held = file.metadata().map(|m| m.len()).unwrap_or(0);
         if held > size {
@@ -774,7 +782,7 @@ impl PartialFile {
             Temp::Part { staging, name } => {
                 rustix::fs::linkat(&staging.fd, name.as_str(), dir, candidate, AtFlags::empty())?;
                 let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
-                DropFolder::tidy_staging(&self.root);
+                self.folder.tidy_staging(&self.root);
                 Ok(())
             }
             Temp::Named(temp) => {
@@ -836,6 +844,7 @@ impl Drop for PartialFile {
             (done, Temp::Part { staging, name }) => {
                 if !done && self.discard {
                     let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+                    self.folder.tidy_staging(&self.root);
                 }
                 self.folder
                     .parts_busy
@@ -1008,5 +1017,30 @@ mod tests {
         fs::remove_dir(folder.path()).unwrap();
         fs::write(folder.path(), b"not a folder").unwrap();
         assert!(matches!(folder.begin("x", 1), Err(BeginError::FolderGone)));
+    }
+
+    /// Batches saving resumable files at once: the folder of parts comes and
+    /// goes, never under a batch that is creating its part.
+    #[test]
+    fn parts_of_concurrent_batches_never_lose_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let folder = folder.clone();
+                scope.spawn(move || {
+                    for n in 0..300 {
+                        let hash = format!("{:064x}", t * 1000 + n);
+                        let (mut part, held) = folder
+                            .begin_resumable(&format!("{t}-{n}"), &hash, 1)
+                            .unwrap();
+                        assert_eq!(held, 0);
+                        part.write_all(b"x").unwrap();
+                        part.keep().unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(entries(dir.path()).len(), 1200);
     }
 }

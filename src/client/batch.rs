@@ -117,14 +117,16 @@ impl Connection<'_> {
         };
         let pending: Mutex<VecDeque<Pending>> = Mutex::new(VecDeque::new());
         let writing = AtomicBool::new(true);
+        let mut broken: Option<String> = None;
+        let mut taken = Vec::new();
         thread::scope(|scope| {
             scope.spawn(|| self.read_answers(&stream, &pending, &writing));
-            let mut broken: Option<String> = None;
             for unit in work {
                 if let Some(reason) = &broken {
                     self.fail_unit(&unit, reason);
                     continue;
                 }
+                taken.extend_from_slice(&unit.files);
                 if let Err(reason) = self.write_unit(&stream, &unit, &pending) {
                     broken = Some(reason);
                 }
@@ -135,6 +137,15 @@ impl Connection<'_> {
             let _ = stream.shutdown(Shutdown::Write);
             writing.store(false, Ordering::SeqCst);
         });
+        // Once the answers are all read: a file of a unit that broke off and
+        // was never sent, or never answered, failed.
+        let reason = broken.unwrap_or_else(|| "the batch ended before it was sent".into());
+        for index in taken {
+            self.finish(
+                index,
+                Err(format!("not sent: the batch broke off ({reason})")),
+            );
+        }
     }
 
     /// Connects and opens a batch (B2), asking again with pauses that double,
@@ -246,15 +257,7 @@ impl Connection<'_> {
         let mut ready = Vec::with_capacity(unit.files.len());
         for &index in &unit.files {
             let planned = &self.run.files[index];
-            let _ = events.send(Event::Queued {
-                id: index as u64,
-                name: shown(planned),
-                size: planned.size,
-                path: Some(names::escape_for_terminal(
-                    planned.path.as_os_str().as_encoded_bytes(),
-                )),
-                peer: None,
-            });
+            self.queued(index);
             match self.prepare(planned) {
                 Ok((file, size, hash)) => ready.push((index, file, size, hash)),
                 Err(reason) => self.finish(index, Err(reason)),
@@ -302,16 +305,8 @@ impl Connection<'_> {
                 )
                 .map_err(|e| format!("sending it: {}", in_words(&e.error, config.timeout)))
             });
-            if let Err(reason) = sent {
-                // Files after it in this unit are not sent: the reader fails those in flight.
-                for (later, ..) in &ready[n + 1..] {
-                    self.finish(
-                        *later,
-                        Err(format!("not sent: the batch broke off ({reason})")),
-                    );
-                }
-                return Err(reason);
-            }
+            // Files after it in this unit are not sent; the reader fails those in flight.
+            sent?;
             let _ = events.send(Event::Sent { id: index as u64 });
         }
         Ok(())
@@ -395,8 +390,15 @@ impl Connection<'_> {
                 Ok(answer) => answer,
                 Err(e) => break Some(format!("an answer that cannot be read: {e}")),
             };
-            if answer == Answer::End {
-                break None;
+            match answer {
+                Answer::End => break None,
+                Answer::Aborted { reason } => {
+                    break Some(format!(
+                        "the server ended the batch: {}",
+                        names::escape_for_terminal(reason.as_bytes())
+                    ))
+                }
+                _ => {}
             }
             let Some(waiting) = pending.lock().expect("pending lock").pop_front() else {
                 break Some("an answer to nothing that was sent".to_string());
@@ -497,13 +499,29 @@ impl Connection<'_> {
 
     fn fail_unit(&self, unit: &Unit, reason: &str) {
         for &index in &unit.files {
+            self.queued(index);
             self.finish(index, Err(reason.to_string()));
         }
     }
 
-    /// Reports file `index`: to the view, and for the final table.
+    /// Tells the view about file `index` before anything else is said about it.
+    fn queued(&self, index: usize) {
+        let planned = &self.run.files[index];
+        let _ = self.context.events.send(Event::Queued {
+            id: index as u64,
+            name: shown(planned),
+            size: planned.size,
+            path: Some(names::escape_for_terminal(
+                planned.path.as_os_str().as_encoded_bytes(),
+            )),
+            peer: None,
+        });
+    }
+
+    /// Reports file `index`: to the view, and for the final table. The first
+    /// outcome of a file stands.
     fn finish(&self, index: usize, result: Result<Done, String>) {
-        let _ = self.context.events.send(match &result {
+        let event = match &result {
             Ok(done) => Event::Finished {
                 id: index as u64,
                 done: done.clone(),
@@ -512,16 +530,19 @@ impl Connection<'_> {
                 id: index as u64,
                 reason: reason.clone(),
             },
-        });
-        let planned = &self.run.files[index];
-        self.context.report(
-            index,
-            FileReport {
-                name: shown(planned),
+        };
+        {
+            let mut reports = self.context.reports.lock().expect("reports lock");
+            if reports[index].is_some() {
+                return;
+            }
+            reports[index] = Some(FileReport {
+                name: shown(&self.run.files[index]),
                 renamed_from: None,
                 result,
-            },
-        );
+            });
+        }
+        let _ = self.context.events.send(event);
     }
 }
 

@@ -335,7 +335,15 @@ pub fn upload_all(
         .into_inner()
         .expect("reports lock")
         .into_iter()
-        .map(|r| r.expect("every file has a report"))
+        .zip(&run.files)
+        .map(|(report, planned)| {
+            // Every path above reports every file; should one slip, it is a failure, never a success.
+            report.unwrap_or_else(|| FileReport {
+                name: planned.shown(),
+                renamed_from: None,
+                result: Err("ftx lost track of this file (a bug: please report it)".into()),
+            })
+        })
         .collect()
 }
 

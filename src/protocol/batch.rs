@@ -75,6 +75,10 @@ pub enum Answer {
         have: Vec<u64>,
     },
     End,
+    /// The server ends the batch early: frames not answered yet are not kept (B7).
+    Aborted {
+        reason: String,
+    },
 }
 
 /// A file a batch asks about (B8).

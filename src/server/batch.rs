@@ -10,7 +10,7 @@ use indicatif::HumanBytes;
 
 use super::copy::{CopyError, Meter};
 use super::min_rate::MinRate;
-use super::worker::{abort, explain, Worker};
+use super::worker::{explain, Worker};
 use super::Upload;
 use crate::drop_folder::{PartialFile, Tree};
 use crate::names;
@@ -104,11 +104,53 @@ impl Worker {
                 "batch from {} ended: {}",
                 upload.peer, reason
             )));
-            abort(stream, &reason);
+            if stopping() {
+                // No waiting: the reason if it goes at once, then a reset.
+                let _ = stream.set_nonblocking(true);
+                let _ = (&*stream).write_all(&batch::line(&Answer::Aborted { reason }));
+                let _ = rustix::net::sockopt::set_socket_linger(
+                    stream,
+                    Some(std::time::Duration::ZERO),
+                );
+            } else {
+                say_aborted(stream, &reason);
+            }
         }
         tally
     }
 }
+
+/// Ends a batch early in its own words (B7): the reason, then, so that the
+/// client reads it rather than a reset, what it still sends is read and thrown
+/// away until it closes, for at most [`DRAIN`]; a reset after that.
+fn say_aborted(stream: &TcpStream, reason: &str) {
+    let _ = stream.set_write_timeout(Some(DRAIN));
+    let said = (&*stream).write_all(&batch::line(&Answer::Aborted {
+        reason: reason.to_string(),
+    }));
+    let closed = said.is_ok() && stream.shutdown(std::net::Shutdown::Write).is_ok() && {
+        let deadline = std::time::Instant::now() + DRAIN;
+        let mut sink = [0u8; 16 * 1024];
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+                break false;
+            }
+            match (&*stream).read(&mut sink) {
+                Ok(0) => break true,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break false,
+            }
+        }
+    };
+    if !closed {
+        let _ = rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO));
+    }
+}
+
+/// How long a batch ended early waits for the client to read why and close.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// One batch being read.
 struct Session<'a> {

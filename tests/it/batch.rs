@@ -345,6 +345,29 @@ fn a_batch_that_breaks_off_leaves_no_partial_file() {
         .stderr(predicate::str::contains("1 saved, 0 failed"));
 }
 
+/// A batch the server ends early (here a file over `--max-size`) tells the
+/// sender why, in the batch's own words, and what was saved stays saved.
+#[test]
+fn a_batch_the_server_ends_says_why() {
+    let server = Serve::start(&["--max-size", "10KiB"]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("d");
+    std::fs::create_dir(&top).unwrap();
+    write_file(&top, "a.txt", b"first");
+    write_file(&top, "b.txt", b"second");
+    write_file(&top, "c.bin", &pattern(20_000, 3));
+    server
+        .send()
+        .arg(&top)
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains(
+            "failed    d/c.bin  the server ended the batch: too large: 19.53 KiB announced",
+        ))
+        .stderr(predicate::str::contains("2 saved, 1 failed"));
+    assert_eq!(entries(&server.drop_dir().join("d")), ["a.txt", "b.txt"]);
+}
+
 /// `ftx send --json` to `server`, returning the `finished` event of `name`.
 fn finished_of(server: &Serve, files: &[PathBuf], name: &str) -> Value {
     let out = assert_cmd::Command::new(ftx_bin())
