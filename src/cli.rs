@@ -324,8 +324,12 @@ pub struct SendArgs {
     pub timeout: Duration,
 
     /// Speak only the classroom protocol, one file per connection, even to an ftx server
-    #[arg(long)]
+    #[arg(long, conflicts_with = "ftx")]
     pub classic: bool,
+
+    /// The server is ftx: use ftx mode from the first file, so that even one file is verified and can resume. Not for classroom servers: one would take the opening for an upload
+    #[arg(long)]
+    pub ftx: bool,
 
     /// Between ftx ends, skip the BLAKE3 check of each file
     #[arg(long)]

@@ -108,6 +108,8 @@ pub struct SendConfig {
     pub timeout: Duration,
     /// Never use batch mode, even with an ftx server (`--classic`).
     pub classic: bool,
+    /// Use batch mode from the first file, without learning first that the server speaks it (`--ftx`).
+    pub ftx: bool,
     /// Check each file end to end with BLAKE3 in batch mode (off with `--no-verify`).
     pub verify: bool,
 }
@@ -127,6 +129,7 @@ impl Default for SendConfig {
             rate: None,
             timeout: Duration::from_secs(30),
             classic: false,
+            ftx: false,
             verify: true,
         }
     }
@@ -148,6 +151,7 @@ impl SendConfig {
             rate: args.rate,
             timeout: args.timeout,
             classic: args.classic,
+            ftx: args.ftx,
             verify: !args.no_verify,
         })
     }

@@ -17,8 +17,8 @@ use crate::names;
 use crate::outcome::{Done, FileReport, Kept};
 use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
-use crate::protocol::batch::{self, Answer, Frame, Wanted};
-use crate::protocol::{self, ReplyError};
+use crate::protocol::batch::{self, Answer, Frame, Wanted, Welcome};
+use crate::protocol::{self, BadReply};
 
 /// What goes through one batch: a folder given, whole, or some of the files given.
 #[derive(Debug, Default)]
@@ -47,16 +47,16 @@ enum Pending {
 /// Sends what the first (classic) upload left: a folder given goes whole into
 /// one batch (its top folder is made once); the files given are spread over
 /// the others; at most `jobs` batches at once.
-pub(super) fn send(context: &Context, run: &Run) {
+pub(super) fn send(context: &Context, run: &Run, first: usize) {
     let mut trees: BTreeMap<String, Unit> = BTreeMap::new();
     let mut loose: Vec<usize> = Vec::new();
-    for (index, planned) in run.files.iter().enumerate().skip(1) {
+    for (index, planned) in run.files.iter().enumerate().skip(first) {
         match &planned.top {
             Some(top) => trees.entry(top.clone()).or_default().files.push(index),
             None => loose.push(index),
         }
     }
-    if let Some(top) = &run.files[0].top {
+    if let Some(top) = run.files[..first].first().and_then(|f| f.top.as_ref()) {
         let claim = context.learned.claim.lock().expect("claim lock").take();
         // Without a token, the first file stays where the classic upload put it.
         if let (Some(token), Ok(_)) = (claim, report_of(context, 0)) {
@@ -201,17 +201,32 @@ impl Connection<'_> {
                 format!("opening a batch: {}", in_words(&e, config.timeout)),
             )
         })?;
-        match protocol::read_reply(&mut &stream) {
-            Ok(()) => Ok(stream),
-            Err(ReplyError::Bad(mut bad)) => Err((
-                {
-                    let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(1)));
-                    bad.read_rest(&mut &stream);
-                    bad.got.starts_with(b"refused: too many connections")
-                },
-                format!("opening a batch: {bad}"),
+        match batch::read_welcome(&mut &stream) {
+            Ok(Welcome::Go) => Ok(stream),
+            Ok(Welcome::Classic) => Err((
+                false,
+                format!(
+                    "{} is not an ftx server: it answered \"go ahead\" to the opening of ftx mode, \
+                     taking it for a classic upload (it may keep a stray file); send without --ftx",
+                    config.to
+                ),
             )),
-            Err(ReplyError::Io(e)) => Err((
+            Ok(Welcome::Other(got)) if got.starts_with(protocol::REFUSED.as_bytes()) => Err((
+                got.starts_with(b"refused: too many connections"),
+                format!("opening a batch: {}", BadReply { got }),
+            )),
+            Ok(Welcome::Other(got)) if got.is_empty() => Err((
+                false,
+                "opening a batch: the server closed the connection without answering".into(),
+            )),
+            Ok(Welcome::Other(got)) => Err((
+                false,
+                format!(
+                    "opening a batch: the server answered \"{}\", not ftx mode's welcome",
+                    names::escape_for_terminal(&got)
+                ),
+            )),
+            Err(e) => Err((
                 false,
                 format!(
                     "opening a batch: no reply ({}): the server may be busy (wait longer with --timeout)",

@@ -236,6 +236,24 @@ struct Context<'a> {
 }
 
 impl Context<'_> {
+    /// One report per file of the run, in the order given.
+    fn into_reports(self, run: &Run) -> Vec<FileReport> {
+        self.reports
+            .into_inner()
+            .expect("reports lock")
+            .into_iter()
+            .zip(&run.files)
+            .map(|(report, planned)| {
+                // Every path reports every file; should one slip, it is a failure, never a success.
+                report.unwrap_or_else(|| FileReport {
+                    name: planned.shown(),
+                    renamed_from: None,
+                    result: Err("ftx lost track of this file (a bug: please report it)".into()),
+                })
+            })
+            .collect()
+    }
+
     fn report(&self, index: usize, report: FileReport) {
         self.reports.lock().expect("reports lock")[index] = Some(report);
     }
@@ -304,6 +322,11 @@ pub fn upload_all(
         )));
     }
     let all: Vec<usize> = (0..run.files.len()).collect();
+    if config.ftx {
+        // Told the server is ftx: no classic first file to learn it from.
+        batch::send(&context, run, 0);
+        return context.into_reports(run);
+    }
     let batched = !config.classic && run.files.len() > 1 && {
         // The first file alone: its receipt tells whether the server speaks batch mode.
         context.classic(run, &all[..1]);
@@ -314,7 +337,7 @@ pub fn upload_all(
             >= crate::protocol::batch::VERSION
     };
     if batched {
-        batch::send(&context, run);
+        batch::send(&context, run, 1);
     } else {
         let rest = if !config.classic && run.files.len() > 1 {
             &all[1..]
@@ -330,21 +353,7 @@ pub fn upload_all(
             )));
         }
     }
-    context
-        .reports
-        .into_inner()
-        .expect("reports lock")
-        .into_iter()
-        .zip(&run.files)
-        .map(|(report, planned)| {
-            // Every path above reports every file; should one slip, it is a failure, never a success.
-            report.unwrap_or_else(|| FileReport {
-                name: planned.shown(),
-                renamed_from: None,
-                result: Err("ftx lost track of this file (a bug: please report it)".into()),
-            })
-        })
-        .collect()
+    context.into_reports(run)
 }
 
 /// The path as given, safe to print.

@@ -75,10 +75,55 @@ pub enum Answer {
         have: Vec<u64>,
     },
     End,
+    /// The server's first line, its answer to the opening (B2): ready for frames.
+    Go {
+        batch: u32,
+    },
     /// The server ends the batch early: frames not answered yet are not kept (B7).
     Aborted {
         reason: String,
     },
+}
+
+/// How a server took a batch opening (B2).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Welcome {
+    /// `{"status":"go","batch":1}`: an ftx server, ready for frames.
+    Go,
+    /// `go ahead`: the server took the opening for a classic upload, so it is
+    /// not ftx (or not this version of it).
+    Classic,
+    /// Anything else, such as `refused: ...`, as it came (at most a line).
+    Other(Vec<u8>),
+}
+
+/// Reads the server's answer to a batch opening, a byte at a time so that
+/// nothing after it is taken from the stream; `go ahead` is known as soon as
+/// its 8 bytes are in, since a classroom server sends nothing more.
+pub fn read_welcome<R: Read>(src: &mut R) -> io::Result<Welcome> {
+    let mut got = Vec::new();
+    let mut byte = [0u8; 1];
+    while got.len() <= MAX_LINE {
+        match src.read(&mut byte) {
+            Ok(0) => break,
+            Ok(_) if byte[0] == b'\n' => {
+                return Ok(match parse::<Answer>(&got) {
+                    Ok(Answer::Go { batch }) if batch == VERSION => Welcome::Go,
+                    _ => Welcome::Other(got),
+                });
+            }
+            Ok(_) => {
+                got.push(byte[0]);
+                if got == crate::protocol::GO_AHEAD {
+                    return Ok(Welcome::Classic);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if got.is_empty() => return Err(e),
+            Err(_) => break,
+        }
+    }
+    Ok(Welcome::Other(got))
 }
 
 /// A file a batch asks about (B8).

@@ -18,7 +18,7 @@ use crate::outcome::{Done, Kept, Tally};
 use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
 use crate::protocol::batch::{self, Answer, Frame, Hello};
-use crate::protocol::{GO_AHEAD, REFUSED};
+use crate::protocol::REFUSED;
 
 /// The buffer frames are read through; content larger than it goes around it.
 const READ_BUFFER: usize = 256 * 1024;
@@ -81,7 +81,10 @@ impl Worker {
             );
             return tally;
         }
-        if (&*stream).write_all(GO_AHEAD).is_err() {
+        let welcome = batch::line(&Answer::Go {
+            batch: batch::VERSION,
+        });
+        if (&*stream).write_all(&welcome).is_err() {
             return tally;
         }
         self.trace(upload.id, || format!("{} opened a batch", upload.peer));

@@ -223,14 +223,47 @@ fn a_classroom_server_sees_only_classic_uploads() {
     );
 }
 
-/// A batch played by hand, as a hostile client would: frames, then the answers.
-fn batch_by_hand(server: &Serve, frames: &[(Value, Vec<u8>)]) -> Vec<Value> {
+/// `--ftx` to a classroom server: the one documented trace (PROTOCOL.md B1a),
+/// noticed at once, nothing more sent, and a message that says what to do.
+#[test]
+fn ftx_mode_told_to_a_classroom_server_fails_and_says_so() {
+    let python = PythonServer::classroom();
+    let src = tempfile::tempdir().unwrap();
+    let file = write_file(src.path(), "notes.txt", b"some notes");
+    let out = send_to(&python.address())
+        .args(["--ftx", "--timeout", "5s"])
+        .arg(&file)
+        .assert()
+        .code(1);
+    let said = stderr_of(&out);
+    assert!(
+        said.contains("is not an ftx server: it answered \"go ahead\" to the opening of ftx mode")
+            && said.contains("send without --ftx"),
+        "{said}"
+    );
+    assert!(said.contains("0 saved, 1 failed"), "{said}");
+    // Only the opening reached it: no content, notes.txt never sent.
+    assert!(!python.dir.path().join("notes.txt.temp").exists());
+}
+
+/// Opens a batch by hand (PROTOCOL.md B2): the opening, then the server's welcome line.
+fn open_batch(server: &Serve) -> TcpStream {
     let mut stream = TcpStream::connect(server.addr).unwrap();
     stream.set_read_timeout(Some(PATIENCE)).unwrap();
     stream.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
-    let mut reply = [0u8; 8];
-    stream.read_exact(&mut reply).unwrap();
-    assert_eq!(&reply, b"go ahead");
+    let mut welcome = Vec::new();
+    let mut byte = [0u8; 1];
+    while welcome.last() != Some(&b'\n') {
+        stream.read_exact(&mut byte).unwrap();
+        welcome.push(byte[0]);
+    }
+    assert_eq!(welcome, b"{\"status\":\"go\",\"batch\":1}\n");
+    stream
+}
+
+/// A batch played by hand, as a hostile client would: frames, then the answers.
+fn batch_by_hand(server: &Serve, frames: &[(Value, Vec<u8>)]) -> Vec<Value> {
+    let mut stream = open_batch(server);
     for (frame, content) in frames {
         stream.write_all(format!("{frame}\n").as_bytes()).unwrap();
         stream.write_all(content).unwrap();
@@ -323,10 +356,7 @@ fn a_wrong_hash_fails_the_file_and_leaves_nothing_and_the_batch_goes_on() {
 #[test]
 fn a_batch_that_breaks_off_leaves_no_partial_file() {
     let server = Serve::start(&[]);
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
-    let mut reply = [0u8; 8];
-    stream.read_exact(&mut reply).unwrap();
+    let mut stream = open_batch(&server);
     stream
         .write_all(b"{\"path\":\"t/half.bin\",\"size\":100000}\n")
         .unwrap();
@@ -369,9 +399,10 @@ fn a_batch_the_server_ends_says_why() {
 }
 
 /// `ftx send --json` to `server`, returning the `finished` event of `name`.
-fn finished_of(server: &Serve, files: &[PathBuf], name: &str) -> Value {
+fn finished_of(server: &Serve, files: &[PathBuf], extra: &[&str], name: &str) -> Value {
     let out = assert_cmd::Command::new(ftx_bin())
         .args(["send", "--json", "--to", &server.addr.to_string()])
+        .args(extra)
         .args(files)
         .timeout(PATIENCE)
         .assert()
@@ -396,7 +427,7 @@ fn part_bytes(drop: &Path) -> u64 {
 }
 
 /// Starts a paced `ftx send` of `files` and kills it (or the server) once the server holds part of the big one.
-fn interrupt(server: &mut Serve, files: &[PathBuf], kill_server: bool) {
+fn interrupt(server: &mut Serve, files: &[PathBuf], extra: &[&str], kill_server: bool) {
     let mut sender = crate::util::Running(
         std::process::Command::new(ftx_bin())
             .args([
@@ -407,6 +438,7 @@ fn interrupt(server: &mut Serve, files: &[PathBuf], kill_server: bool) {
                 "--to",
                 &server.addr.to_string(),
             ])
+            .args(extra)
             .args(files)
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -426,15 +458,21 @@ fn interrupt(server: &mut Serve, files: &[PathBuf], kill_server: bool) {
     }
 }
 
+/// Killing the sender, then the server, half way through a big file: of two
+/// files (the second goes in a batch), and of one file alone with `--ftx`.
 #[test]
 fn an_upload_killed_half_way_resumes_where_it_stopped() {
-    for kill_server in [false, true] {
+    for (kill_server, alone) in [(false, false), (true, false), (false, true), (true, true)] {
         let mut server = Serve::start(&[]);
         let src = tempfile::tempdir().unwrap();
         let small = write_file(src.path(), "small.txt", b"first");
         let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 9));
-        let files = [small, big];
-        interrupt(&mut server, &files, kill_server);
+        let (files, extra) = if alone {
+            (vec![big], vec!["--ftx"])
+        } else {
+            (vec![small, big], vec![])
+        };
+        interrupt(&mut server, &files, &extra, kill_server);
         assert!(
             !server.drop_dir().join("big.bin").exists(),
             "a part under the final name"
@@ -446,17 +484,17 @@ fn an_upload_killed_half_way_resumes_where_it_stopped() {
             let path = dir.path().to_path_buf();
             server = Serve::start_at(dir, &path, &[]);
         }
-        let finished = finished_of(&server, &files, "big.bin");
+        let finished = finished_of(&server, &files, &extra, "big.bin");
         let resumed = finished["resumed_from"].as_u64().unwrap_or(0);
         assert!(
             resumed > 0 && resumed <= held,
-            "kill_server {kill_server}: {finished}"
+            "kill_server {kill_server}, alone {alone}: {finished}"
         );
         assert_eq!(finished["verified"], true);
         assert_eq!(
             std::fs::read(server.drop_dir().join("big.bin")).unwrap(),
             pattern(8 << 20, 9),
-            "kill_server {kill_server}"
+            "kill_server {kill_server}, alone {alone}"
         );
         assert_eq!(
             part_bytes(server.drop_dir()),
