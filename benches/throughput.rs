@@ -15,6 +15,9 @@ use std::process::{Child, Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
+#[path = "support/delay_proxy.rs"]
+mod delay_proxy;
+
 /// Everything the tables say, for `--write`.
 static REPORT: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
@@ -51,7 +54,7 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(if quick { 3 } else { 7 });
-    // `-- --only single,small` runs just those parts (single, many, small, view, memory, scaling).
+    // `-- --only single,small` runs just those parts (single, many, small, lan, view, memory, scaling).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -87,6 +90,9 @@ fn main() {
     if wanted("small") {
         let small = bench.small_files(2000, 4096);
         small_files(&bench, &small, rounds.min(5));
+    }
+    if wanted("lan") {
+        lan(&bench, rounds.min(5));
     }
     if wanted("view") {
         live_view_cost(&bench, &single, rounds);
@@ -282,14 +288,22 @@ impl Bench {
         extra: &[&str],
     ) -> Duration {
         let start = Instant::now();
-        let status = self
+        let out = self
             .send_command(addr, files, jobs)
             .args(extra)
-            .stderr(Stdio::null())
-            .status()
+            .stdout(Stdio::null())
+            .output()
             .unwrap();
         let took = start.elapsed();
-        assert!(status.success(), "ftx send failed");
+        if !out.status.success() {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let tail: Vec<&str> = said
+                .lines()
+                .filter(|l| !l.starts_with("sending ") && !l.starts_with("saved "))
+                .take(12)
+                .collect();
+            panic!("ftx send {extra:?} failed:\n{}", tail.join("\n"));
+        }
         took
     }
 }
@@ -423,6 +437,11 @@ fn copy(src: &Path, dst: &Path) -> Duration {
 
 /// `tar c DIR | nc -N` into `nc -l | tar x`: many small files over one connection, the reference for them.
 fn tar_nc(src: &Path, dst: &Path) -> Option<Duration> {
+    tar_nc_delayed(src, dst, None)
+}
+
+/// [`tar_nc`], through a [`delay_proxy::DelayProxy`] when `delay` is given.
+fn tar_nc_delayed(src: &Path, dst: &Path, delay: Option<Duration>) -> Option<Duration> {
     let port = TcpListener::bind("127.0.0.1:0")
         .ok()?
         .local_addr()
@@ -438,11 +457,13 @@ fn tar_nc(src: &Path, dst: &Path) -> Option<Duration> {
         .spawn()
         .ok()?;
     thread::sleep(Duration::from_millis(150));
+    let proxy = delay.map(|d| delay_proxy::DelayProxy::start(([127, 0, 0, 1], port).into(), d));
+    let to = proxy.as_ref().map_or(port, |p| p.addr.port());
     let start = Instant::now();
     let sent = Command::new("sh")
         .arg("-c")
         .arg(format!(
-            "tar c -C '{}' . | nc -N 127.0.0.1 {port}",
+            "tar c -C '{}' . | nc -N 127.0.0.1 {to}",
             src.display()
         ))
         .stderr(Stdio::null())
@@ -522,6 +543,8 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
         "nc -N -> nc -l",
         "Python client -> Python server",
         "cp (same file system)",
+        "ftx send --ftx (batch mode, BLAKE3 verified)",
+        "ftx send --ftx --no-verify (batch mode)",
     ];
     let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
     for round in 0..rounds {
@@ -538,6 +561,16 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
                 2 if nc => netcat(file, &out),
                 2 => None,
                 3 => Some(python_pair(bench, file, py_addr, &py_dir)),
+                5 | 6 => {
+                    let extra: &[&str] = if which == 5 {
+                        &["--ftx"]
+                    } else {
+                        &["--ftx", "--no-verify"]
+                    };
+                    let took = bench.ftx_send_with(server.addr, &[file.to_path_buf()], 1, extra);
+                    let _ = fs::remove_file(drop.join(file.file_name().unwrap()));
+                    Some(took)
+                }
                 _ => Some(copy(file, &out)),
             };
             let _ = fs::remove_file(&out);
@@ -569,6 +602,14 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
         );
     }
     out!("\n(\"ftx is\" = its throughput divided by that row's; 1.00x is the row itself.)\n");
+    let cp = median(times[4].clone()).as_secs_f64();
+    let of_cp = |i: usize| cp / median(times[i].clone()).as_secs_f64();
+    out!(
+        "Throughput as a share of `cp`'s in this run: classic {:.2}x; `--ftx` verified {:.2}x (goal 0.6x); `--ftx --no-verify` {:.2}x (goal 0.9x).\n",
+        of_cp(1),
+        of_cp(5),
+        of_cp(6)
+    );
     median(times[0].clone())
 }
 
@@ -708,6 +749,83 @@ for path in open({list:?}).read().split("\n"):
             "| {name} | {:.3} s | {:.0} | {:.2}x |",
             m.as_secs_f64(),
             n / m.as_secs_f64(),
+            m.as_secs_f64() / ftx.as_secs_f64()
+        );
+    }
+    if !times[2].is_empty() {
+        let tar = median(times[2].clone()).as_secs_f64();
+        out!(
+            "\nThroughput as a share of `tar c | nc`'s in this run: `ftx send FILES` {:.2}x, `ftx send DIR` {:.2}x (goal 0.8x).",
+            tar / ftx.as_secs_f64(),
+            tar / median(times[5].clone()).as_secs_f64()
+        );
+    }
+    out!("");
+}
+
+/// Each way's delay of the LAN-like case.
+const LAN_DELAY: Duration = Duration::from_millis(2);
+
+/// 200 small files through a loopback proxy that delays each direction by
+/// [`LAN_DELAY`]: where a round trip per file costs what it costs on a LAN.
+fn lan(bench: &Bench, rounds: usize) {
+    let dir = bench.work.join("data/lan");
+    fs::create_dir_all(&dir).unwrap();
+    let files: Vec<PathBuf> = (0..200)
+        .map(|i| {
+            let path = dir.join(format!("l{i:03}.bin"));
+            fs::write(&path, vec![(i % 251) as u8; 4096]).unwrap();
+            path
+        })
+        .collect();
+    let drop = bench.drop_dir("drop-lan");
+    let server = bench.ftx_server(&drop, 8);
+    let proxy = delay_proxy::DelayProxy::start(server.addr, LAN_DELAY);
+    let tar_dir = bench.drop_dir("drop-lan-tar");
+    let nc = have_nc();
+    let names = [
+        "`ftx send -j 8 FILES` (batches after the first file)",
+        "`ftx send --classic -j 8 FILES` (one connection per file)",
+        "`ftx send DIR` (the folder, one batch)",
+        "`tar c | nc -N` -> `nc -l | tar x`",
+    ];
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
+    for round in 0..rounds {
+        for k in 0..names.len() {
+            let which = (k + round) % names.len();
+            match which {
+                0 => times[0].push(bench.ftx_send(proxy.addr, &files, 8)),
+                1 => times[1].push(bench.ftx_send_with(proxy.addr, &files, 8, &["--classic"])),
+                2 => times[2].push(bench.ftx_send(proxy.addr, &[dir.clone()], 8)),
+                _ if nc => {
+                    if let Some(took) = tar_nc_delayed(&dir, &tar_dir, Some(LAN_DELAY)) {
+                        times[3].push(took);
+                    }
+                }
+                _ => {}
+            }
+            clear(&drop);
+            clear(&tar_dir);
+        }
+    }
+    out!(
+        "## {} files of 4 KiB over a LAN-like link ({} ms each way, a delaying loopback proxy)\n",
+        files.len(),
+        LAN_DELAY.as_millis()
+    );
+    out!("| contestant | median | files/s | ftx is |");
+    out!("| --- | ---: | ---: | ---: |");
+    let ftx = median(times[0].clone());
+    for (name, t) in names.iter().zip(&times) {
+        if t.is_empty() {
+            out!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
+            continue;
+        }
+        let m = median(t.clone());
+        out!(
+            "| {name} | {:.3} s | {:.0} | {:.2}x |",
+            m.as_secs_f64(),
+            files.len() as f64 / m.as_secs_f64(),
             m.as_secs_f64() / ftx.as_secs_f64()
         );
     }

@@ -20,6 +20,12 @@ use crate::progress::{ByteCounter, Event};
 use crate::protocol::batch::{self, Answer, Frame, Wanted, Welcome};
 use crate::protocol::{self, BadReply};
 
+/// Files smaller than this are sent whole again rather than asked about (B8).
+const WORTH_RESUMING: u64 = 64 * 1024;
+
+/// Files asked about in one question: its line stays well under the 8 KiB a frame line may take.
+const ASK_AT_ONCE: usize = 64;
+
 /// What goes through one batch: a folder given, whole, or some of the files given.
 #[derive(Debug, Default)]
 struct Unit {
@@ -327,35 +333,55 @@ impl Connection<'_> {
         Ok(())
     }
 
-    /// Asks what the server holds of these files from an earlier batch (B8);
-    /// nothing is resumed when they are not all hashed or no answer comes in time.
+    /// Asks what the server holds of these files from an earlier batch (B8),
+    /// [`ASK_AT_ONCE`] files a question; one answer per file, 0 for the ones
+    /// not asked about: files under [`WORTH_RESUMING`] (resending one costs
+    /// less than the round trip a question waits for) and files not hashed.
+    /// Nothing is resumed from a question not answered in time.
     fn ask(
         &self,
         ready: &[(usize, File, u64, Option<String>)],
         pending: &Mutex<VecDeque<Pending>>,
         write: &dyn Fn(&Frame) -> Result<(), String>,
     ) -> Result<Vec<u64>, String> {
-        let wanted: Option<Vec<Wanted>> = ready
+        let mut held = vec![0; ready.len()];
+        let asked: Vec<(usize, Wanted)> = ready
             .iter()
-            .map(|(_, _, size, hash)| {
-                hash.as_ref().map(|hash| Wanted {
-                    blake3: hash.clone(),
-                    size: *size,
+            .enumerate()
+            .filter(|(_, (_, _, size, _))| *size >= WORTH_RESUMING)
+            .filter_map(|(n, (_, _, size, hash))| {
+                hash.as_ref().map(|hash| {
+                    (
+                        n,
+                        Wanted {
+                            blake3: hash.clone(),
+                            size: *size,
+                        },
+                    )
                 })
             })
             .collect();
-        let Some(wanted) = wanted.filter(|w| !w.is_empty()) else {
-            return Ok(Vec::new());
-        };
-        let (tell, told) = crossbeam_channel::bounded(1);
-        pending
-            .lock()
-            .expect("pending lock")
-            .push_back(Pending::Ask(tell));
-        write(&Frame::Ask { ask: wanted })?;
-        Ok(told
-            .recv_timeout(self.context.config.timeout)
-            .unwrap_or_default())
+        let mut questions = Vec::new();
+        for some in asked.chunks(ASK_AT_ONCE) {
+            let (tell, told) = crossbeam_channel::bounded(1);
+            pending
+                .lock()
+                .expect("pending lock")
+                .push_back(Pending::Ask(tell));
+            write(&Frame::Ask {
+                ask: some.iter().map(|(_, wanted)| wanted.clone()).collect(),
+            })?;
+            questions.push((some, told));
+        }
+        for (some, told) in questions {
+            let have = told
+                .recv_timeout(self.context.config.timeout)
+                .unwrap_or_default();
+            for ((n, _), bytes) in some.iter().zip(have) {
+                held[*n] = bytes;
+            }
+        }
+        Ok(held)
     }
 
     /// Opens a file and hashes it (unless `--no-verify`).

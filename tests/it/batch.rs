@@ -160,6 +160,33 @@ fn many_small_files_go_over_a_few_connections() {
     assert!((1..=4).contains(&batches), "{batches} batches:\n{log}");
 }
 
+/// A big folder: hundreds of small files and more resumable ones than one
+/// question about parts may name (PROTOCOL.md B8), in one batch.
+#[test]
+fn a_folder_of_hundreds_of_files_arrives_whole() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("many");
+    std::fs::create_dir(&top).unwrap();
+    for i in 0..250 {
+        write_file(&top, &format!("small-{i:03}.bin"), &pattern(4096, i));
+    }
+    for i in 0..100 {
+        write_file(
+            &top,
+            &format!("big-{i:02}.bin"),
+            &pattern(64 * 1024 + i, i as u8),
+        );
+    }
+    server
+        .send()
+        .arg(&top)
+        .assert()
+        .success()
+        .stderr(predicate::str::contains("350 saved, 0 failed"));
+    assert_eq!(tree(&server.drop_dir().join("many")), tree(&top));
+}
+
 #[test]
 fn classic_is_classic_even_with_an_ftx_server() {
     let server = Serve::start(&["--trace"]);

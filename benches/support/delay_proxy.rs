@@ -1,0 +1,96 @@
+//! A loopback TCP proxy that holds every byte back a fixed time in each direction: a LAN-like round trip for the benchmarks, on this machine alone.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// Listens on 127.0.0.1; each connection is forwarded to `target`, every
+/// chunk delivered `delay` after it was read, in order, both ways. A close
+/// is passed on with the same delay. Stops accepting when dropped.
+pub struct DelayProxy {
+    pub addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+}
+
+impl DelayProxy {
+    pub fn start(target: SocketAddr, delay: Duration) -> DelayProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
+        let addr = listener.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopping.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(target) else {
+                    continue;
+                };
+                for s in [&client, &server] {
+                    let _ = s.set_nodelay(true);
+                }
+                let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                pipe(client, server, delay);
+                pipe(s2, c2, delay);
+            }
+        });
+        DelayProxy { addr, stop }
+    }
+}
+
+impl Drop for DelayProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        // Wakes the accept loop so that it sees the flag.
+        let _ = TcpStream::connect(self.addr);
+    }
+}
+
+/// One direction: a reader stamps each chunk, a writer sends it once it is due.
+fn pipe(mut from: TcpStream, to: TcpStream, delay: Duration) {
+    let (tx, rx) = crossbeam_channel::unbounded::<(Instant, Option<Vec<u8>>)>();
+    thread::spawn(move || {
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match from.read(&mut buffer) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send((Instant::now() + delay, None));
+                    return;
+                }
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, Some(buffer[..n].to_vec())))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    thread::spawn(move || {
+        let mut to = to;
+        for (due, chunk) in rx {
+            let now = Instant::now();
+            if due > now {
+                thread::sleep(due - now);
+            }
+            match chunk {
+                Some(bytes) => {
+                    if to.write_all(&bytes).is_err() {
+                        let _ = to.shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
+                None => {
+                    let _ = to.shutdown(Shutdown::Write);
+                    return;
+                }
+            }
+        }
+    });
+}
