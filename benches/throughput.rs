@@ -796,7 +796,7 @@ fn lan(bench: &Bench, rounds: usize) {
             match which {
                 0 => times[0].push(bench.ftx_send(proxy.addr, &files, 8)),
                 1 => times[1].push(bench.ftx_send_with(proxy.addr, &files, 8, &["--classic"])),
-                2 => times[2].push(bench.ftx_send(proxy.addr, &[dir.clone()], 8)),
+                2 => times[2].push(bench.ftx_send(proxy.addr, std::slice::from_ref(&dir), 8)),
                 _ if nc => {
                     if let Some(took) = tar_nc_delayed(&dir, &tar_dir, Some(LAN_DELAY)) {
                         times[3].push(took);
