@@ -10,7 +10,12 @@ use indicatif::HumanBytes;
 /// which `eprintln!` would do by panicking.
 pub fn say_line(mut line: String) {
     line.push('\n');
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    say_all(&line);
+}
+
+/// Writes lines, each with its newline, to stderr in one go; never panics.
+pub fn say_all(lines: &str) {
+    let _ = std::io::stderr().lock().write_all(lines.as_bytes());
 }
 
 /// `eprintln!` that never panics: formats, then [`say_line`].

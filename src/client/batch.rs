@@ -1,8 +1,8 @@
 //! Batch mode on the sender (PROTOCOL.md B2-B7): files and folders pipelined over a few connections, each file hashed with BLAKE3 and checked against the server's answer.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
-use std::fs::File;
-use std::io::{BufReader, Write};
+use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -20,8 +20,8 @@ use crate::progress::{ByteCounter, Event};
 use crate::protocol::batch::{self, Answer, Frame, Wanted, Welcome};
 use crate::protocol::{self, BadReply};
 
-/// Files smaller than this are sent whole again rather than asked about (B8).
-const WORTH_RESUMING: u64 = 64 * 1024;
+/// Frames and small files are gathered into writes of up to this many bytes.
+const OUT_BUFFER: usize = 256 * 1024;
 
 /// Files asked about in one question: its line stays well under the 8 KiB a frame line may take.
 const ASK_AT_ONCE: usize = 64;
@@ -243,6 +243,9 @@ impl Connection<'_> {
     }
 
     /// Sends a unit's frames; an error means the connection is of no more use.
+    /// Small files go through one buffer, frames and content together, so that
+    /// many of them share a write; big ones go with sendfile(2), resumed from
+    /// what the server holds (B8).
     fn write_unit(
         &self,
         stream: &TcpStream,
@@ -250,54 +253,93 @@ impl Connection<'_> {
         pending: &Mutex<VecDeque<Pending>>,
     ) -> Result<(), String> {
         let config = self.context.config;
+        let events = self.context.events;
+        let sending = |e: std::io::Error| format!("sending: {}", in_words(&e, config.timeout));
+        let out = RefCell::new(BufWriter::with_capacity(OUT_BUFFER, stream));
         let write = |frame: &Frame| {
-            (&*stream)
+            out.borrow_mut()
                 .write_all(&batch::line(frame))
-                .map_err(|e| format!("sending: {}", in_words(&e, config.timeout)))
+                .map_err(sending)
         };
+        let expect = |waiting: Pending| pending.lock().expect("pending lock").push_back(waiting);
         if let Some((index, token)) = &unit.claim {
-            pending
-                .lock()
-                .expect("pending lock")
-                .push_back(Pending::Claim(*index));
+            expect(Pending::Claim(*index));
             write(&Frame::Claim {
                 claim: token.clone(),
                 path: self.run.files[*index].batch_path.clone(),
             })?;
         }
         for dir in &unit.dirs {
-            pending
-                .lock()
-                .expect("pending lock")
-                .push_back(Pending::Dir);
+            expect(Pending::Dir);
             write(&Frame::Dir { dir: dir.clone() })?;
         }
-        // Every file of the unit is opened and hashed first, so that one question
-        // asks what the server already holds of them (B8).
-        let events = self.context.events;
-        let mut ready = Vec::with_capacity(unit.files.len());
-        for &index in &unit.files {
+        // Big files are hashed first, so that one question asks what the server
+        // already holds of them all (B8).
+        let mut hashes: Vec<Option<String>> = vec![None; unit.files.len()];
+        let mut unusable = vec![false; unit.files.len()];
+        for (n, &index) in unit.files.iter().enumerate() {
             let planned = &self.run.files[index];
             self.queued(index);
-            match self.prepare(planned) {
-                Ok((file, size, hash)) => ready.push((index, file, size, hash)),
-                Err(reason) => self.finish(index, Err(reason)),
+            if self.is_small(planned) {
+                continue;
+            }
+            match self.hash_whole(planned) {
+                Ok(hash) => hashes[n] = hash,
+                Err(reason) => {
+                    unusable[n] = true;
+                    self.finish(index, Err(reason));
+                }
             }
         }
-        let held = self.ask(&ready, pending, &write)?;
-        for (n, (index, file, size, hash)) in ready.iter().enumerate() {
-            let (index, size) = (*index, *size);
+        let sizes: Vec<u64> = unit
+            .files
+            .iter()
+            .map(|&i| self.run.files[i].size.unwrap_or(0))
+            .collect();
+        let held = self.ask(&sizes, &hashes, &unusable, pending, &write, &|| {
+            out.borrow_mut().flush().map_err(sending)
+        })?;
+        let mut content = Vec::new();
+        for (n, &index) in unit.files.iter().enumerate() {
+            if unusable[n] {
+                continue;
+            }
             let planned = &self.run.files[index];
-            let offset = held.get(n).copied().filter(|h| *h <= size).unwrap_or(0);
-            pending
-                .lock()
-                .expect("pending lock")
-                .push_back(Pending::File {
-                    index,
-                    started: Instant::now(),
-                    hash: hash.clone(),
-                    offset,
-                });
+            let small = self.is_small(planned);
+            // A small file is read whole, hashed and sent from memory; a big one is opened again.
+            let source = if small {
+                read_small(planned, &mut content).map(|()| None)
+            } else {
+                open(&planned.path).and_then(|file| {
+                    let size = file
+                        .metadata()
+                        .map_err(|e| format!("cannot read its size: {e}"))?
+                        .len();
+                    Ok(Some((file, size)))
+                })
+            };
+            let source = match source {
+                Ok(source) => source,
+                Err(reason) => {
+                    self.finish(index, Err(reason));
+                    continue;
+                }
+            };
+            let size = source
+                .as_ref()
+                .map_or(content.len() as u64, |(_, size)| *size);
+            let hash = if small {
+                config.verify.then(|| batch::hex(&blake3::hash(&content)))
+            } else {
+                hashes[n].clone()
+            };
+            let offset = held[n].min(size);
+            expect(Pending::File {
+                index,
+                started: Instant::now(),
+                hash: hash.clone(),
+                offset,
+            });
             let counter = ByteCounter::default();
             counter.add(offset);
             let _ = events.send(Event::Started {
@@ -307,55 +349,75 @@ impl Connection<'_> {
                 counter: counter.clone(),
                 socket: None,
             });
-            let sent = write(&Frame::File {
+            write(&Frame::File {
                 path: planned.batch_path.clone(),
                 size,
-                blake3: hash.clone(),
+                blake3: hash,
                 offset,
-            })
-            .and_then(|()| {
-                let mut pace = config.rate.map(Pace::new);
-                send_content(
-                    file,
-                    stream,
-                    offset,
-                    size,
-                    &counter,
-                    config.sendfile,
-                    pace.as_mut(),
-                )
-                .map_err(|e| format!("sending it: {}", in_words(&e.error, config.timeout)))
-            });
-            // Files after it in this unit are not sent; the reader fails those in flight.
-            sent?;
+            })?;
+            match source {
+                None => {
+                    out.borrow_mut().write_all(&content).map_err(sending)?;
+                    counter.add(size);
+                }
+                Some((file, size)) => {
+                    out.borrow_mut().flush().map_err(sending)?;
+                    let mut pace = config.rate.map(Pace::new);
+                    // Files after it in this unit are not sent; the reader fails those in flight.
+                    send_content(
+                        &file,
+                        stream,
+                        offset,
+                        size,
+                        &counter,
+                        config.sendfile,
+                        pace.as_mut(),
+                    )
+                    .map_err(|e| format!("sending it: {}", in_words(&e.error, config.timeout)))?;
+                }
+            }
             let _ = events.send(Event::Sent { id: index as u64 });
         }
-        Ok(())
+        let flushed = out.borrow_mut().flush().map_err(sending);
+        flushed
     }
 
-    /// Asks what the server holds of these files from an earlier batch (B8),
-    /// [`ASK_AT_ONCE`] files a question; one answer per file, 0 for the ones
-    /// not asked about: files under [`WORTH_RESUMING`] (resending one costs
-    /// less than the round trip a question waits for) and files not hashed.
-    /// Nothing is resumed from a question not answered in time.
+    /// Whether a file goes from memory, through the shared buffer: under
+    /// [`batch::WORTH_RESUMING`], and not paced (`--rate` paces what sendfile sends).
+    fn is_small(&self, planned: &Planned) -> bool {
+        self.context.config.rate.is_none()
+            && planned.problem.is_none()
+            && planned
+                .size
+                .is_some_and(|size| size < batch::WORTH_RESUMING)
+    }
+
+    /// Asks what the server holds of the big files from an earlier batch
+    /// (B8), [`ASK_AT_ONCE`] files a question; one answer per file, 0 for
+    /// files not asked about: small ones (resending one costs less than the
+    /// round trip a question waits for), unhashed or unusable ones. Nothing is
+    /// resumed from a question not answered in time.
     fn ask(
         &self,
-        ready: &[(usize, File, u64, Option<String>)],
+        sizes: &[u64],
+        hashes: &[Option<String>],
+        unusable: &[bool],
         pending: &Mutex<VecDeque<Pending>>,
         write: &dyn Fn(&Frame) -> Result<(), String>,
+        flush: &dyn Fn() -> Result<(), String>,
     ) -> Result<Vec<u64>, String> {
-        let mut held = vec![0; ready.len()];
-        let asked: Vec<(usize, Wanted)> = ready
+        let mut held = vec![0; sizes.len()];
+        let asked: Vec<(usize, Wanted)> = hashes
             .iter()
             .enumerate()
-            .filter(|(_, (_, _, size, _))| *size >= WORTH_RESUMING)
-            .filter_map(|(n, (_, _, size, hash))| {
+            .filter(|(n, _)| !unusable[*n])
+            .filter_map(|(n, hash)| {
                 hash.as_ref().map(|hash| {
                     (
                         n,
                         Wanted {
                             blake3: hash.clone(),
-                            size: *size,
+                            size: sizes[n],
                         },
                     )
                 })
@@ -373,6 +435,10 @@ impl Connection<'_> {
             })?;
             questions.push((some, told));
         }
+        if questions.is_empty() {
+            return Ok(held);
+        }
+        flush()?;
         for (some, told) in questions {
             let have = told
                 .recv_timeout(self.context.config.timeout)
@@ -384,26 +450,20 @@ impl Connection<'_> {
         Ok(held)
     }
 
-    /// Opens a file and hashes it (unless `--no-verify`).
-    fn prepare(&self, planned: &Planned) -> Result<(File, u64, Option<String>), String> {
+    /// BLAKE3 of a whole file (`None` with `--no-verify`).
+    fn hash_whole(&self, planned: &Planned) -> Result<Option<String>, String> {
         if let Some(problem) = &planned.problem {
             return Err(problem.clone());
         }
         let file = open(&planned.path)?;
-        let size = file
-            .metadata()
-            .map_err(|e| format!("cannot read its size: {e}"))?
-            .len();
-        let hash = if self.context.config.verify {
-            let mut hasher = blake3::Hasher::new();
-            hasher
-                .update_reader(&file)
-                .map_err(|e| format!("cannot read it: {e}"))?;
-            Some(batch::hex(&hasher.finalize()))
-        } else {
-            None
-        };
-        Ok((file, size, hash))
+        if !self.context.config.verify {
+            return Ok(None);
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher
+            .update_reader(&file)
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        Ok(Some(batch::hex(&hasher.finalize())))
     }
 
     /// Reads the server's answers, in order, until its `end` or the connection's.
@@ -585,6 +645,18 @@ impl Connection<'_> {
         }
         let _ = self.context.events.send(event);
     }
+}
+
+/// Reads a small file whole into `content` (what it holds now, whatever its size was when planned).
+fn read_small(planned: &Planned, content: &mut Vec<u8>) -> Result<(), String> {
+    if let Some(problem) = &planned.problem {
+        return Err(problem.clone());
+    }
+    content.clear();
+    open(&planned.path)?
+        .read_to_end(content)
+        .map(|_| ())
+        .map_err(|e| format!("cannot read it: {e}"))
 }
 
 /// A file of a batch as people read it: its path in the batch.

@@ -322,6 +322,8 @@ pub(crate) trait Sink: Send {
     fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live);
     /// About ten times a second, after the byte counts were read.
     fn tick(&mut self, _live: &Live) {}
+    /// No event waits: whatever was held back goes out now.
+    fn idle(&mut self) {}
     /// The end of the run.
     fn summary(&mut self, summary: &Summary, live: &Live);
 }
@@ -374,9 +376,15 @@ fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
             Ok(event) => {
                 let ended = live.apply(&event);
                 sink.event(&event, ended.as_ref(), &live);
+                if events.is_empty() {
+                    sink.idle();
+                }
             }
-            Err(RecvTimeoutError::Timeout) => {}
-            Err(RecvTimeoutError::Disconnected) => return,
+            Err(RecvTimeoutError::Timeout) => sink.idle(),
+            Err(RecvTimeoutError::Disconnected) => {
+                sink.idle();
+                return;
+            }
         }
         if Instant::now() >= next_tick {
             live.refresh();

@@ -4,22 +4,33 @@ use indicatif::HumanBytes;
 
 use super::human::{self, label};
 use super::{Event, Live, Side, Sink, Summary, Upload};
-use crate::term::say_line;
+use crate::term::say_all;
 
-/// Plain lines on stderr.
+/// Plain lines on stderr, gathered while more events wait and written
+/// together once none do: thousands of small files a second, few writes.
 pub(super) struct Plain {
     side: Side,
+    lines: String,
 }
 
 impl Plain {
     pub fn new(side: Side) -> Plain {
-        Plain { side }
+        Plain {
+            side,
+            lines: String::new(),
+        }
     }
-}
 
-/// `VERB      TEXT`, the verb padded so that the texts line up.
-fn line(verb: &str, text: &str) {
-    say_line(format!("{verb:<9} {text}"));
+    /// `VERB      TEXT`, the verb padded so that the texts line up.
+    fn line(&mut self, verb: &str, text: &str) {
+        use std::fmt::Write as _;
+        let _ = writeln!(self.lines, "{verb:<9} {text}");
+    }
+
+    fn say(&mut self, text: &str) {
+        self.lines.push_str(text);
+        self.lines.push('\n');
+    }
 }
 
 impl Sink for Plain {
@@ -31,12 +42,12 @@ impl Sink for Plain {
                     Side::Send => "sending",
                 };
                 if let Some(upload) = live.uploads.get(id) {
-                    line(verb, &format!("{}  {}", label(upload), HumanBytes(*size)));
+                    self.line(verb, &format!("{}  {}", label(upload), HumanBytes(*size)));
                 }
             }
             Event::Finished { done, .. } => {
                 if let Some(upload) = ended {
-                    line(
+                    self.line(
                         human::verb(&done.kept),
                         &human::finished_line(&label(upload), done),
                     );
@@ -44,11 +55,11 @@ impl Sink for Plain {
             }
             Event::Failed { reason, .. } => {
                 if let Some(upload) = ended {
-                    line("failed", &format!("{}  {reason}", label(upload)));
+                    self.line("failed", &format!("{}  {reason}", label(upload)));
                 }
             }
-            Event::Trace { text, .. } => say_line(format!("trace {text}")),
-            Event::Notice(text) => say_line(text.clone()),
+            Event::Trace { text, .. } => self.say(&format!("trace {text}")),
+            Event::Notice(text) => self.say(text),
             Event::Listening { .. }
             | Event::Closed { .. }
             | Event::Sent { .. }
@@ -58,9 +69,17 @@ impl Sink for Plain {
         }
     }
 
+    fn idle(&mut self) {
+        if !self.lines.is_empty() {
+            say_all(&self.lines);
+            self.lines.clear();
+        }
+    }
+
     fn summary(&mut self, summary: &Summary, _live: &Live) {
         for text in human::summary_lines(self.side, summary) {
-            say_line(text);
+            self.say(&text);
         }
+        self.idle();
     }
 }

@@ -23,6 +23,10 @@ pub fn opening() -> Vec<u8> {
     bytes
 }
 
+/// Files from this size up are received into parts that a later batch can
+/// resume (B8); smaller ones are sent whole again, not asked about.
+pub const WORTH_RESUMING: u64 = 64 * 1024;
+
 /// The longest frame or answer line.
 pub const MAX_LINE: usize = 8192;
 

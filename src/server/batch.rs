@@ -95,8 +95,14 @@ impl Worker {
             stream,
             trees: HashMap::new(),
             buffer: vec![0; READ_BUFFER],
+            answers: Vec::new(),
         };
-        let ended = session.frames(file_ids, &mut tally, stopping);
+        let ended = session
+            .frames(file_ids, &mut tally, stopping)
+            .and_then(|()| session.send_answers());
+        if ended.is_err() {
+            let _ = session.send_answers();
+        }
         if let Err(reason) = ended {
             let reason = if stopping() {
                 "cancelled: the server is stopping".to_string()
@@ -152,6 +158,9 @@ fn say_aborted(stream: &TcpStream, reason: &str) {
     }
 }
 
+/// Answers are sent once this many bytes of them wait, whatever else happens.
+const ANSWERS_AT_ONCE: usize = 64 * 1024;
+
 /// How long a batch ended early waits for the client to read why and close.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -166,6 +175,10 @@ struct Session<'a> {
     trees: HashMap<String, Tree>,
     /// Content goes through here, one buffer for the whole batch.
     buffer: Vec<u8>,
+    /// Answers not sent yet: they go together whenever nothing more has
+    /// arrived to read, so that many small files share a write and a client
+    /// waiting for an answer always gets it.
+    answers: Vec<u8>,
 }
 
 impl Session<'_> {
@@ -177,6 +190,9 @@ impl Session<'_> {
         stopping: &dyn Fn() -> bool,
     ) -> Result<(), String> {
         loop {
+            if self.reader.buffer().is_empty() {
+                self.send_answers()?;
+            }
             let line = match batch::read_line(&mut self.reader) {
                 Ok(Some(line)) => line,
                 Ok(None) => return Err("the client closed without ending the batch".into()),
@@ -276,9 +292,24 @@ impl Session<'_> {
     }
 
     fn answer(&mut self, answer: &Answer) -> Result<(), String> {
-        self.stream
-            .write_all(&batch::line(answer))
-            .map_err(|e| format!("answering the client: {e}"))
+        self.answers.extend_from_slice(&batch::line(answer));
+        if self.answers.len() >= ANSWERS_AT_ONCE {
+            self.send_answers()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the answers gathered so far.
+    fn send_answers(&mut self) -> Result<(), String> {
+        if self.answers.is_empty() {
+            return Ok(());
+        }
+        let sent = self
+            .stream
+            .write_all(&self.answers)
+            .map_err(|e| format!("answering the client: {e}"));
+        self.answers.clear();
+        sent
     }
 
     /// The tree a top folder of this batch goes into, made at its first mention.
@@ -345,12 +376,14 @@ impl Session<'_> {
                 )));
             }
         }
-        // A file with its hash is received into a part that survives a break-off (B8).
+        // A file with its hash, big enough to be worth it, is received into a
+        // part that survives a break-off (B8).
+        let resumable = expected.filter(|_| size >= batch::WORTH_RESUMING);
         let failed = |e: crate::drop_folder::BeginError| FileError::Batch(e.to_string());
         let ((mut partial, held), prefix) = match &safe.top {
             Some(top) => {
                 let tree = self.tree(top).map_err(FileError::Batch)?;
-                let begun = match expected {
+                let begun = match resumable {
                     Some(hash) => tree.begin_resumable(&safe.folders, &safe.name, hash, size),
                     None => tree.begin(&safe.folders, &safe.name, size).map(|p| (p, 0)),
                 }
@@ -361,7 +394,7 @@ impl Session<'_> {
             }
             None => {
                 let folder = &self.worker.folder;
-                let begun = match expected {
+                let begun = match resumable {
                     Some(hash) => folder.begin_resumable(&safe.name, hash, size),
                     None => folder.begin(&safe.name, size).map(|p| (p, 0)),
                 }
@@ -447,6 +480,13 @@ impl Session<'_> {
         let mut got = 0;
         while got < size {
             let want = meter.chunk(buffer.len(), size - got);
+            if self.reader.buffer().is_empty() && !self.answers.is_empty() {
+                // Nothing left to read without waiting: the answers gathered go first.
+                self.stream
+                    .write_all(&self.answers)
+                    .map_err(|error| CopyError::Socket { got, error })?;
+                self.answers.clear();
+            }
             let n = match self.reader.read(&mut buffer[..want]) {
                 Ok(0) => return Err(CopyError::Closed { got }),
                 Ok(n) => n,
