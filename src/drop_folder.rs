@@ -311,7 +311,8 @@ impl DropFolder {
     fn create_partial(&self, dir: &Arc<Dir>) -> io::Result<(File, Temp)> {
         #[cfg(target_os = "linux")]
         if self.unnamed {
-            let flags = OFlags::TMPFILE | OFlags::WRONLY | OFlags::CLOEXEC;
+            // Readable too: a batch hashes what it wrote (PROTOCOL.md B4).
+            let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
             match rustix::fs::openat(&dir.fd, ".", flags, Mode::from_raw_mode(0o644)) {
                 Ok(fd) => return Ok((File::from(fd), Temp::Unnamed)),
                 // File systems without O_TMPFILE: a named partial file instead.
@@ -324,7 +325,7 @@ impl DropFolder {
             let temp = format!("{PARTIAL_PREFIX}{}-{n}", self.pid);
             // O_EXCL | O_NOFOLLOW: refuses anything already there, a planted symlink included.
             let flags =
-                OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             match rustix::fs::openat(&dir.fd, temp.as_str(), flags, Mode::from_raw_mode(0o644)) {
                 Ok(fd) => {
                     self.partials
@@ -684,21 +685,7 @@ pub struct PartialFile {
 impl PartialFile {
     /// For a part being resumed: feeds the bytes it already holds to `hasher`.
     pub fn hash_held(&self, hasher: &mut blake3::Hasher, held: u64) -> io::Result<()> {
-        use std::os::unix::fs::FileExt;
-        let mut buffer = vec![0u8; 256 * 1024];
-        let mut at = 0;
-        while at < held {
-            let want = usize::try_from(held - at)
-                .unwrap_or(usize::MAX)
-                .min(buffer.len());
-            let n = self.file.read_at(&mut buffer[..want], at)?;
-            if n == 0 {
-                return Err(io::ErrorKind::UnexpectedEof.into());
-            }
-            hasher.update(&buffer[..n]);
-            at += n as u64;
-        }
-        Ok(())
+        crate::protocol::batch::hash_from(&self.file, held, hasher)
     }
 
     /// Empties a part that is being sent whole again.

@@ -459,10 +459,12 @@ impl Connection<'_> {
         if !self.context.config.verify {
             return Ok(None);
         }
+        let len = file
+            .metadata()
+            .map_err(|e| format!("cannot read its size: {e}"))?
+            .len();
         let mut hasher = blake3::Hasher::new();
-        hasher
-            .update_reader(&file)
-            .map_err(|e| format!("cannot read it: {e}"))?;
+        batch::hash_from(&file, len, &mut hasher).map_err(|e| format!("cannot read it: {e}"))?;
         Ok(Some(batch::hex(&hasher.finalize())))
     }
 

@@ -178,6 +178,30 @@ pub fn parse<'a, T: Deserialize<'a>>(line: &'a [u8]) -> io::Result<T> {
     serde_json::from_slice(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
+/// Feeds the first `len` bytes of `file` to `hasher`, a few MiB at a time,
+/// each spread over the cores (BLAKE3's own parallelism, through rayon).
+/// Reads with pread, so the file's offset stays where it was.
+pub fn hash_from(file: &std::fs::File, len: u64, hasher: &mut blake3::Hasher) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; usize::try_from(len.min(HASH_CHUNK)).unwrap_or(0)];
+    let mut at = 0;
+    while at < len {
+        let want = usize::try_from(len - at)
+            .unwrap_or(usize::MAX)
+            .min(buffer.len());
+        let n = file.read_at(&mut buffer[..want], at)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        hasher.update_rayon(&buffer[..n]);
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// What [`hash_from`] reads at once.
+const HASH_CHUNK: u64 = 4 * 1024 * 1024;
+
 /// BLAKE3 as the frames carry it: 64 hex digits.
 pub fn hex(hash: &blake3::Hash) -> String {
     hash.to_hex().to_string()

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use indicatif::HumanBytes;
@@ -157,6 +158,42 @@ fn say_aborted(stream: &TcpStream, reason: &str) {
         let _ = rustix::net::sockopt::set_socket_linger(stream, Some(std::time::Duration::ZERO));
     }
 }
+
+/// BLAKE3 of the first `size` bytes of `file`, read as they land: `landed`
+/// counts the bytes in the file. Fails if the copy `ended` short of `size`.
+fn hash_following(
+    file: &std::fs::File,
+    size: u64,
+    landed: &ByteCounter,
+    ended: &AtomicBool,
+) -> std::io::Result<blake3::Hash> {
+    use std::os::unix::fs::FileExt;
+    let mut hasher = blake3::Hasher::new();
+    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut at = 0;
+    while at < size {
+        let there = landed.get().min(size);
+        if at < there {
+            let want = usize::try_from(there - at)
+                .unwrap_or(usize::MAX)
+                .min(buffer.len());
+            let n = file.read_at(&mut buffer[..want], at)?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            hasher.update(&buffer[..n]);
+            at += n as u64;
+        } else if ended.load(Ordering::SeqCst) && landed.get() <= at {
+            return Err(std::io::Error::other("the copy ended early"));
+        } else {
+            std::thread::sleep(std::time::Duration::from_micros(500));
+        }
+    }
+    Ok(hasher.finalize())
+}
+
+/// Files (or what is left of them) from this size up are spliced, then hashed back.
+const SPLICE_FROM: u64 = 1024 * 1024;
 
 /// Answers are sent once this many bytes of them wait, whatever else happens.
 const ANSWERS_AT_ONCE: usize = 64 * 1024;
@@ -423,17 +460,41 @@ impl Session<'_> {
         });
         counter.add(offset);
         let started = Instant::now();
-        let mut hasher = expected.map(|_| blake3::Hasher::new());
-        if let Some(hasher) = &mut hasher {
-            partial
-                .hash_held(hasher, offset)
-                .map_err(|e| FileError::Batch(format!("reading the part already held: {e}")))?;
-        }
-        let hash = self
-            .copy(&mut partial, size - offset, &counter, hasher)
-            .map_err(|e| {
-                FileError::Batch(explain(&e, size - offset, &self.worker.config, stopping))
-            })?;
+        let config = Arc::clone(&self.worker.config);
+        let copy_failed =
+            |e: CopyError| FileError::Batch(explain(&e, size - offset, &config, stopping));
+        let hash = if size - offset >= SPLICE_FROM {
+            // Big: spliced into the file while another thread hashes it,
+            // whole, from the file, following what has landed.
+            let reader = partial
+                .file()
+                .try_clone()
+                .map_err(|e| FileError::Batch(format!("reading back what was written: {e}")))?;
+            let ended = AtomicBool::new(false);
+            let (copied, hashed) = std::thread::scope(|scope| {
+                let hashing = expected
+                    .map(|_| scope.spawn(|| hash_following(&reader, size, &counter, &ended)));
+                let copied = self.copy_big(&mut partial, size - offset, &counter);
+                ended.store(true, Ordering::SeqCst);
+                (
+                    copied,
+                    hashing.map(|h| h.join().expect("the hashing thread")),
+                )
+            });
+            copied.map_err(copy_failed)?;
+            hashed
+                .transpose()
+                .map_err(|e| FileError::Batch(format!("reading back what was written: {e}")))?
+        } else {
+            let mut hasher = expected.map(|_| blake3::Hasher::new());
+            if let Some(hasher) = &mut hasher {
+                partial
+                    .hash_held(hasher, offset)
+                    .map_err(|e| FileError::Batch(format!("reading the part already held: {e}")))?;
+            }
+            self.copy(&mut partial, size - offset, &counter, hasher)
+                .map_err(copy_failed)?
+        };
         let hash = hash.map(|h| batch::hex(&h));
         if let (Some(expected), Some(got)) = (expected, &hash) {
             if !expected.eq_ignore_ascii_case(got) {
@@ -458,6 +519,42 @@ impl Session<'_> {
             resumed_from: offset,
         };
         Ok((done, format!("{prefix}{saved_as}"), hash))
+    }
+
+    /// Copies `size` bytes into `file`: what the reader holds already, then the
+    /// rest with the worker's copier (splice(2) on Linux, as for classic uploads).
+    fn copy_big(
+        &mut self,
+        file: &mut PartialFile,
+        size: u64,
+        counter: &ByteCounter,
+    ) -> Result<(), CopyError> {
+        let config = &self.worker.config;
+        let mut meter = Meter {
+            counter,
+            pace: config.rate.map(Pace::new),
+            min_rate: config
+                .min_rate()
+                .map(|rate| MinRate::new(rate, config.min_rate_window)),
+        };
+        let held = self.reader.buffer();
+        let first = held.len().min(usize::try_from(size).unwrap_or(usize::MAX));
+        file.write_all(&held[..first]).map_err(CopyError::Disk)?;
+        std::io::BufRead::consume(&mut self.reader, first);
+        meter.moved(first as u64, first as u64)?;
+        if !self.answers.is_empty() {
+            // The socket is read directly from here: the answers gathered go first.
+            self.stream
+                .write_all(&self.answers)
+                .map_err(|error| CopyError::Socket {
+                    got: first as u64,
+                    error,
+                })?;
+            self.answers.clear();
+        }
+        self.worker
+            .copier
+            .copy(self.stream, file, size - first as u64, &mut meter)
     }
 
     /// Copies `size` bytes from the batch's stream into `file`, hashing them if asked.

@@ -29,7 +29,7 @@ pub(super) struct Worker {
     pub(super) config: Arc<ServeConfig>,
     pub(super) folder: DropFolder,
     pub(super) events: Sender<Event>,
-    copier: Copier,
+    pub(super) copier: Copier,
 }
 
 /// Why an upload failed, and whether the client had already been told `go ahead`.

@@ -365,18 +365,52 @@ fn a_wrong_hash_fails_the_file_and_leaves_nothing_and_the_batch_goes_on() {
             good.clone(),
         ),
     ];
+    // Big files are spliced and hashed back from the file, small ones hashed as they come: both checked.
+    let big = pattern(3 << 20, 5);
+    let mut other = big.clone();
+    other[2 << 20] ^= 1;
+    let frames = [
+        frames,
+        vec![
+            (
+                serde_json::json!({"path": "d/big-corrupted.bin", "size": big.len(), "blake3": blake3::hash(&other).to_hex().as_str()}),
+                big.clone(),
+            ),
+            (
+                serde_json::json!({"path": "d/big-fine.bin", "size": big.len(), "blake3": blake3::hash(&big).to_hex().as_str()}),
+                big.clone(),
+            ),
+        ],
+    ]
+    .concat();
     let answers = batch_by_hand(&server, &frames);
-    assert_eq!(answers[0]["status"], "failed");
-    assert!(
-        answers[0]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("verification failed"),
-        "{answers:?}"
-    );
+    for failed in [0, 2] {
+        assert_eq!(answers[failed]["status"], "failed");
+        assert!(
+            answers[failed]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("verification failed"),
+            "{answers:?}"
+        );
+    }
     assert_eq!(answers[1]["status"], "saved");
     assert_eq!(answers[1]["blake3"], blake3::hash(&good).to_hex().as_str());
-    assert_eq!(entries(&server.drop_dir().join("d")), ["fine.txt"]);
+    assert_eq!(answers[3]["status"], "saved");
+    assert_eq!(answers[3]["blake3"], blake3::hash(&big).to_hex().as_str());
+    assert_eq!(
+        entries(&server.drop_dir().join("d")),
+        ["big-fine.bin", "fine.txt"]
+    );
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("d/big-fine.bin")).unwrap(),
+        big
+    );
+    assert_eq!(
+        part_bytes(server.drop_dir()),
+        0,
+        "no part of a file that failed its check"
+    );
     server.wait_for_log("d/corrupted.txt  verification failed");
 }
 
