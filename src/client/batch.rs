@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::Instant;
 
@@ -17,7 +17,7 @@ use crate::names;
 use crate::outcome::{Done, FileReport, Kept};
 use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
-use crate::protocol::batch::{self, Answer, Frame, Wanted, Welcome};
+use crate::protocol::batch::{self, Answer, Frame, Trailer, Wanted, Welcome};
 use crate::protocol::{self, BadReply};
 
 /// Frames and small files are gathered into writes of up to this many bytes.
@@ -42,7 +42,8 @@ enum Pending {
     File {
         index: usize,
         started: Instant,
-        hash: Option<String>,
+        /// The file's BLAKE3, once known (after its content, for a big file).
+        hash: Arc<OnceLock<String>>,
         /// Bytes the server held already.
         offset: u64,
     },
@@ -273,18 +274,18 @@ impl Connection<'_> {
             expect(Pending::Dir);
             write(&Frame::Dir { dir: dir.clone() })?;
         }
-        // Big files are hashed first, so that one question asks what the server
-        // already holds of them all (B8).
-        let mut hashes: Vec<Option<String>> = vec![None; unit.files.len()];
+        // Big files get the key of their part first, so that one question asks
+        // what the server already holds of them all (B8).
+        let mut keys: Vec<Option<String>> = vec![None; unit.files.len()];
         let mut unusable = vec![false; unit.files.len()];
         for (n, &index) in unit.files.iter().enumerate() {
             let planned = &self.run.files[index];
             self.queued(index);
-            if self.is_small(planned) {
+            if self.is_small(planned) || !config.verify {
                 continue;
             }
-            match self.hash_whole(planned) {
-                Ok(hash) => hashes[n] = hash,
+            match part_key(planned) {
+                Ok(key) => keys[n] = Some(key),
                 Err(reason) => {
                     unusable[n] = true;
                     self.finish(index, Err(reason));
@@ -296,7 +297,7 @@ impl Connection<'_> {
             .iter()
             .map(|&i| self.run.files[i].size.unwrap_or(0))
             .collect();
-        let held = self.ask(&sizes, &hashes, &unusable, pending, &write, &|| {
+        let held = self.ask(&sizes, &keys, &unusable, pending, &write, &|| {
             out.borrow_mut().flush().map_err(sending)
         })?;
         let mut content = Vec::new();
@@ -328,16 +329,16 @@ impl Connection<'_> {
             let size = source
                 .as_ref()
                 .map_or(content.len() as u64, |(_, size)| *size);
-            let hash = if small {
-                config.verify.then(|| batch::hex(&blake3::hash(&content)))
-            } else {
-                hashes[n].clone()
-            };
+            // A small file's hash goes before it; a big one's after it, computed while it goes.
+            let hash: Arc<OnceLock<String>> = Arc::default();
+            if small && config.verify {
+                let _ = hash.set(batch::hex(&blake3::hash(&content)));
+            }
             let offset = held[n].min(size);
             expect(Pending::File {
                 index,
                 started: Instant::now(),
-                hash: hash.clone(),
+                hash: Arc::clone(&hash),
                 offset,
             });
             let counter = ByteCounter::default();
@@ -352,7 +353,9 @@ impl Connection<'_> {
             write(&Frame::File {
                 path: planned.batch_path.clone(),
                 size,
-                blake3: hash,
+                blake3: hash.get().cloned(),
+                trailer: !small && config.verify,
+                key: keys[n].clone(),
                 offset,
             })?;
             match source {
@@ -363,17 +366,38 @@ impl Connection<'_> {
                 Some((file, size)) => {
                     out.borrow_mut().flush().map_err(sending)?;
                     let mut pace = config.rate.map(Pace::new);
+                    // The whole file is hashed on another thread as it goes (the
+                    // server checks all of it, what it held before included).
+                    let (sent, hashed) = thread::scope(|scope| {
+                        let hashing = config.verify.then(|| {
+                            scope.spawn(|| {
+                                let mut hasher = blake3::Hasher::new();
+                                batch::hash_from(&file, size, &mut hasher)
+                                    .map(|()| batch::hex(&hasher.finalize()))
+                            })
+                        });
+                        let sent = send_content(
+                            &file,
+                            stream,
+                            offset,
+                            size,
+                            &counter,
+                            config.sendfile,
+                            pace.as_mut(),
+                        );
+                        (sent, hashing.map(|h| h.join().expect("the hashing thread")))
+                    });
                     // Files after it in this unit are not sent; the reader fails those in flight.
-                    send_content(
-                        &file,
-                        stream,
-                        offset,
-                        size,
-                        &counter,
-                        config.sendfile,
-                        pace.as_mut(),
-                    )
-                    .map_err(|e| format!("sending it: {}", in_words(&e.error, config.timeout)))?;
+                    sent.map_err(|e| {
+                        format!("sending it: {}", in_words(&e.error, config.timeout))
+                    })?;
+                    if let Some(hashed) = hashed {
+                        let blake3 = hashed.map_err(|e| format!("hashing it: {e}"))?;
+                        let _ = hash.set(blake3.clone());
+                        out.borrow_mut()
+                            .write_all(&batch::line(&Trailer { blake3 }))
+                            .map_err(sending)?;
+                    }
                 }
             }
             let _ = events.send(Event::Sent { id: index as u64 });
@@ -400,23 +424,23 @@ impl Connection<'_> {
     fn ask(
         &self,
         sizes: &[u64],
-        hashes: &[Option<String>],
+        keys: &[Option<String>],
         unusable: &[bool],
         pending: &Mutex<VecDeque<Pending>>,
         write: &dyn Fn(&Frame) -> Result<(), String>,
         flush: &dyn Fn() -> Result<(), String>,
     ) -> Result<Vec<u64>, String> {
         let mut held = vec![0; sizes.len()];
-        let asked: Vec<(usize, Wanted)> = hashes
+        let asked: Vec<(usize, Wanted)> = keys
             .iter()
             .enumerate()
             .filter(|(n, _)| !unusable[*n])
-            .filter_map(|(n, hash)| {
-                hash.as_ref().map(|hash| {
+            .filter_map(|(n, key)| {
+                key.as_ref().map(|key| {
                     (
                         n,
                         Wanted {
-                            blake3: hash.clone(),
+                            key: key.clone(),
                             size: sizes[n],
                         },
                     )
@@ -448,24 +472,6 @@ impl Connection<'_> {
             }
         }
         Ok(held)
-    }
-
-    /// BLAKE3 of a whole file (`None` with `--no-verify`).
-    fn hash_whole(&self, planned: &Planned) -> Result<Option<String>, String> {
-        if let Some(problem) = &planned.problem {
-            return Err(problem.clone());
-        }
-        let file = open(&planned.path)?;
-        if !self.context.config.verify {
-            return Ok(None);
-        }
-        let len = file
-            .metadata()
-            .map_err(|e| format!("cannot read its size: {e}"))?
-            .len();
-        let mut hasher = blake3::Hasher::new();
-        batch::hash_from(&file, len, &mut hasher).map_err(|e| format!("cannot read it: {e}"))?;
-        Ok(Some(batch::hex(&hasher.finalize())))
     }
 
     /// Reads the server's answers, in order, until its `end` or the connection's.
@@ -541,7 +547,10 @@ impl Connection<'_> {
             ) => {
                 let planned = &self.run.files[index];
                 let sent = planned.size.unwrap_or(size);
-                let result = if hash.is_some() && blake3.as_deref() != hash.as_deref() {
+                let hash = hash.get().cloned();
+                let result = if self.context.config.verify && hash.is_none() {
+                    Err("not verified: the server answered before the file's hash was sent".into())
+                } else if hash.is_some() && blake3.as_deref() != hash.as_deref() {
                     Err("verification failed: the server's BLAKE3 is not the one sent".to_string())
                 } else if size != sent {
                     Err(format!(
@@ -647,6 +656,34 @@ impl Connection<'_> {
         }
         let _ = self.context.events.send(event);
     }
+}
+
+/// The key of a file's part on the server (B8): the same for the same file
+/// on this machine (its path, size, modification time and inode), unless it
+/// changed. Cheap: nothing is read. A file changed without its modification
+/// time is caught by the check of the whole file at the end.
+fn part_key(planned: &Planned) -> Result<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    if let Some(problem) = &planned.problem {
+        return Err(problem.clone());
+    }
+    let meta = open(&planned.path)?
+        .metadata()
+        .map_err(|e| format!("cannot read its size: {e}"))?;
+    let path = std::fs::canonicalize(&planned.path).unwrap_or_else(|_| planned.path.clone());
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"ftx part key 1\0");
+    hasher.update(path.as_os_str().as_encoded_bytes());
+    for n in [
+        meta.size(),
+        meta.mtime() as u64,
+        meta.mtime_nsec() as u64,
+        meta.dev(),
+        meta.ino(),
+    ] {
+        hasher.update(&n.to_le_bytes());
+    }
+    Ok(batch::hex(&hasher.finalize()))
 }
 
 /// Reads a small file whole into `content` (what it holds now, whatever its size was when planned).

@@ -44,8 +44,15 @@ pub enum Frame {
     File {
         path: String,
         size: u64,
+        /// BLAKE3 of the whole file, given before its content.
         #[serde(skip_serializing_if = "Option::is_none", default)]
         blake3: Option<String>,
+        /// BLAKE3 of the whole file, given after its content, in a [`Trailer`] line.
+        #[serde(skip_serializing_if = "is_false", default)]
+        trailer: bool,
+        /// Names the part a broken-off batch leaves, for a later one to resume (B8).
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        key: Option<String>,
         #[serde(skip_serializing_if = "is_zero", default)]
         offset: u64,
     },
@@ -130,16 +137,27 @@ pub fn read_welcome<R: Read>(src: &mut R) -> io::Result<Welcome> {
     Ok(Welcome::Other(got))
 }
 
-/// A file a batch asks about (B8).
+/// A file a batch asks about (B8): the key its part would have, and its size.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Wanted {
-    pub blake3: String,
+    pub key: String,
     pub size: u64,
+}
+
+/// The line after a file's content when its frame said `"trailer":true` (B3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trailer {
+    pub blake3: String,
 }
 
 #[allow(clippy::trivially_copy_pass_by_ref)]
 fn is_zero(n: &u64) -> bool {
     *n == 0
+}
+
+#[allow(clippy::trivially_copy_pass_by_ref)]
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// A value as one line, ready for one write.
@@ -225,6 +243,8 @@ mod tests {
             path: "photos/a.jpg".into(),
             size: 3,
             blake3: Some("00".into()),
+            trailer: false,
+            key: None,
             offset: 0,
         };
         assert_eq!(
@@ -240,11 +260,13 @@ mod tests {
                 path: "a".into(),
                 size: 9,
                 blake3: None,
+                trailer: true,
+                key: Some("cd".into()),
                 offset: 4,
             },
             Frame::Ask {
                 ask: vec![Wanted {
-                    blake3: "ab".into(),
+                    key: "ab".into(),
                     size: 9,
                 }],
             },

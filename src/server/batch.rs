@@ -18,7 +18,7 @@ use crate::names;
 use crate::outcome::{Done, Kept, Tally};
 use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
-use crate::protocol::batch::{self, Answer, Frame, Hello};
+use crate::protocol::batch::{self, Answer, Frame, Hello, Trailer};
 use crate::protocol::REFUSED;
 
 /// The buffer frames are read through; content larger than it goes around it.
@@ -201,6 +201,16 @@ const ANSWERS_AT_ONCE: usize = 64 * 1024;
 /// How long a batch ended early waits for the client to read why and close.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// How a file of a batch is checked (B3, B8).
+struct Check<'a> {
+    /// Its BLAKE3, sent before its content.
+    before: Option<&'a str>,
+    /// Its BLAKE3 comes after its content.
+    trailer: bool,
+    /// What names its part, when it has one.
+    key: Option<&'a str>,
+}
+
 /// One batch being read.
 struct Session<'a> {
     /// The client, for the view.
@@ -269,7 +279,7 @@ impl Session<'_> {
                 Frame::Ask { ask } => {
                     let have = ask
                         .iter()
-                        .map(|w| self.worker.folder.held(&w.blake3, w.size))
+                        .map(|w| self.worker.folder.held(&w.key, w.size))
                         .collect();
                     self.answer(&Answer::Have { have })?;
                 }
@@ -277,6 +287,8 @@ impl Session<'_> {
                     path,
                     size,
                     blake3,
+                    trailer,
+                    key,
                     offset,
                 } => {
                     let id = file_ids.fetch_add(1, Ordering::Relaxed);
@@ -288,7 +300,12 @@ impl Session<'_> {
                         path: None,
                         peer: Some(self.peer),
                     });
-                    let result = self.file(id, &path, size, offset, blake3.as_deref(), stopping);
+                    let check = Check {
+                        before: blake3.as_deref(),
+                        trailer,
+                        key: key.as_deref(),
+                    };
+                    let result = self.file(id, &path, size, offset, &check, stopping);
                     let (answer, outcome, fatal) = match result {
                         Ok((done, saved_as, hash)) => (
                             Answer::Saved {
@@ -400,9 +417,10 @@ impl Session<'_> {
         path: &str,
         size: u64,
         offset: u64,
-        expected: Option<&str>,
+        check: &Check<'_>,
         stopping: &dyn Fn() -> bool,
     ) -> Result<(Done, String, Option<String>), FileError> {
+        let verify = check.before.is_some() || check.trailer;
         let safe = SafePath::of(path).ok_or_else(|| FileError::Batch("an empty path".into()))?;
         if let Some(max) = self.worker.config.max_size {
             if size > max {
@@ -413,9 +431,12 @@ impl Session<'_> {
                 )));
             }
         }
-        // A file with its hash, big enough to be worth it, is received into a
-        // part that survives a break-off (B8).
-        let resumable = expected.filter(|_| size >= batch::WORTH_RESUMING);
+        // A verified file with a key, big enough to be worth it, is received
+        // into a part that survives a break-off (B8).
+        let resumable = check
+            .key
+            .or(check.before)
+            .filter(|_| verify && size >= batch::WORTH_RESUMING);
         let failed = |e: crate::drop_folder::BeginError| FileError::Batch(e.to_string());
         let ((mut partial, held), prefix) = match &safe.top {
             Some(top) => {
@@ -472,8 +493,8 @@ impl Session<'_> {
                 .map_err(|e| FileError::Batch(format!("reading back what was written: {e}")))?;
             let ended = AtomicBool::new(false);
             let (copied, hashed) = std::thread::scope(|scope| {
-                let hashing = expected
-                    .map(|_| scope.spawn(|| hash_following(&reader, size, &counter, &ended)));
+                let hashing =
+                    verify.then(|| scope.spawn(|| hash_following(&reader, size, &counter, &ended)));
                 let copied = self.copy_big(&mut partial, size - offset, &counter);
                 ended.store(true, Ordering::SeqCst);
                 (
@@ -486,7 +507,7 @@ impl Session<'_> {
                 .transpose()
                 .map_err(|e| FileError::Batch(format!("reading back what was written: {e}")))?
         } else {
-            let mut hasher = expected.map(|_| blake3::Hasher::new());
+            let mut hasher = verify.then(blake3::Hasher::new);
             if let Some(hasher) = &mut hasher {
                 partial
                     .hash_held(hasher, offset)
@@ -496,7 +517,12 @@ impl Session<'_> {
                 .map_err(copy_failed)?
         };
         let hash = hash.map(|h| batch::hex(&h));
-        if let (Some(expected), Some(got)) = (expected, &hash) {
+        let expected = match check.before {
+            Some(before) => Some(before.to_string()),
+            None if check.trailer => Some(self.trailer()?),
+            None => None,
+        };
+        if let (Some(expected), Some(got)) = (&expected, &hash) {
             if !expected.eq_ignore_ascii_case(got) {
                 // Dropping the partial file leaves nothing under the name, nor a part to resume.
                 partial.discard();
@@ -519,6 +545,16 @@ impl Session<'_> {
             resumed_from: offset,
         };
         Ok((done, format!("{prefix}{saved_as}"), hash))
+    }
+
+    /// The hash sent after a file's content (B3).
+    fn trailer(&mut self) -> Result<String, FileError> {
+        let line = batch::read_line(&mut self.reader)
+            .and_then(|line| line.ok_or_else(|| std::io::ErrorKind::UnexpectedEof.into()))
+            .map_err(|e| FileError::Batch(format!("reading the hash after the content: {e}")))?;
+        batch::parse::<Trailer>(&line)
+            .map(|t| t.blake3)
+            .map_err(|e| FileError::Batch(format!("the hash after the content: {e}")))
     }
 
     /// Copies `size` bytes into `file`: what the reader holds already, then the

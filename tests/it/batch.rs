@@ -565,6 +565,55 @@ fn an_upload_killed_half_way_resumes_where_it_stopped() {
     }
 }
 
+/// A part's key names the file without reading it (PROTOCOL.md B8); a file
+/// changed behind ftx's back (same size, same modification time) cannot pass
+/// on the old part: the check of the whole file fails it, the part goes, and
+/// the next run sends it whole.
+#[test]
+fn a_part_of_other_content_never_passes_as_the_file() {
+    let mut server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 4));
+    let files = vec![big.clone()];
+    interrupt(&mut server, &files, &["--ftx"], false);
+    assert!(part_bytes(server.drop_dir()) > 0);
+    // Its first byte changes, its size and modification time do not.
+    let when = std::fs::metadata(&big).unwrap().modified().unwrap();
+    let mut changed = pattern(8 << 20, 4);
+    changed[0] ^= 0xff;
+    {
+        use std::io::Seek;
+        let mut file = std::fs::OpenOptions::new().write(true).open(&big).unwrap();
+        file.seek(std::io::SeekFrom::Start(0)).unwrap();
+        file.write_all(&changed[..1]).unwrap();
+        file.set_modified(when).unwrap();
+    }
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args(["send", "--plain", "--ftx", "--to", &server.addr.to_string()])
+        .arg(&big)
+        .timeout(PATIENCE)
+        .assert()
+        .code(1);
+    let said = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(said.contains("verification failed"), "{said}");
+    assert!(!server.drop_dir().join("big.bin").exists());
+    assert_eq!(
+        part_bytes(server.drop_dir()),
+        0,
+        "the part that failed is gone"
+    );
+    let finished = finished_of(&server, &files, &["--ftx"], "big.bin");
+    assert_eq!(
+        finished["resumed_from"].as_u64().unwrap_or(0),
+        0,
+        "{finished}"
+    );
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("big.bin")).unwrap(),
+        changed
+    );
+}
+
 #[test]
 fn parts_nobody_resumed_for_a_day_are_removed() {
     let server = Serve::start(&[]);
