@@ -362,6 +362,9 @@ impl Reporter {
     }
 }
 
+/// How long the render thread lets events gather once it has drained them.
+const GATHER: Duration = Duration::from_millis(2);
+
 fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
     // Counters are read and the screen redrawn once a tick, not once an event:
     // thousands of small uploads a second must not cost thousands of redraws.
@@ -378,6 +381,11 @@ fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
                 sink.event(&event, ended.as_ref(), &live);
                 if events.is_empty() {
                     sink.idle();
+                    // A short nap before waiting again: events sent meanwhile
+                    // queue up without waking this thread, so thousands of
+                    // small files a second cost a few hundred wake-ups, not
+                    // thousands (each one paid by the worker that sends).
+                    std::thread::sleep(GATHER);
                 }
             }
             Err(RecvTimeoutError::Timeout) => sink.idle(),
