@@ -21,7 +21,7 @@ use crate::protocol::batch::{self, Answer, Frame, Trailer, Wanted, Welcome};
 use crate::protocol::{self, BadReply};
 
 /// Frames and small files are gathered into writes of up to this many bytes.
-const OUT_BUFFER: usize = 256 * 1024;
+const OUT_BUFFER: usize = 64 * 1024;
 
 /// Files asked about in one question: its line stays well under the 8 KiB a frame line may take.
 const ASK_AT_ONCE: usize = 64;

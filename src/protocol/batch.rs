@@ -218,7 +218,7 @@ pub fn hash_from(file: &std::fs::File, len: u64, hasher: &mut blake3::Hasher) ->
 }
 
 /// What [`hash_from`] reads at once.
-const HASH_CHUNK: u64 = 4 * 1024 * 1024;
+const HASH_CHUNK: u64 = 256 * 1024;
 
 /// BLAKE3 as the frames carry it: 64 hex digits.
 pub fn hex(hash: &blake3::Hash) -> String {

@@ -22,7 +22,7 @@ use crate::protocol::batch::{self, Answer, Frame, Hello, Trailer};
 use crate::protocol::REFUSED;
 
 /// The buffer frames are read through; content larger than it goes around it.
-const READ_BUFFER: usize = 256 * 1024;
+const READ_BUFFER: usize = 64 * 1024;
 
 /// Why a file of a batch failed: only that file, or the whole batch.
 enum FileError {
@@ -169,7 +169,7 @@ fn hash_following(
 ) -> std::io::Result<blake3::Hash> {
     use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0u8; 1024 * 1024];
+    let mut buffer = vec![0u8; 64 * 1024];
     let mut at = 0;
     while at < size {
         let there = landed.get().min(size);
