@@ -51,23 +51,26 @@ enum Pending {
     Ask(crossbeam_channel::Sender<Vec<u64>>),
 }
 
-/// Sends what the first (classic) upload left: a folder given goes whole into
+/// Sends what the first (classic) upload, `classic`, left: a folder given goes whole into
 /// one batch (its top folder is made once); the files given are spread over
 /// the others; at most `jobs` batches at once.
-pub(super) fn send(context: &Context, run: &Run, first: usize) {
+pub(super) fn send(context: &Context, run: &Run, classic: Option<usize>) {
     let mut trees: BTreeMap<String, Unit> = BTreeMap::new();
     let mut loose: Vec<usize> = Vec::new();
-    for (index, planned) in run.files.iter().enumerate().skip(first) {
+    for (index, planned) in run.files.iter().enumerate() {
+        if Some(index) == classic {
+            continue;
+        }
         match &planned.top {
             Some(top) => trees.entry(top.clone()).or_default().files.push(index),
             None => loose.push(index),
         }
     }
-    if let Some(top) = run.files[..first].first().and_then(|f| f.top.as_ref()) {
+    if let Some((first, top)) = classic.and_then(|i| Some((i, run.files[i].top.as_ref()?))) {
         let claim = context.learned.claim.lock().expect("claim lock").take();
         // Without a token, the first file stays where the classic upload put it.
-        if let (Some(token), Ok(_)) = (claim, report_of(context, 0)) {
-            trees.entry(top.clone()).or_default().claim = Some((0, token));
+        if let (Some(token), Ok(())) = (claim, report_of(context, first)) {
+            trees.entry(top.clone()).or_default().claim = Some((first, token));
         }
     }
     for dir in &run.empty_dirs {

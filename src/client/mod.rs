@@ -321,15 +321,20 @@ pub fn upload_all(
             run.links.join(", ")
         )));
     }
-    let all: Vec<usize> = (0..run.files.len()).collect();
     if config.ftx {
         // Told the server is ftx: no classic first file to learn it from.
-        batch::send(&context, run, 0);
+        batch::send(&context, run, None);
         return context.into_reports(run);
     }
+    // The smallest file goes first, alone and classically: its receipt tells
+    // soonest whether the server speaks batch mode, and the big ones are left
+    // to batches (verified, resumable).
+    let first = (0..run.files.len())
+        .filter(|&i| run.files[i].problem.is_none())
+        .min_by_key(|&i| run.files[i].size.unwrap_or(u64::MAX))
+        .unwrap_or(0);
     let batched = !config.classic && run.files.len() > 1 && {
-        // The first file alone: its receipt tells whether the server speaks batch mode.
-        context.classic(run, &all[..1]);
+        context.classic(run, &[first]);
         context
             .learned
             .batch
@@ -337,14 +342,12 @@ pub fn upload_all(
             >= crate::protocol::batch::VERSION
     };
     if batched {
-        batch::send(&context, run, 1);
+        batch::send(&context, run, Some(first));
     } else {
-        let rest = if !config.classic && run.files.len() > 1 {
-            &all[1..]
-        } else {
-            &all[..]
-        };
-        context.classic(run, rest);
+        let rest: Vec<usize> = (0..run.files.len())
+            .filter(|&i| config.classic || run.files.len() == 1 || i != first)
+            .collect();
+        context.classic(run, &rest);
         if !run.empty_dirs.is_empty() {
             let _ = events.send(Event::Notice(format!(
                 "ftx: {} not sent: a classroom server takes files only ({})",

@@ -187,6 +187,27 @@ fn a_folder_of_hundreds_of_files_arrives_whole() {
     assert_eq!(tree(&server.drop_dir().join("many")), tree(&top));
 }
 
+/// The first file of a run goes classically, to learn whether the server is
+/// ftx: the smallest one, so that a big file is verified (and could resume).
+#[test]
+fn the_smallest_file_is_the_classic_one() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("d");
+    std::fs::create_dir(&top).unwrap();
+    write_file(&top, "a-big.bin", &pattern(300_000, 2));
+    write_file(&top, "b-small.txt", b"small");
+    let files = vec![top];
+    let big = finished_of(&server, &files, &[], "d/a-big.bin");
+    assert_eq!(big["verified"], true, "{big}");
+    let small = finished_of(&server, &files, &[], "b-small.txt");
+    assert_ne!(small["verified"], true, "{small}");
+    assert_eq!(
+        entries(&server.drop_dir().join("d (1)")),
+        ["a-big.bin", "b-small.txt"]
+    );
+}
+
 #[test]
 fn classic_is_classic_even_with_an_ftx_server() {
     let server = Serve::start(&["--trace"]);
