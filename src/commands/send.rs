@@ -2,6 +2,8 @@
 
 use std::time::Instant;
 
+use anyhow::Context as _;
+
 use crate::client;
 use crate::config::SendConfig;
 use crate::exit_codes::Exit;
@@ -11,6 +13,18 @@ use crate::progress::{Reporter, Side, Summary};
 /// Runs `ftx send`. A server name that does not resolve fails the run before any file.
 pub fn send(config: &SendConfig) -> anyhow::Result<Exit> {
     let addresses = config.to.resolve()?;
+    // Ctrl-C (or SIGTERM) ends the run at once, the terminal as it was, with
+    // what that means for the files: nothing unconfirmed is saved, and between
+    // ftx ends the same command picks up where this one stopped.
+    ctrlc::set_handler(|| {
+        crate::term::restore_terminal();
+        crate::term::say_without_waiting(
+            "\nftx: interrupted: files the server had not confirmed are not saved there; \
+             to an ftx server, run the same command again to resume the big ones",
+        );
+        std::process::exit(Exit::Interrupted.code().into());
+    })
+    .context("cannot install the Ctrl-C handler")?;
     let run = client::plan(&config.files);
     let reporter = Reporter::start(Side::Send, config.output, Some(client::totals(&run.files)));
     let started = Instant::now();

@@ -29,14 +29,26 @@ pub(super) fn verb(kept: &Kept) -> &'static str {
 
 /// `LABEL  SIZE  in TIME (RATE)[  saved as NAME][  the server said: ...]`
 pub(super) fn finished_line(label: &str, done: &Done) -> String {
+    // The rate of what moved this time: a resumed file's first bytes were there already.
+    let moved = done.bytes.saturating_sub(done.resumed_from);
     let mut line = format!(
         "{label}  {}  in {} ({})",
         HumanBytes(done.bytes),
         human_duration(done.elapsed),
-        human_rate(done.bytes, done.elapsed)
+        human_rate(moved, done.elapsed)
     );
+    line.push_str(&resumed_note(done));
     line.push_str(&kept_note(&done.kept));
     line
+}
+
+/// Where a resumed file took up again (PROTOCOL.md B8), or nothing.
+fn resumed_note(done: &Done) -> String {
+    if done.resumed_from > 0 {
+        format!("  resumed at {}", HumanBytes(done.resumed_from))
+    } else {
+        String::new()
+    }
 }
 
 /// What is worth adding about how a file was kept: another name, or what a classroom server said.
@@ -137,9 +149,9 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                 columns(
                     &HumanBytes(done.bytes).to_string(),
                     &human_duration(done.elapsed),
-                    &human_rate(done.bytes, done.elapsed)
+                    &human_rate(done.bytes.saturating_sub(done.resumed_from), done.elapsed)
                 ),
-                kept_note(&done.kept)
+                resumed_note(done) + &kept_note(&done.kept)
             ),
             Err(reason) => format!("{name}  {}  {reason}", style("failed   ").red()),
         };

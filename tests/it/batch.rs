@@ -635,6 +635,54 @@ fn a_part_of_other_content_never_passes_as_the_file() {
     );
 }
 
+/// Ctrl-C on `ftx send`: exit 130 at once, words on what it means, and the
+/// same command then resumes, saying where it took up again.
+#[test]
+fn ctrl_c_on_the_sender_says_how_to_resume_and_the_next_run_does() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 6));
+    let mut sender = crate::util::Running(
+        std::process::Command::new(ftx_bin())
+            .args(["send", "--plain", "--ftx", "--rate", "2MiB", "--to"])
+            .arg(server.addr.to_string())
+            .arg(&big)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    crate::util::wait_until(
+        || part_bytes(server.drop_dir()) > 500_000,
+        "part of the big file on the server",
+        || server.log(),
+    );
+    sender.signal("INT");
+    assert_eq!(sender.wait_exit(), Some(130));
+    let mut said = String::new();
+    sender
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut said)
+        .unwrap();
+    assert!(
+        said.contains("ftx: interrupted: files the server had not confirmed are not saved there")
+            && said.contains("run the same command again to resume"),
+        "{said}"
+    );
+    let out = server.send().arg("--ftx").arg(&big).assert().success();
+    let said = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        said.contains("saved     big.bin  8.00 MiB") && said.contains("resumed at "),
+        "{said}"
+    );
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("big.bin")).unwrap(),
+        pattern(8 << 20, 6)
+    );
+}
+
 #[test]
 fn parts_nobody_resumed_for_a_day_are_removed() {
     let server = Serve::start(&[]);
