@@ -89,6 +89,8 @@ impl Worker {
             return tally;
         }
         self.trace(upload.id, || format!("{} opened a batch", upload.peer));
+        // The connection's own row (waiting for a worker) goes: its files get rows of their own.
+        let _ = self.events.send(Event::Closed { id: upload.id });
         let mut session = Session {
             peer: upload.peer,
             worker: self,

@@ -173,6 +173,39 @@ fn server_draws_a_bar_per_upload_with_name_and_progress() {
     );
 }
 
+/// A batch shows its files, each with its bar, and nothing about the
+/// connection itself once a worker has it (it is not waiting any more).
+#[test]
+fn a_batch_shows_its_files_and_no_waiting_row() {
+    let (term, addr, dir) = serve_in_terminal(&["--rate", "1MiB"], 24, 140);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("talks");
+    std::fs::create_dir(&top).unwrap();
+    crate::util::write_file(&top, "a.txt", b"first");
+    crate::util::write_file(&top, "lecture.mp4", &crate::util::pattern(3_000_000, 1));
+    let _sender = crate::util::Running(
+        std::process::Command::new(ftx_bin())
+            .args(["send", "--plain", "--to", &addr.to_string()])
+            .arg(&top)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let screen = term.wait_for("talks/lecture.mp4");
+    let screen = if screen.contains("%") {
+        screen
+    } else {
+        term.wait_for("%")
+    };
+    assert!(!screen.contains("waiting for a free worker"), "{screen}");
+    assert!(screen.contains("1 active · 0 waiting"), "{screen}");
+    term.wait_for("2 saved");
+    assert_eq!(
+        std::fs::read(dir.path().join("talks/lecture.mp4")).unwrap(),
+        crate::util::pattern(3_000_000, 1)
+    );
+}
+
 #[test]
 fn hostile_names_cannot_drive_the_terminal() {
     let (term, addr, dir) = serve_in_terminal(&[], 24, 140);
