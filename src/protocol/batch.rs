@@ -196,9 +196,11 @@ pub fn parse<'a, T: Deserialize<'a>>(line: &'a [u8]) -> io::Result<T> {
     serde_json::from_slice(line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
-/// Feeds the first `len` bytes of `file` to `hasher`, a few MiB at a time,
-/// each spread over the cores (BLAKE3's own parallelism, through rayon).
-/// Reads with pread, so the file's offset stays where it was.
+/// Feeds the first `len` bytes of `file` to `hasher`, 256 KiB a read, on
+/// this thread: it runs beside a copy that keeps the other core busy, where
+/// spreading the hash over the cores (blake3's rayon feature) measured slower
+/// (229 ms against 199 ms for 128 MiB sent verified). Reads with pread, so
+/// the file's offset stays where it was.
 pub fn hash_from(file: &std::fs::File, len: u64, hasher: &mut blake3::Hasher) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let mut buffer = vec![0u8; usize::try_from(len.min(HASH_CHUNK)).unwrap_or(0)];
@@ -211,7 +213,7 @@ pub fn hash_from(file: &std::fs::File, len: u64, hasher: &mut blake3::Hasher) ->
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }
-        hasher.update_rayon(&buffer[..n]);
+        hasher.update(&buffer[..n]);
         at += n as u64;
     }
     Ok(())
