@@ -585,22 +585,7 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
         "## One {} MiB file, until it is complete on the receiver's disk\n",
         size / MIB
     );
-    out!("| contestant | median | MiB/s | ftx is |");
-    out!("| --- | ---: | ---: | ---: |");
-    let ftx = median(times[1].clone());
-    for (name, t) in names.iter().zip(&times) {
-        if t.is_empty() {
-            out!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
-            continue;
-        }
-        let m = median(t.clone());
-        out!(
-            "| {name} | {:.3} s | {:.0} | {:.2}x |",
-            m.as_secs_f64(),
-            rate(size, m),
-            m.as_secs_f64() / ftx.as_secs_f64()
-        );
-    }
+    contest_table(&names, &times, 1, "MiB/s", |m| rate(size, m));
     out!("\n(\"ftx is\" = its throughput divided by that row's; 1.00x is the row itself.)\n");
     let cp = median(times[4].clone()).as_secs_f64();
     let of_cp = |i: usize| cp / median(times[i].clone()).as_secs_f64();
@@ -748,21 +733,7 @@ for path in open({list:?}).read().split("\n"):
     ];
     let ftx = median(times[0].clone());
     out!("## {} files of 4 KiB\n", files.len());
-    out!("| contestant | median | files/s | ftx is |");
-    out!("| --- | ---: | ---: | ---: |");
-    for (name, t) in names.iter().zip(&times) {
-        if t.is_empty() {
-            out!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
-            continue;
-        }
-        let m = median(t.clone());
-        out!(
-            "| {name} | {:.3} s | {:.0} | {:.2}x |",
-            m.as_secs_f64(),
-            n / m.as_secs_f64(),
-            m.as_secs_f64() / ftx.as_secs_f64()
-        );
-    }
+    contest_table(&names, &times, 0, "files/s", |m| n / m.as_secs_f64());
     if !times[2].is_empty() {
         let tar = median(times[2].clone()).as_secs_f64();
         out!(
@@ -824,10 +795,24 @@ fn lan(bench: &Bench, rounds: usize) {
         files.len(),
         LAN_DELAY.as_millis()
     );
-    out!("| contestant | median | files/s | ftx is |");
+    let n = files.len() as f64;
+    contest_table(&names, &times, 0, "files/s", |m| n / m.as_secs_f64());
+    out!("");
+}
+
+/// A table of contestants' medians, with `per` (MiB/s, files/s) and how
+/// row `ftx` compares with each; a contestant that did not run is said so.
+fn contest_table(
+    names: &[&str],
+    times: &[Vec<Duration>],
+    ftx: usize,
+    unit: &str,
+    per: impl Fn(Duration) -> f64,
+) {
+    out!("| contestant | median | {unit} | ftx is |");
     out!("| --- | ---: | ---: | ---: |");
-    let ftx = median(times[0].clone());
-    for (name, t) in names.iter().zip(&times) {
+    let ftx = median(times[ftx].clone());
+    for (name, t) in names.iter().zip(times) {
         if t.is_empty() {
             out!("| {name} | skipped (apt-get install netcat-openbsd) | | |");
             continue;
@@ -836,11 +821,10 @@ fn lan(bench: &Bench, rounds: usize) {
         out!(
             "| {name} | {:.3} s | {:.0} | {:.2}x |",
             m.as_secs_f64(),
-            files.len() as f64 / m.as_secs_f64(),
+            per(m),
             m.as_secs_f64() / ftx.as_secs_f64()
         );
     }
-    out!("");
 }
 
 /// Entries of a folder that are not hidden.

@@ -10,13 +10,11 @@ use std::time::Instant;
 use indicatif::HumanBytes;
 
 use super::copy::{CopyError, Meter};
-use super::min_rate::MinRate;
 use super::worker::{explain, Worker};
 use super::Upload;
 use crate::drop_folder::{PartialFile, Tree};
 use crate::names;
 use crate::outcome::{Done, Kept, Tally};
-use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
 use crate::protocol::batch::{self, Answer, Frame, Hello, Trailer};
 use crate::protocol::REFUSED;
@@ -567,14 +565,7 @@ impl Session<'_> {
         size: u64,
         counter: &ByteCounter,
     ) -> Result<(), CopyError> {
-        let config = &self.worker.config;
-        let mut meter = Meter {
-            counter,
-            pace: config.rate.map(Pace::new),
-            min_rate: config
-                .min_rate()
-                .map(|rate| MinRate::new(rate, config.min_rate_window)),
-        };
+        let mut meter = Meter::new(&self.worker.config, counter);
         let held = self.reader.buffer();
         let first = held.len().min(usize::try_from(size).unwrap_or(usize::MAX));
         file.write_all(&held[..first]).map_err(CopyError::Disk)?;
@@ -603,14 +594,7 @@ impl Session<'_> {
         counter: &ByteCounter,
         mut hasher: Option<blake3::Hasher>,
     ) -> Result<Option<blake3::Hash>, CopyError> {
-        let config = &self.worker.config;
-        let mut meter = Meter {
-            counter,
-            pace: config.rate.map(Pace::new),
-            min_rate: config
-                .min_rate()
-                .map(|rate| MinRate::new(rate, config.min_rate_window)),
-        };
+        let mut meter = Meter::new(&self.worker.config, counter);
         let buffer = &mut self.buffer;
         let mut got = 0;
         while got < size {

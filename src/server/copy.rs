@@ -43,7 +43,18 @@ pub struct Meter<'a> {
     pub min_rate: Option<MinRate>,
 }
 
-impl Meter<'_> {
+impl<'a> Meter<'a> {
+    /// The meter of one upload (or one file of a batch) under `config`.
+    pub(super) fn new(config: &crate::config::ServeConfig, counter: &'a ByteCounter) -> Meter<'a> {
+        Meter {
+            counter,
+            pace: config.rate.map(Pace::new),
+            min_rate: config
+                .min_rate()
+                .map(|rate| MinRate::new(rate, config.min_rate_window)),
+        }
+    }
+
     /// The next chunk to ask for, with `left` bytes to go.
     pub(super) fn chunk(&self, unpaced: usize, left: u64) -> usize {
         pace::next_chunk(self.pace.as_ref(), unpaced, left)

@@ -9,13 +9,11 @@ use crossbeam_channel::Sender;
 use indicatif::HumanBytes;
 
 use super::copy::{Copier, CopyError, Meter};
-use super::min_rate::MinRate;
 use super::Upload;
 use crate::config::ServeConfig;
 use crate::drop_folder::{BeginError, DropFolder, PartialFile};
 use crate::names;
 use crate::outcome::{Done, Kept};
-use crate::pace::Pace;
 use crate::progress::{ByteCounter, Event};
 use crate::protocol::receipt::Receipt;
 use crate::protocol::{self, Header, GO_AHEAD, REFUSED};
@@ -146,14 +144,7 @@ impl Worker {
 
         let started = Instant::now();
         let size = header.size;
-        let mut meter = Meter {
-            counter: &counter,
-            pace: self.config.rate.map(Pace::new),
-            min_rate: self
-                .config
-                .min_rate()
-                .map(|rate| MinRate::new(rate, self.config.min_rate_window)),
-        };
+        let mut meter = Meter::new(&self.config, &counter);
         self.copier
             .copy(stream, &mut partial, size, &mut meter)
             .map_err(|e| Failure::after_go_ahead(explain(&e, size, &self.config, stopping)))?;

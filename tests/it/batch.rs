@@ -510,19 +510,30 @@ fn part_bytes(drop: &Path) -> u64 {
 
 /// Starts a paced `ftx send` of `files` and kills it (or the server) once the server holds part of the big one.
 fn interrupt(server: &mut Serve, files: &[PathBuf], extra: &[&str], kill_server: bool) {
-    let mut sender = crate::util::Running(
+    let mut sender = paced_send_under_way(server, files, extra, std::process::Stdio::null());
+    if kill_server {
+        server.signal("KILL");
+        server.wait_exit();
+    } else {
+        sender.signal("KILL");
+        sender.wait_exit();
+    }
+}
+
+/// A `ftx send --plain --rate 2MiB` of `files`, once the server holds part of the big one.
+fn paced_send_under_way(
+    server: &Serve,
+    files: &[PathBuf],
+    extra: &[&str],
+    stderr: std::process::Stdio,
+) -> crate::util::Running {
+    let sender = crate::util::Running(
         std::process::Command::new(ftx_bin())
-            .args([
-                "send",
-                "--plain",
-                "--rate",
-                "2MiB",
-                "--to",
-                &server.addr.to_string(),
-            ])
+            .args(["send", "--plain", "--rate", "2MiB", "--to"])
+            .arg(server.addr.to_string())
             .args(extra)
             .args(files)
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap(),
     );
@@ -531,13 +542,7 @@ fn interrupt(server: &mut Serve, files: &[PathBuf], extra: &[&str], kill_server:
         "part of the big file on the server",
         || server.log(),
     );
-    if kill_server {
-        server.signal("KILL");
-        server.wait_exit();
-    } else {
-        sender.signal("KILL");
-        sender.wait_exit();
-    }
+    sender
 }
 
 /// Killing the sender, then the server, half way through a big file: of two
@@ -642,19 +647,11 @@ fn ctrl_c_on_the_sender_says_how_to_resume_and_the_next_run_does() {
     let server = Serve::start(&[]);
     let src = tempfile::tempdir().unwrap();
     let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 6));
-    let mut sender = crate::util::Running(
-        std::process::Command::new(ftx_bin())
-            .args(["send", "--plain", "--ftx", "--rate", "2MiB", "--to"])
-            .arg(server.addr.to_string())
-            .arg(&big)
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
-    crate::util::wait_until(
-        || part_bytes(server.drop_dir()) > 500_000,
-        "part of the big file on the server",
-        || server.log(),
+    let mut sender = paced_send_under_way(
+        &server,
+        std::slice::from_ref(&big),
+        &["--ftx"],
+        std::process::Stdio::piped(),
     );
     sender.signal("INT");
     assert_eq!(sender.wait_exit(), Some(130));
