@@ -64,6 +64,10 @@ pub(super) struct Bars {
     layout: Layout,
     /// Recent (time, bytes so far) samples, for a rate that tells the truth now rather than on average.
     samples: VecDeque<(Instant, u64)>,
+    /// Lines to print above the bars, gathered while more events wait: each
+    /// print redraws every bar, and a batch of small files ends thousands of
+    /// uploads a second.
+    lines: Vec<String>,
 }
 
 impl Bars {
@@ -87,11 +91,20 @@ impl Bars {
             rows: HashMap::new(),
             layout: Layout::for_width(usize::from(Term::stderr().size().1)),
             samples: VecDeque::new(),
+            lines: Vec::new(),
         }
     }
 
-    fn print(&self, line: String) {
-        let _ = self.multi.println(line);
+    fn print(&mut self, line: String) {
+        self.lines.push(line);
+    }
+
+    /// Prints the lines gathered, above the bars, in one redraw.
+    fn print_gathered(&mut self) {
+        if !self.lines.is_empty() {
+            let _ = self.multi.println(self.lines.join("\n"));
+            self.lines.clear();
+        }
     }
 
     /// Turns a waiting line into the upload's bar in place. Removing it and
@@ -328,10 +341,16 @@ impl Sink for Bars {
     }
 
     fn tick(&mut self, live: &Live) {
+        self.print_gathered();
         self.draw(live);
     }
 
+    fn idle(&mut self) {
+        self.print_gathered();
+    }
+
     fn summary(&mut self, summary: &Summary, _live: &Live) {
+        self.print_gathered();
         self.clear();
         if self.side == Side::Send {
             let width = usize::from(Term::stderr().size().1);
