@@ -435,6 +435,48 @@ fn a_wrong_hash_fails_the_file_and_leaves_nothing_and_the_batch_goes_on() {
     server.wait_for_log("d/corrupted.txt  verification failed");
 }
 
+/// A hash sent after the content (PROTOCOL.md B3 trailer) is checked the same
+/// way; a line that is not a hash ends the batch, saying why.
+#[test]
+fn a_trailer_hash_is_checked_and_a_bad_one_ends_the_batch() {
+    let server = Serve::start(&[]);
+    let content = pattern(2 << 20, 8);
+    let right = blake3::hash(&content).to_hex().to_string();
+    let wrong = blake3::hash(b"something else").to_hex().to_string();
+    let mut stream = open_batch(&server);
+    for (path, trailer) in [
+        ("t/right.bin", format!("{{\"blake3\":\"{right}\"}}\n")),
+        ("t/wrong.bin", format!("{{\"blake3\":\"{wrong}\"}}\n")),
+        ("t/garbage.bin", "not a hash\n".to_string()),
+    ] {
+        let frame = serde_json::json!({"path": path, "size": content.len(), "trailer": true});
+        stream.write_all(format!("{frame}\n").as_bytes()).unwrap();
+        stream.write_all(&content).unwrap();
+        stream.write_all(trailer.as_bytes()).unwrap();
+    }
+    let answers: Vec<Value> = BufReader::new(stream)
+        .lines()
+        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
+        .collect();
+    assert_eq!(answers[0]["status"], "saved", "{answers:?}");
+    assert_eq!(answers[0]["blake3"], right.as_str());
+    assert_eq!(answers[1]["status"], "failed", "{answers:?}");
+    assert!(answers[1]["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("verification failed"));
+    assert_eq!(answers[2]["status"], "aborted", "{answers:?}");
+    assert!(
+        answers[2]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("the hash after the content"),
+        "{answers:?}"
+    );
+    assert_eq!(entries(&server.drop_dir().join("t")), ["right.bin"]);
+    assert_eq!(part_bytes(server.drop_dir()), 0);
+}
+
 #[test]
 fn a_batch_that_breaks_off_leaves_no_partial_file() {
     let server = Serve::start(&[]);
