@@ -51,6 +51,9 @@ pub struct DropFolder {
     /// while it is removed once empty, so that one batch never removes it
     /// under another.
     staging_lock: Arc<Mutex<()>>,
+    /// Top folders made by a batch that other batches of the same sender may
+    /// fill too (PROTOCOL.md B5a), by token, with when they were shared.
+    shared_trees: Arc<Mutex<HashMap<String, (Tree, std::time::Instant)>>>,
     /// Try unnamed (`O_TMPFILE`) partial files first.
     unnamed: bool,
 }
@@ -178,6 +181,7 @@ impl DropFolder {
             claims: Arc::default(),
             parts_busy: Arc::default(),
             staging_lock: Arc::default(),
+            shared_trees: Arc::default(),
             unnamed: cfg!(target_os = "linux"),
         })
     }
@@ -187,9 +191,7 @@ impl DropFolder {
     pub fn claim(&self, saved_as: &str) -> Option<String> {
         let root = self.dir().ok()?;
         let stat = rustix::fs::statat(&root.fd, saved_as, AtFlags::SYMLINK_NOFOLLOW).ok()?;
-        let mut random = [0u8; 16];
-        rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok()?;
-        let token: String = random.iter().map(|b| format!("{b:02x}")).collect();
+        let token = token()?;
         let mut claims = self.claims.lock().expect("claims lock");
         claims.retain(|_, c| c.at.elapsed() < CLAIM_LIFE);
         if claims.len() >= MAX_CLAIMS {
@@ -397,9 +399,46 @@ fn open_below(dir: &Dir, name: &str) -> io::Result<Arc<Dir>> {
     }))
 }
 
+/// 16 random bytes in hex: what only the one who was told can say again.
+fn token() -> Option<String> {
+    let mut random = [0u8; 16];
+    rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok()?;
+    Some(random.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl DropFolder {
+    /// A token with which other batches may fill `tree` too (PROTOCOL.md
+    /// B5a); good for [`CLAIM_LIFE`], at most [`MAX_CLAIMS`] kept.
+    pub fn share_tree(&self, tree: &Tree) -> Option<String> {
+        let token = token()?;
+        let mut shared = self.shared_trees.lock().expect("trees lock");
+        shared.retain(|_, (_, at)| at.elapsed() < CLAIM_LIFE);
+        if shared.len() >= MAX_CLAIMS {
+            let oldest = shared
+                .iter()
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(t, _)| t.clone());
+            if let Some(oldest) = oldest {
+                shared.remove(&oldest);
+            }
+        }
+        shared.insert(token.clone(), (tree.clone(), std::time::Instant::now()));
+        Some(token)
+    }
+
+    /// The tree a token shares, while it is good.
+    pub fn join_tree(&self, token: &str) -> Option<Tree> {
+        let shared = self.shared_trees.lock().expect("trees lock");
+        shared
+            .get(token)
+            .filter(|(_, at)| at.elapsed() < CLAIM_LIFE)
+            .map(|(tree, _)| tree.clone())
+    }
+}
+
 /// A folder tree being received (batch mode): a top folder made anew in the
 /// drop folder, and folders made inside it as paths name them.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Tree {
     folder: DropFolder,
     root: Arc<Dir>,

@@ -31,13 +31,19 @@ const ASK_AT_ONCE: usize = 64;
 struct Unit {
     /// The first file, sent classically, to move into this folder: (its index, the claim token).
     claim: Option<(usize, String)>,
+    /// A top folder another batch made, to fill too: (its name as sent, the token that shares it).
+    join: Option<(String, String)>,
     dirs: Vec<String>,
     files: Vec<usize>,
 }
 
+/// A folder of at least this many files per batch is filled by several batches at once (B5a).
+const SPLIT_FROM: usize = 256;
+
 /// A frame sent and not answered yet.
 enum Pending {
     Claim(usize),
+    Join,
     Dir,
     File {
         index: usize,
@@ -78,7 +84,15 @@ pub(super) fn send(context: &Context, run: &Run, classic: Option<usize>) {
         trees.entry(top).or_default().dirs.push(dir.clone());
     }
     let jobs = context.config.jobs.max(1);
-    let mut units: Vec<Unit> = trees.into_values().collect();
+    let mut units: Vec<Unit> = Vec::new();
+    for (top, unit) in trees {
+        // A big folder goes over several batches, once one has made its top folder and shared it.
+        let parts = jobs.min(unit.files.len() / SPLIT_FROM);
+        match (parts > 1).then(|| share_top(context, run, &top)).flatten() {
+            Some(token) => units.extend(split(unit, &top, &token, parts)),
+            None => units.push(unit),
+        }
+    }
     let spread = jobs.min(loose.len()).max(1);
     let mut shares: Vec<Unit> = (0..spread).map(|_| Unit::default()).collect();
     for (n, index) in loose.into_iter().enumerate() {
@@ -97,6 +111,47 @@ pub(super) fn send(context: &Context, run: &Run, classic: Option<usize>) {
             scope.spawn(move || Connection { context, run }.serve(&work));
         }
     });
+}
+
+/// Makes `top` on the server in a batch of its own and returns the token
+/// that lets other batches fill it (B5a); `None` if that did not work out
+/// (the folder then goes in one batch).
+fn share_top(context: &Context, run: &Run, top: &str) -> Option<String> {
+    let stream = Connection { context, run }.open().ok()?;
+    let frames = [
+        batch::line(&Frame::Top {
+            top: top.to_string(),
+            join: None,
+        }),
+        batch::line(&Frame::End { end: true }),
+    ]
+    .concat();
+    (&stream).write_all(&frames).ok()?;
+    let mut reader = BufReader::new(&stream);
+    let answer = batch::read_line(&mut reader).ok()??;
+    let Answer::Top { token, .. } = batch::parse::<Answer>(&answer).ok()? else {
+        return None;
+    };
+    // Its end, so that the server is done with it before the others join.
+    let _ = batch::read_line(&mut reader);
+    Some(token)
+}
+
+/// A folder's unit in `parts` units that all fill the same top folder; the
+/// first one also moves the classic file in and makes the empty folders.
+fn split(unit: Unit, top: &str, token: &str, parts: usize) -> Vec<Unit> {
+    let mut units: Vec<Unit> = (0..parts)
+        .map(|_| Unit {
+            join: Some((top.to_string(), token.to_string())),
+            ..Unit::default()
+        })
+        .collect();
+    units[0].claim = unit.claim;
+    units[0].dirs = unit.dirs;
+    for (n, index) in unit.files.into_iter().enumerate() {
+        units[n % parts].files.push(index);
+    }
+    units
 }
 
 /// The outcome already reported for file `index`.
@@ -266,6 +321,13 @@ impl Connection<'_> {
                 .map_err(sending)
         };
         let expect = |waiting: Pending| pending.lock().expect("pending lock").push_back(waiting);
+        if let Some((top, token)) = &unit.join {
+            expect(Pending::Join);
+            write(&Frame::Top {
+                top: top.clone(),
+                join: Some(token.clone()),
+            })?;
+        }
         if let Some((index, token)) = &unit.claim {
             expect(Pending::Claim(*index));
             write(&Frame::Claim {

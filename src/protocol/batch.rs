@@ -62,6 +62,13 @@ pub enum Frame {
     Dir { dir: String },
     /// Moves the file a classic upload saved (its receipt's claim token) to `path`.
     Claim { claim: String, path: String },
+    /// Makes the top folder `top` now and shares it (B5a); with `join`, uses
+    /// the one another batch made and shared instead.
+    Top {
+        top: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        join: Option<String>,
+    },
     /// Nothing more comes.
     End { end: bool },
 }
@@ -80,6 +87,12 @@ pub enum Answer {
     Failed {
         path: String,
         reason: String,
+    },
+    /// B5a: the top folder a batch fills, and the token that shares it.
+    Top {
+        top: String,
+        saved_as: String,
+        token: String,
     },
     /// B8: the bytes held of each file asked about, in order.
     Have {

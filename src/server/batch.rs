@@ -264,6 +264,14 @@ impl Session<'_> {
                     };
                     self.answer(&answer)?;
                 }
+                Frame::Top { top, join } => {
+                    let (saved_as, token) = self.top(&top, join.as_deref())?;
+                    self.answer(&Answer::Top {
+                        top,
+                        saved_as,
+                        token,
+                    })?;
+                }
                 Frame::Dir { dir } => {
                     let answer = match self.make_dir(&dir) {
                         Ok(saved_as) => Answer::Saved {
@@ -377,6 +385,45 @@ impl Session<'_> {
             self.trees.insert(top.to_string(), tree);
         }
         Ok(&self.trees[top])
+    }
+
+    /// A top frame (B5a): this batch's folder `top`, made now and shared, or
+    /// the one shared by `join`. Returns its name and token. A folder that
+    /// cannot be made or joined ends the batch: its files must not land in
+    /// another one.
+    fn top(&mut self, top: &str, join: Option<&str>) -> Result<(String, String), String> {
+        // Named as a file's path names it, made safe the same way.
+        let key = SafePath::of(&format!("{top}/-"))
+            .and_then(|p| p.top)
+            .ok_or("an empty top folder name")?;
+        match join {
+            Some(token) => {
+                let tree =
+                    self.worker.folder.join_tree(token).ok_or(
+                        "joining a folder: no folder is shared under that token (any more)",
+                    )?;
+                if let Some(mine) = self.trees.get(&key) {
+                    if mine.name != tree.name {
+                        return Err(format!(
+                            "joining a folder: this batch fills {} already",
+                            names::escape_for_terminal(mine.name.as_bytes())
+                        ));
+                    }
+                }
+                let name = tree.name.clone();
+                self.trees.insert(key, tree);
+                Ok((name, token.to_string()))
+            }
+            None => {
+                let tree = self.tree(&key)?.clone();
+                let token = self
+                    .worker
+                    .folder
+                    .share_tree(&tree)
+                    .ok_or("sharing a folder: no random token")?;
+                Ok((tree.name, token))
+            }
+        }
     }
 
     /// A claim frame: the file a classic upload saved moves to `path`, under its tree.

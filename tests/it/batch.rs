@@ -208,6 +208,49 @@ fn the_smallest_file_is_the_classic_one() {
     );
 }
 
+/// A folder big enough goes over several batches that fill one top folder
+/// (PROTOCOL.md B5a): sent twice, two whole copies, `many` and `many (1)`.
+#[test]
+fn a_big_folder_fills_one_top_folder_from_several_batches() {
+    let server = Serve::start(&["--trace"]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("many");
+    std::fs::create_dir_all(top.join("sub/empty")).unwrap();
+    for i in 0..600 {
+        let dir = if i % 3 == 0 {
+            top.join("sub")
+        } else {
+            top.clone()
+        };
+        write_file(&dir, &format!("f{i:03}.bin"), &pattern(2048 + i, i as u8));
+    }
+    for _ in 0..2 {
+        server
+            .send()
+            .args(["--jobs", "4"])
+            .arg(&top)
+            .assert()
+            .success()
+            .stderr(predicate::str::contains("600 saved, 0 failed"));
+    }
+    assert_eq!(entries(server.drop_dir()), ["many", "many (1)"]);
+    for copy in ["many", "many (1)"] {
+        assert_eq!(tree(&server.drop_dir().join(copy)), tree(&top), "{copy}");
+    }
+    // Per run: the classic file, the batch that makes the folder, two that fill it.
+    crate::util::wait_until(
+        || server.log().matches("saved     ").count() == 1200,
+        "every file saved",
+        || server.log(),
+    );
+    assert_eq!(
+        server.log().matches(" opened a batch").count(),
+        6,
+        "{}",
+        server.log()
+    );
+}
+
 #[test]
 fn classic_is_classic_even_with_an_ftx_server() {
     let server = Serve::start(&["--trace"]);
@@ -475,6 +518,43 @@ fn a_trailer_hash_is_checked_and_a_bad_one_ends_the_batch() {
     );
     assert_eq!(entries(&server.drop_dir().join("t")), ["right.bin"]);
     assert_eq!(part_bytes(server.drop_dir()), 0);
+}
+
+/// Joining a folder needs the token its batch was given: a made-up one ends
+/// the batch before any file, and a top folder name cannot leave the drop folder.
+#[test]
+fn a_folder_is_joined_only_with_its_token() {
+    let parent = tempfile::tempdir().unwrap();
+    let drop = parent.path().join("drop");
+    let server = Serve::start_at(tempfile::tempdir().unwrap(), &drop, &[]);
+    let answers = batch_by_hand(
+        &server,
+        &[
+            (
+                serde_json::json!({"top": "photos", "join": "00112233445566778899aabbccddeeff"}),
+                vec![],
+            ),
+            (
+                serde_json::json!({"path": "photos/a.txt", "size": 1}),
+                b"x".to_vec(),
+            ),
+        ],
+    );
+    assert_eq!(answers.len(), 1, "{answers:?}");
+    assert_eq!(answers[0]["status"], "aborted");
+    assert!(answers[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("no folder is shared under that token"));
+    assert!(entries(&drop).is_empty());
+    let answers = batch_by_hand(
+        &server,
+        &[(serde_json::json!({"top": "../../outside"}), vec![])],
+    );
+    assert_eq!(answers[0]["status"], "top", "{answers:?}");
+    assert_eq!(answers[0]["saved_as"], "outside");
+    assert_eq!(entries(parent.path()), ["drop"]);
+    assert_eq!(entries(&drop), ["outside"]);
 }
 
 #[test]
