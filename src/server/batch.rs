@@ -169,11 +169,14 @@ fn hash_following(
 ) -> std::io::Result<blake3::Hash> {
     use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
-    let mut buffer = vec![0u8; 64 * 1024];
+    let mut buffer = vec![0u8; HASH_READ];
     let mut at = 0;
     while at < size {
         let there = landed.get().min(size);
-        if at < there {
+        // Whole reads only (but the last): BLAKE3 hashes many 1 KiB chunks at
+        // once with SIMD only when it gets many at once; a few KiB at a time,
+        // as they land, it would take them one by one.
+        if there - at >= HASH_READ as u64 || (there == size && at < there) {
             let want = usize::try_from(there - at)
                 .unwrap_or(usize::MAX)
                 .min(buffer.len());
@@ -191,6 +194,9 @@ fn hash_following(
     }
     Ok(hasher.finalize())
 }
+
+/// What the server's hashing thread reads at once.
+const HASH_READ: usize = 64 * 1024;
 
 /// Files (or what is left of them) from this size up are spliced, then hashed back.
 const SPLICE_FROM: u64 = 1024 * 1024;
