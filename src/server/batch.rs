@@ -186,7 +186,8 @@ fn hash_following(
             }
             hasher.update(&buffer[..n]);
             at += n as u64;
-        } else if ended.load(Ordering::SeqCst) && landed.get() <= at {
+        } else if ended.load(Ordering::SeqCst) && landed.get() < size {
+            // The copy ended short of the whole file (a whole one goes round again).
             return Err(std::io::Error::other("the copy ended early"));
         } else {
             std::thread::sleep(std::time::Duration::from_micros(500));
