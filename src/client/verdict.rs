@@ -31,10 +31,13 @@ pub(super) fn after_content(
     timeout: Duration,
     learned: &Learned,
 ) -> Result<Kept, String> {
-    // Fails only when the connection is already gone: the server reset it.
-    stream.shutdown(Shutdown::Write).map_err(|_| {
-        "the server reset the connection before it took the last bytes: it did not take the whole file".to_string()
-    })?;
+    // Fails only when the connection is already gone: the server reset it,
+    // maybe after saying why (its failure receipt may still wait to be read).
+    if stream.shutdown(Shutdown::Write).is_err() {
+        return Err(failure_said(&already_sent(stream)).unwrap_or_else(|| {
+            "the server reset the connection before it took the last bytes: it did not take the whole file".to_string()
+        }));
+    }
     let said = read_to_close(stream, timeout)?;
     match Receipt::decode(&said) {
         Some(Ok(Receipt::Saved {
@@ -104,19 +107,42 @@ fn read_to_close(mut stream: &TcpStream, timeout: Duration) -> Result<Vec<u8>, S
             }
             Err(e) => {
                 // An ftx server that failed says why before it resets.
-                if let Some(Ok(Receipt::Failed { reason })) = Receipt::decode(&said) {
-                    return Err(format!(
-                        "the server could not keep it: {}",
-                        names::escape_for_terminal(reason.as_bytes())
-                    ));
-                }
-                return Err(format!(
-                    "{} after the last byte: it did not take the whole file",
-                    in_words(&e, timeout)
-                ));
+                return Err(failure_said(&said).unwrap_or_else(|| {
+                    format!(
+                        "{} after the last byte: it did not take the whole file",
+                        in_words(&e, timeout)
+                    )
+                }));
             }
         }
     }
+}
+
+/// What an ftx server's failure receipt in `said` says, in words.
+fn failure_said(said: &[u8]) -> Option<String> {
+    match Receipt::decode(said) {
+        Some(Ok(Receipt::Failed { reason })) => Some(format!(
+            "the server could not keep it: {}",
+            names::escape_for_terminal(reason.as_bytes())
+        )),
+        _ => None,
+    }
+}
+
+/// What the server sent that is already here, without waiting for more.
+fn already_sent(mut stream: &TcpStream) -> Vec<u8> {
+    let mut said = Vec::new();
+    let mut buf = [0u8; 4096];
+    if stream.set_nonblocking(true).is_err() {
+        return said;
+    }
+    while said.len() < receipt::MAX_LEN {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => said.extend_from_slice(&buf[..n]),
+        }
+    }
+    said
 }
 
 /// Waits until the server's side has acknowledged every byte sent (and the
