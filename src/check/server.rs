@@ -530,14 +530,26 @@ impl Probe {
         )?;
         // The first client now pauses (as a student's input() or sleep() would).
         thread::sleep(Duration::from_millis(200));
-        let served = self.answers(&self.name("S11b", ".txt"));
-        // Let the first one finish, whatever happened.
+        let second = self.connect()?;
+        send_header(&second, &self.name("S11b", ".txt"), 1024, false)?;
+        let served = self.expect_go_ahead(&second);
+        // Let the first one finish, whatever happened; then the second, which a
+        // server that takes one client at a time may serve only now. Walking
+        // away from it instead would leave such a server writing to a closed
+        // connection, and many crash on that.
+        let finish = |stream: &TcpStream, content: &[u8]| {
+            let _ = (&*stream).write_all(content);
+            let _ = stream.shutdown(Shutdown::Write);
+            wire::wait_for_close(stream, self.timeout);
+        };
         if self.expect_go_ahead(&first).is_ok() {
-            let _ = (&first).write_all(&content);
-            let _ = first.shutdown(Shutdown::Write);
-            wire::wait_for_close(&first, self.timeout);
+            finish(&first, &content);
         }
         drop(first);
+        if served.is_ok() || self.expect_go_ahead(&second).is_ok() {
+            finish(&second, &Noise::bytes(11, 1024));
+        }
+        drop(second);
         served.map_err(|f| {
             Failure::new(
                 "the second client served while the first is still connected",
