@@ -2,6 +2,7 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, VecDeque};
+use std::fs::File;
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -339,24 +340,7 @@ impl Connection<'_> {
             expect(Pending::Dir);
             write(&Frame::Dir { dir: dir.clone() })?;
         }
-        // Big files get the key of their part first, so that one question asks
-        // what the server already holds of them all (B8).
-        let mut keys: Vec<Option<String>> = vec![None; unit.files.len()];
-        let mut unusable = vec![false; unit.files.len()];
-        for (n, &index) in unit.files.iter().enumerate() {
-            let planned = &self.run.files[index];
-            self.queued(index);
-            if self.is_small(planned) || !config.verify {
-                continue;
-            }
-            match part_key(planned) {
-                Ok(key) => keys[n] = Some(key),
-                Err(reason) => {
-                    unusable[n] = true;
-                    self.finish(index, Err(reason));
-                }
-            }
-        }
+        let (keys, unusable) = self.keys_of(unit);
         let sizes: Vec<u64> = unit
             .files
             .iter()
@@ -376,13 +360,7 @@ impl Connection<'_> {
             let source = if small {
                 read_small(planned, &mut content).map(|()| None)
             } else {
-                open(&planned.path).and_then(|file| {
-                    let size = file
-                        .metadata()
-                        .map_err(|e| format!("cannot read its size: {e}"))?
-                        .len();
-                    Ok(Some((file, size)))
-                })
+                open_big(planned).map(Some)
             };
             let source = match source {
                 Ok(source) => source,
@@ -430,34 +408,8 @@ impl Connection<'_> {
                 }
                 Some((file, size)) => {
                     out.borrow_mut().flush().map_err(sending)?;
-                    let mut pace = config.rate.map(Pace::new);
-                    // The whole file is hashed on another thread as it goes (the
-                    // server checks all of it, what it held before included).
-                    let (sent, hashed) = thread::scope(|scope| {
-                        let hashing = config.verify.then(|| {
-                            scope.spawn(|| {
-                                let mut hasher = blake3::Hasher::new();
-                                batch::hash_from(&file, size, &mut hasher)
-                                    .map(|()| batch::hex(&hasher.finalize()))
-                            })
-                        });
-                        let sent = send_content(
-                            &file,
-                            stream,
-                            offset,
-                            size,
-                            &counter,
-                            config.sendfile,
-                            pace.as_mut(),
-                        );
-                        (sent, hashing.map(|h| h.join().expect("the hashing thread")))
-                    });
                     // Files after it in this unit are not sent; the reader fails those in flight.
-                    sent.map_err(|e| {
-                        format!("sending it: {}", in_words(&e.error, config.timeout))
-                    })?;
-                    if let Some(hashed) = hashed {
-                        let blake3 = hashed.map_err(|e| format!("hashing it: {e}"))?;
+                    if let Some(blake3) = self.send_big(stream, &file, size, offset, &counter)? {
                         let _ = hash.set(blake3.clone());
                         out.borrow_mut()
                             .write_all(&batch::line(&Trailer { blake3 }))
@@ -469,6 +421,66 @@ impl Connection<'_> {
         }
         let flushed = out.borrow_mut().flush().map_err(sending);
         flushed
+    }
+
+    /// Tells the view about every file of `unit`, and gives each big one the
+    /// key of its part, so that one question asks what the server already
+    /// holds of them all (B8). A file that cannot be read fails here, and is
+    /// marked unusable.
+    fn keys_of(&self, unit: &Unit) -> (Vec<Option<String>>, Vec<bool>) {
+        let mut keys: Vec<Option<String>> = vec![None; unit.files.len()];
+        let mut unusable = vec![false; unit.files.len()];
+        for (n, &index) in unit.files.iter().enumerate() {
+            let planned = &self.run.files[index];
+            self.queued(index);
+            if self.is_small(planned) || !self.context.config.verify {
+                continue;
+            }
+            match part_key(planned) {
+                Ok(key) => keys[n] = Some(key),
+                Err(reason) => {
+                    unusable[n] = true;
+                    self.finish(index, Err(reason));
+                }
+            }
+        }
+        (keys, unusable)
+    }
+
+    /// Sends bytes `offset` to `size` of a big file with sendfile(2) while
+    /// another thread hashes all of it (the server checks the whole file, what
+    /// it held before included); returns the hash (`None` with `--no-verify`).
+    fn send_big(
+        &self,
+        stream: &TcpStream,
+        file: &File,
+        size: u64,
+        offset: u64,
+        counter: &ByteCounter,
+    ) -> Result<Option<String>, String> {
+        let config = self.context.config;
+        let mut pace = config.rate.map(Pace::new);
+        let (sent, hashed) = thread::scope(|scope| {
+            let hashing = config.verify.then(|| {
+                scope.spawn(|| {
+                    let mut hasher = blake3::Hasher::new();
+                    batch::hash_from(file, size, &mut hasher)
+                        .map(|()| batch::hex(&hasher.finalize()))
+                })
+            });
+            let sent = send_content(
+                file,
+                stream,
+                offset,
+                size,
+                counter,
+                config.sendfile,
+                pace.as_mut(),
+            );
+            (sent, hashing.map(|h| h.join().expect("the hashing thread")))
+        });
+        sent.map_err(|e| format!("sending it: {}", in_words(&e.error, config.timeout)))?;
+        hashed.transpose().map_err(|e| format!("hashing it: {e}"))
     }
 
     /// Whether a file goes from memory, through the shared buffer: under
@@ -749,6 +761,16 @@ fn part_key(planned: &Planned) -> Result<String, String> {
         hasher.update(&n.to_le_bytes());
     }
     Ok(batch::hex(&hasher.finalize()))
+}
+
+/// Opens a big file to send, and its size now.
+fn open_big(planned: &Planned) -> Result<(File, u64), String> {
+    let file = open(&planned.path)?;
+    let size = file
+        .metadata()
+        .map_err(|e| format!("cannot read its size: {e}"))?
+        .len();
+    Ok((file, size))
 }
 
 /// Reads a small file whole into `content` (what it holds now, whatever its size was when planned).
