@@ -233,6 +233,10 @@ impl Connection<'_> {
     /// One try at [`Connection::open`]; the error says whether the server was only busy.
     fn try_open(&self) -> Result<TcpStream, (bool, String)> {
         let config = self.context.config;
+        // A server found not to be ftx is not sent another opening (PROTOCOL.md B1a).
+        if let Some(reason) = self.context.unreachable.get() {
+            return Err((false, reason.clone()));
+        }
         let mut last = None;
         let stream = self
             .context
@@ -269,14 +273,15 @@ impl Connection<'_> {
         })?;
         match batch::read_welcome(&mut &stream) {
             Ok(Welcome::Go) => Ok(stream),
-            Ok(Welcome::Classic) => Err((
-                false,
-                format!(
+            Ok(Welcome::Classic) => {
+                let reason = format!(
                     "{} is not an ftx server: it answered \"go ahead\" to the opening of ftx mode, \
                      taking it for a classic upload (it may keep a stray file); send without --ftx",
                     config.to
-                ),
-            )),
+                );
+                let _ = self.context.unreachable.set(reason.clone());
+                Err((false, reason))
+            }
             Ok(Welcome::Other(got)) if got.starts_with(protocol::REFUSED.as_bytes()) => Err((
                 got.starts_with(b"refused: too many connections"),
                 format!("opening a batch: {}", BadReply { got }),

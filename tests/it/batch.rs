@@ -337,6 +337,47 @@ fn ftx_mode_told_to_a_classroom_server_fails_and_says_so() {
     assert!(!python.dir.path().join("notes.txt.temp").exists());
 }
 
+/// `--ftx` with a big folder to a server that answers like a classroom one:
+/// one opening reaches it, not one per batch.
+#[test]
+fn ftx_mode_sends_a_classroom_server_one_opening_only() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let counting = std::thread::spawn(move || {
+        let mut connections = 0;
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < until {
+            match listener.accept() {
+                Ok((mut stream, _)) => {
+                    connections += 1;
+                    stream.set_nonblocking(false).unwrap();
+                    let mut header = [0u8; 1024];
+                    let _ = stream.read(&mut header);
+                    let _ = stream.write_all(b"go ahead");
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+        connections
+    });
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("many");
+    std::fs::create_dir(&top).unwrap();
+    for i in 0..600 {
+        write_file(&top, &format!("f{i:03}.txt"), b"x");
+    }
+    let out = send_to(&addr.to_string())
+        .args(["--ftx", "--jobs", "4", "--timeout", "2s"])
+        .arg(&top)
+        .assert()
+        .code(1);
+    let said = stderr_of(&out);
+    assert!(said.contains("0 saved, 600 failed"), "{said}");
+    assert!(said.contains("is not an ftx server"), "{said}");
+    assert_eq!(counting.join().unwrap(), 1);
+}
+
 /// Opens a batch by hand (PROTOCOL.md B2): the opening, then the server's welcome line.
 fn open_batch(server: &Serve) -> TcpStream {
     let mut stream = TcpStream::connect(server.addr).unwrap();
