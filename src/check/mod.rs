@@ -174,6 +174,9 @@ fn clean_up() {
     }
 }
 
+/// Set by Ctrl-C (or SIGTERM).
+static INTERRUPTED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 /// Runs `ftx check`: 0 when every case passed, 1 when any failed.
 pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
     let cases = config.selected()?;
@@ -182,6 +185,9 @@ pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     ctrlc::set_handler(|| {
+        // Said first: killing the program under test ends its case, and the
+        // run must not then end as if it had simply failed.
+        INTERRUPTED.store(true, std::sync::atomic::Ordering::SeqCst);
         clean_up();
         crate::term::say_without_waiting(
             "\nftx check: interrupted; what it started is stopped and removed",
@@ -219,6 +225,10 @@ pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
             runner(&case)
         };
         clean_up();
+        if INTERRUPTED.load(std::sync::atomic::Ordering::SeqCst) {
+            // The handler is ending the process with the exit code for Ctrl-C.
+            return Ok(Exit::Interrupted);
+        }
         let outcome = Outcome {
             case,
             verdict,
