@@ -207,6 +207,10 @@ impl Connection<'_> {
         // was never sent, or never answered, failed.
         let reason = broken.unwrap_or_else(|| "the batch ended before it was sent".into());
         for index in taken {
+            // Only files never reached are left here, and the view has not heard of them.
+            if self.context.reports.lock().expect("reports lock")[index].is_none() {
+                self.queued(index);
+            }
             self.finish(
                 index,
                 Err(format!("not sent: the batch broke off ({reason})")),
@@ -361,6 +365,8 @@ impl Connection<'_> {
             }
             let planned = &self.run.files[index];
             let small = self.is_small(planned);
+            // Its turn in the batch has come (what `queued` means for a sender).
+            self.queued(index);
             // A small file is read whole, hashed and sent from memory; a big one is opened again.
             let source = if small {
                 read_small(planned, &mut content).map(|()| None)
@@ -428,16 +434,14 @@ impl Connection<'_> {
         flushed
     }
 
-    /// Tells the view about every file of `unit`, and gives each big one the
-    /// key of its part, so that one question asks what the server already
-    /// holds of them all (B8). A file that cannot be read fails here, and is
-    /// marked unusable.
+    /// Gives each big file of `unit` the key of its part, so that one question
+    /// asks what the server already holds of them all (B8). A file that cannot
+    /// be read fails here, and is marked unusable.
     fn keys_of(&self, unit: &Unit) -> (Vec<Option<String>>, Vec<bool>) {
         let mut keys: Vec<Option<String>> = vec![None; unit.files.len()];
         let mut unusable = vec![false; unit.files.len()];
         for (n, &index) in unit.files.iter().enumerate() {
             let planned = &self.run.files[index];
-            self.queued(index);
             if self.is_small(planned) || !self.context.config.verify {
                 continue;
             }
@@ -445,6 +449,7 @@ impl Connection<'_> {
                 Ok(key) => keys[n] = Some(key),
                 Err(reason) => {
                     unusable[n] = true;
+                    self.queued(index);
                     self.finish(index, Err(reason));
                 }
             }

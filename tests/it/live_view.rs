@@ -263,6 +263,41 @@ fn slow_classroom_server(files: usize) -> (SocketAddr, thread::JoinHandle<usize>
     (addr, server)
 }
 
+/// A sender's batch shows the file going and the total, not files that wait
+/// their turn in it as if they waited for a `go ahead` they never get.
+#[test]
+fn a_sender_batch_shows_what_goes_and_the_total() {
+    let server = crate::util::Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("talks");
+    std::fs::create_dir(&top).unwrap();
+    crate::util::write_file(&top, "a-lecture.mp4", &crate::util::pattern(3_000_000, 2));
+    for i in 0..4 {
+        crate::util::write_file(&top, &format!("b{i}.txt"), b"notes");
+    }
+    let term = Terminal::run(
+        &[
+            "send",
+            "--rate",
+            "1MiB",
+            "--to",
+            &server.addr.to_string(),
+            top.to_str().unwrap(),
+        ],
+        24,
+        140,
+    );
+    let screen = term.wait_for("talks/a-lecture.mp4");
+    let screen = if screen.contains("files") {
+        screen
+    } else {
+        term.wait_for("files")
+    };
+    assert!(screen.contains("/5 files"), "{screen}");
+    assert!(!screen.contains("waiting for go ahead"), "{screen}");
+    term.wait_for("5 saved, 0 failed");
+}
+
 #[test]
 fn sender_of_one_file_draws_its_bar_and_no_total() {
     let dir = tempfile::tempdir().unwrap();
