@@ -193,16 +193,7 @@ impl DropFolder {
         let stat = rustix::fs::statat(&root.fd, saved_as, AtFlags::SYMLINK_NOFOLLOW).ok()?;
         let token = token()?;
         let mut claims = self.claims.lock().expect("claims lock");
-        claims.retain(|_, c| c.at.elapsed() < CLAIM_LIFE);
-        if claims.len() >= MAX_CLAIMS {
-            let oldest = claims
-                .iter()
-                .min_by_key(|(_, c)| c.at)
-                .map(|(t, _)| t.clone());
-            if let Some(oldest) = oldest {
-                claims.remove(&oldest);
-            }
-        }
+        make_room(&mut claims, |c| c.at);
         claims.insert(
             token.clone(),
             Claim {
@@ -399,6 +390,21 @@ fn open_below(dir: &Dir, name: &str) -> io::Result<Arc<Dir>> {
     }))
 }
 
+/// Drops the tokens of `tokens` older than [`CLAIM_LIFE`] and, when
+/// [`MAX_CLAIMS`] are still kept, the oldest one: room for one more.
+fn make_room<T>(tokens: &mut HashMap<String, T>, made: impl Fn(&T) -> std::time::Instant) {
+    tokens.retain(|_, t| made(t).elapsed() < CLAIM_LIFE);
+    if tokens.len() >= MAX_CLAIMS {
+        let oldest = tokens
+            .iter()
+            .min_by_key(|(_, t)| made(t))
+            .map(|(token, _)| token.clone());
+        if let Some(oldest) = oldest {
+            tokens.remove(&oldest);
+        }
+    }
+}
+
 /// 16 random bytes in hex: what only the one who was told can say again.
 fn token() -> Option<String> {
     let mut random = [0u8; 16];
@@ -412,16 +418,7 @@ impl DropFolder {
     pub fn share_tree(&self, tree: &Tree) -> Option<String> {
         let token = token()?;
         let mut shared = self.shared_trees.lock().expect("trees lock");
-        shared.retain(|_, (_, at)| at.elapsed() < CLAIM_LIFE);
-        if shared.len() >= MAX_CLAIMS {
-            let oldest = shared
-                .iter()
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(t, _)| t.clone());
-            if let Some(oldest) = oldest {
-                shared.remove(&oldest);
-            }
-        }
+        make_room(&mut shared, |(_, at)| *at);
         shared.insert(token.clone(), (tree.clone(), std::time::Instant::now()));
         Some(token)
     }

@@ -10,7 +10,7 @@ use std::time::Instant;
 use indicatif::HumanBytes;
 
 use super::copy::{CopyError, Meter};
-use super::worker::{explain, Worker};
+use super::worker::{explain, say_and_reset, Worker};
 use super::Upload;
 use crate::drop_folder::{PartialFile, Tree};
 use crate::names;
@@ -116,12 +116,7 @@ impl Worker {
             )));
             if stopping() {
                 // No waiting: the reason if it goes at once, then a reset.
-                let _ = stream.set_nonblocking(true);
-                let _ = (&*stream).write_all(&batch::line(&Answer::Aborted { reason }));
-                let _ = rustix::net::sockopt::set_socket_linger(
-                    stream,
-                    Some(std::time::Duration::ZERO),
-                );
+                say_and_reset(stream, &batch::line(&Answer::Aborted { reason }));
             } else {
                 say_aborted(stream, &reason);
             }

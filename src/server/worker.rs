@@ -240,8 +240,14 @@ pub(super) fn abort(stream: &TcpStream, reason: &str) {
     let receipt = Receipt::Failed {
         reason: reason.to_string(),
     };
+    say_and_reset(stream, &receipt.encode());
+}
+
+/// Writes `last` if it goes at once (never waiting on a client that reads
+/// nothing), then makes the close a reset.
+pub(super) fn say_and_reset(stream: &TcpStream, last: &[u8]) {
     let _ = stream.set_nonblocking(true);
-    let _ = (&*stream).write_all(&receipt.encode());
+    let _ = (&*stream).write_all(last);
     let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
 }
 
