@@ -710,9 +710,7 @@ impl Connection<'_> {
             id: index as u64,
             name: shown(planned),
             size: planned.size,
-            path: Some(names::escape_for_terminal(
-                planned.path.as_os_str().as_encoded_bytes(),
-            )),
+            path: Some(super::shown_path(&planned.path)),
             peer: None,
         });
     }
@@ -754,9 +752,7 @@ fn part_key(planned: &Planned) -> Result<String, String> {
     if let Some(problem) = &planned.problem {
         return Err(problem.clone());
     }
-    let meta = open(&planned.path)?
-        .metadata()
-        .map_err(|e| format!("cannot read its size: {e}"))?;
+    let (_, meta) = open(&planned.path)?;
     let path = std::fs::canonicalize(&planned.path).unwrap_or_else(|_| planned.path.clone());
     let mut hasher = blake3::Hasher::new();
     hasher.update(b"ftx part key 1\0");
@@ -775,12 +771,7 @@ fn part_key(planned: &Planned) -> Result<String, String> {
 
 /// Opens a big file to send, and its size now.
 fn open_big(planned: &Planned) -> Result<(File, u64), String> {
-    let file = open(&planned.path)?;
-    let size = file
-        .metadata()
-        .map_err(|e| format!("cannot read its size: {e}"))?
-        .len();
-    Ok((file, size))
+    open(&planned.path).map(|(file, meta)| (file, meta.len()))
 }
 
 /// Reads a small file whole into `content` (what it holds now, whatever its size was when planned).
@@ -790,6 +781,7 @@ fn read_small(planned: &Planned, content: &mut Vec<u8>) -> Result<(), String> {
     }
     content.clear();
     open(&planned.path)?
+        .0
         .read_to_end(content)
         .map(|_| ())
         .map_err(|e| format!("cannot read it: {e}"))

@@ -86,11 +86,8 @@ impl Upload<'_> {
         if let Some(problem) = &self.planned.problem {
             return Err(problem.clone());
         }
-        let file = open(&self.planned.path)?;
-        let size = file
-            .metadata()
-            .map_err(|e| format!("cannot read its size: {e}"))?
-            .len();
+        let (file, meta) = open(&self.planned.path)?;
+        let size = meta.len();
 
         let header = Header {
             size,
@@ -269,8 +266,8 @@ enum Opening {
     Failed(String),
 }
 
-/// Opens a file to send, saying plainly why not.
-pub(super) fn open(path: &std::path::Path) -> Result<File, String> {
+/// Opens a file to send, saying plainly why not; with what it is now (its size, say).
+pub(super) fn open(path: &std::path::Path) -> Result<(File, std::fs::Metadata), String> {
     let file = File::open(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
         _ => format!("cannot open: {e}"),
@@ -284,7 +281,7 @@ pub(super) fn open(path: &std::path::Path) -> Result<File, String> {
     if !meta.is_file() {
         return Err("not a regular file (a device, a pipe or a socket)".into());
     }
-    Ok(file)
+    Ok((file, meta))
 }
 
 /// Socket errors as a user understands them.
