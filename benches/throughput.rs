@@ -519,6 +519,26 @@ fn python_pair(bench: &Bench, src: &Path, addr: SocketAddr, dir: &Path) -> Durat
     took
 }
 
+/// Runs `contestants` `rounds` times each, the order rotating from round to
+/// round so that none always runs first; `run(which)` times one (`None`: it
+/// could not run here). The times of each contestant, in its order.
+fn alternate(
+    rounds: usize,
+    contestants: usize,
+    mut run: impl FnMut(usize) -> Option<Duration>,
+) -> Vec<Vec<Duration>> {
+    let mut times = vec![Vec::new(); contestants];
+    for round in 0..rounds {
+        for k in 0..contestants {
+            let which = (k + round) % contestants;
+            if let Some(took) = run(which) {
+                times[which].push(took);
+            }
+        }
+    }
+    times
+}
+
 fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
@@ -546,39 +566,27 @@ fn single_stream(bench: &Bench, file: &Path, rounds: usize) -> Duration {
         "ftx send --ftx (batch mode, BLAKE3 verified)",
         "ftx send --ftx --no-verify (batch mode)",
     ];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
-    for round in 0..rounds {
-        // Alternate the order so no contestant always runs first.
-        for k in 0..names.len() {
-            let which = (k + round) % names.len();
-            let took = match which {
-                0 => Some(floor_process(file, &out)),
-                1 => {
-                    let took = bench.ftx_send(server.addr, &[file.to_path_buf()], 1);
-                    let _ = fs::remove_file(drop.join(file.file_name().unwrap()));
-                    Some(took)
-                }
-                2 if nc => netcat(file, &out),
-                2 => None,
-                3 => Some(python_pair(bench, file, py_addr, &py_dir)),
-                5 | 6 => {
-                    let extra: &[&str] = if which == 5 {
-                        &["--ftx"]
-                    } else {
-                        &["--ftx", "--no-verify"]
-                    };
-                    let took = bench.ftx_send_with(server.addr, &[file.to_path_buf()], 1, extra);
-                    let _ = fs::remove_file(drop.join(file.file_name().unwrap()));
-                    Some(took)
-                }
-                _ => Some(copy(file, &out)),
-            };
-            let _ = fs::remove_file(&out);
-            if let Some(took) = took {
-                times[which].push(took);
+    let times = alternate(rounds, names.len(), |which| {
+        let took = match which {
+            0 => Some(floor_process(file, &out)),
+            1 | 5 | 6 => {
+                let extra: &[&str] = match which {
+                    1 => &[],
+                    5 => &["--ftx"],
+                    _ => &["--ftx", "--no-verify"],
+                };
+                let took = bench.ftx_send_with(server.addr, &[file.to_path_buf()], 1, extra);
+                let _ = fs::remove_file(drop.join(file.file_name().unwrap()));
+                Some(took)
             }
-        }
-    }
+            2 if nc => netcat(file, &out),
+            2 => None,
+            3 => Some(python_pair(bench, file, py_addr, &py_dir)),
+            _ => Some(copy(file, &out)),
+        };
+        let _ = fs::remove_file(&out);
+        took
+    });
     let _ = py.kill();
     let _ = py.wait();
     out!(
@@ -612,14 +620,11 @@ fn concurrent(bench: &Bench, files: &[PathBuf], floor_single: Duration, rounds: 
         ("`--no-verify`", &["--no-verify"]),
         ("`--classic` (one connection per file)", &["--classic"]),
     ];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); ways.len()];
-    for round in 0..rounds {
-        for k in 0..ways.len() {
-            let which = (k + round) % ways.len();
-            times[which].push(bench.ftx_send_with(server.addr, files, files.len(), ways[which].1));
-            clear(&drop);
-        }
-    }
+    let times = alternate(rounds, ways.len(), |which| {
+        let took = bench.ftx_send_with(server.addr, files, files.len(), ways[which].1);
+        clear(&drop);
+        Some(took)
+    });
     let floor_rate = rate(single_size, floor_single);
     out!(
         "## {} files of {} MiB in one `ftx send -j {}`\n",
@@ -679,49 +684,42 @@ for path in open({list:?}).read().split("\n"):
     let source = files[0].parent().unwrap();
     let tar_dir = bench.drop_dir("drop-tar");
     let nc = have_nc();
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); 6];
-    for round in 0..rounds {
-        for k in 0..6 {
-            let which = (k + round) % 6;
-            match which {
-                0 => times[0].push(bench.ftx_send(server.addr, files, 8)),
-                4 => times[4].push(bench.ftx_send_with(server.addr, files, 8, &["--classic"])),
-                5 => times[5].push(bench.ftx_send(server.addr, &[source.to_path_buf()], 8)),
-                1 => {
-                    let start = Instant::now();
-                    let status = Command::new("python3")
-                        .args(["-c", &loop_client])
-                        .status()
-                        .unwrap();
-                    assert!(status.success());
-                    // The last file may still be in flight on the server.
-                    while visible_entries(&drop) < files.len() {
-                        thread::sleep(Duration::from_millis(1));
-                    }
-                    times[1].push(start.elapsed());
+    let times = alternate(rounds, 6, |which| {
+        let took = match which {
+            0 => Some(bench.ftx_send(server.addr, files, 8)),
+            4 => Some(bench.ftx_send_with(server.addr, files, 8, &["--classic"])),
+            5 => Some(bench.ftx_send(server.addr, &[source.to_path_buf()], 8)),
+            1 => {
+                let start = Instant::now();
+                let status = Command::new("python3")
+                    .args(["-c", &loop_client])
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                // The last file may still be in flight on the server.
+                while visible_entries(&drop) < files.len() {
+                    thread::sleep(Duration::from_millis(1));
                 }
-                2 if nc => {
-                    if let Some(took) = tar_nc(source, &tar_dir) {
-                        times[2].push(took);
-                    }
-                }
-                2 => {}
-                _ => {
-                    let start = Instant::now();
-                    let status = Command::new("cp")
-                        .arg("-r")
-                        .arg(source)
-                        .arg(tar_dir.join("copy"))
-                        .status()
-                        .unwrap();
-                    assert!(status.success());
-                    times[3].push(start.elapsed());
-                }
+                Some(start.elapsed())
             }
-            clear(&drop);
-            clear(&tar_dir);
-        }
-    }
+            2 if nc => tar_nc(source, &tar_dir),
+            2 => None,
+            _ => {
+                let start = Instant::now();
+                let status = Command::new("cp")
+                    .arg("-r")
+                    .arg(source)
+                    .arg(tar_dir.join("copy"))
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                Some(start.elapsed())
+            }
+        };
+        clear(&drop);
+        clear(&tar_dir);
+        took
+    });
     let n = files.len() as f64;
     let names = [
         "`ftx send -j 8 FILES` -> `ftx serve` (batches after the first file)",
@@ -771,25 +769,18 @@ fn lan(bench: &Bench, rounds: usize) {
         "`ftx send DIR` (the folder, one batch)",
         "`tar c | nc -N` -> `nc -l | tar x`",
     ];
-    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); names.len()];
-    for round in 0..rounds {
-        for k in 0..names.len() {
-            let which = (k + round) % names.len();
-            match which {
-                0 => times[0].push(bench.ftx_send(proxy.addr, &files, 8)),
-                1 => times[1].push(bench.ftx_send_with(proxy.addr, &files, 8, &["--classic"])),
-                2 => times[2].push(bench.ftx_send(proxy.addr, std::slice::from_ref(&dir), 8)),
-                _ if nc => {
-                    if let Some(took) = tar_nc_delayed(&dir, &tar_dir, Some(LAN_DELAY)) {
-                        times[3].push(took);
-                    }
-                }
-                _ => {}
-            }
-            clear(&drop);
-            clear(&tar_dir);
-        }
-    }
+    let times = alternate(rounds, names.len(), |which| {
+        let took = match which {
+            0 => Some(bench.ftx_send(proxy.addr, &files, 8)),
+            1 => Some(bench.ftx_send_with(proxy.addr, &files, 8, &["--classic"])),
+            2 => Some(bench.ftx_send(proxy.addr, std::slice::from_ref(&dir), 8)),
+            _ if nc => tar_nc_delayed(&dir, &tar_dir, Some(LAN_DELAY)),
+            _ => None,
+        };
+        clear(&drop);
+        clear(&tar_dir);
+        took
+    });
     out!(
         "## {} files of 4 KiB over a LAN-like link ({} ms each way, a delaying loopback proxy)\n",
         files.len(),
