@@ -215,11 +215,22 @@ pub fn parse<'a, T: Deserialize<'a>>(line: &'a [u8]) -> io::Result<T> {
 /// (229 ms against 199 ms for 128 MiB sent verified). Reads with pread, so
 /// the file's offset stays where it was.
 pub fn hash_from(file: &std::fs::File, len: u64, hasher: &mut blake3::Hasher) -> io::Result<()> {
-    use std::os::unix::fs::FileExt;
     let mut buffer = vec![0u8; usize::try_from(len.min(HASH_CHUNK)).unwrap_or(0)];
-    let mut at = 0;
-    while at < len {
-        let want = usize::try_from(len - at)
+    hash_span(file, 0, len, &mut buffer, hasher)
+}
+
+/// Feeds bytes `at` to `end` of `file` to `hasher`, read with pread through
+/// `buffer`, a buffer's worth at a time.
+pub fn hash_span(
+    file: &std::fs::File,
+    mut at: u64,
+    end: u64,
+    buffer: &mut [u8],
+    hasher: &mut blake3::Hasher,
+) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    while at < end {
+        let want = usize::try_from(end - at)
             .unwrap_or(usize::MAX)
             .min(buffer.len());
         let n = file.read_at(&mut buffer[..want], at)?;

@@ -162,7 +162,6 @@ fn hash_following(
     landed: &ByteCounter,
     ended: &AtomicBool,
 ) -> std::io::Result<blake3::Hash> {
-    use std::os::unix::fs::FileExt;
     let mut hasher = blake3::Hasher::new();
     let mut buffer = vec![0u8; HASH_READ];
     let mut at = 0;
@@ -172,15 +171,8 @@ fn hash_following(
         // once with SIMD only when it gets many at once; a few KiB at a time,
         // as they land, it would take them one by one.
         if there - at >= HASH_READ as u64 || (there == size && at < there) {
-            let want = usize::try_from(there - at)
-                .unwrap_or(usize::MAX)
-                .min(buffer.len());
-            let n = file.read_at(&mut buffer[..want], at)?;
-            if n == 0 {
-                return Err(std::io::ErrorKind::UnexpectedEof.into());
-            }
-            hasher.update(&buffer[..n]);
-            at += n as u64;
+            batch::hash_span(file, at, there, &mut buffer, &mut hasher)?;
+            at = there;
         } else if ended.load(Ordering::SeqCst) && landed.get() < size {
             // The copy ended short of the whole file (a whole one goes round again).
             return Err(std::io::Error::other("the copy ended early"));
