@@ -774,20 +774,66 @@ fn open_big(planned: &Planned) -> Result<(File, u64), String> {
     open(&planned.path).map(|(file, meta)| (file, meta.len()))
 }
 
-/// Reads a small file whole into `content` (what it holds now, whatever its size was when planned).
+/// A small file read whole is held in memory; one that grew past this since it was planned is not sent.
+const GREW_TOO_MUCH: u64 = 16 * batch::WORTH_RESUMING;
+
+/// Reads a small file whole into `content`: the size it has when opened, whatever it was when planned.
 fn read_small(planned: &Planned, content: &mut Vec<u8>) -> Result<(), String> {
     if let Some(problem) = &planned.problem {
         return Err(problem.clone());
     }
+    let (mut file, meta) = open(&planned.path)?;
+    if meta.len() > GREW_TOO_MUCH {
+        return Err(format!(
+            "it grew to {} while ftx was sending; send it again",
+            indicatif::HumanBytes(meta.len())
+        ));
+    }
+    // Exactly the size it has now: one read, where read_to_end would ask the
+    // size again and read once more to see the end.
     content.clear();
-    open(&planned.path)?
-        .0
-        .read_to_end(content)
-        .map(|_| ())
-        .map_err(|e| format!("cannot read it: {e}"))
+    content.resize(meta.len() as usize, 0);
+    file.read_exact(content).map_err(|e| match e.kind() {
+        std::io::ErrorKind::UnexpectedEof => "it shrank while it was read".to_string(),
+        _ => format!("cannot read it: {e}"),
+    })
 }
 
 /// A file of a batch as people read it: its path in the batch.
 fn shown(planned: &Planned) -> String {
     names::escape_for_terminal(planned.batch_path.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn planned(path: &std::path::Path, size: u64) -> Planned {
+        Planned {
+            path: path.to_path_buf(),
+            name: b"f".to_vec(),
+            renamed_from: None,
+            size: Some(size),
+            problem: None,
+            batch_path: "f".into(),
+            top: None,
+        }
+    }
+
+    #[test]
+    fn a_small_file_is_read_as_it_is_when_opened_unless_it_grew_too_much() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        let mut content = vec![1, 2, 3];
+        std::fs::write(&path, b"now longer than planned").unwrap();
+        read_small(&planned(&path, 4), &mut content).unwrap();
+        assert_eq!(content, b"now longer than planned");
+
+        std::fs::write(&path, vec![0; GREW_TOO_MUCH as usize + 1]).unwrap();
+        let said = read_small(&planned(&path, 4), &mut content).unwrap_err();
+        assert!(said.starts_with("it grew to 1.00 MiB"), "{said}");
+        std::fs::remove_file(&path).unwrap();
+        let said = read_small(&planned(&path, 4), &mut content).unwrap_err();
+        assert!(said.contains("No such file"), "{said}");
+    }
 }

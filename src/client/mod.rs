@@ -72,6 +72,9 @@ struct Source {
     path: PathBuf,
     /// (the folder given's name, the path inside it).
     within: Option<(String, String)>,
+    /// Its size if it is known to be a regular file (a folder's walk learns it
+    /// from the folder, which is cheaper than by its path).
+    size: Option<u64>,
 }
 
 /// Decides what every file is sent as. Folders given are walked (links are
@@ -90,6 +93,7 @@ pub fn plan(args: &[PathBuf]) -> Run {
             sources.push(Source {
                 path: arg.clone(),
                 within: None,
+                size: None,
             });
             continue;
         }
@@ -124,6 +128,7 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
         sources.push(Source {
             path: dir.to_path_buf(),
             within: Some((top.to_string(), inside.trim_end_matches('/').to_string())),
+            size: None,
         });
         return;
     };
@@ -146,9 +151,15 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
                 }
             }
             _ => {
+                let size = entry
+                    .metadata()
+                    .ok()
+                    .filter(std::fs::Metadata::is_file)
+                    .map(|m| m.len());
                 sources.push(Source {
                     path,
                     within: Some((top.to_string(), inner)),
+                    size,
                 });
             }
         }
@@ -166,10 +177,12 @@ fn name(sources: &[Source]) -> Vec<Planned> {
     let mut taken: HashSet<Vec<u8>> = HashSet::new();
     let mut planned = Vec::with_capacity(sources.len());
     for (source, own) in sources.iter().zip(&own) {
-        let size = std::fs::metadata(&source.path)
-            .ok()
-            .filter(std::fs::Metadata::is_file)
-            .map(|m| m.len());
+        let size = source.size.or_else(|| {
+            std::fs::metadata(&source.path)
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len())
+        });
         let mut entry = Planned {
             path: source.path.clone(),
             name: own.clone().unwrap_or_default(),
