@@ -367,6 +367,7 @@ impl DropFolder {
                         root,
                         name: candidate,
                         top,
+                        key: None,
                     });
                 }
                 Err(Errno::EXIST) => {}
@@ -439,6 +440,32 @@ impl DropFolder {
     }
 }
 
+/// What became of a claimed file ([`Tree::adopt`]).
+#[derive(Debug)]
+pub struct Adopted {
+    /// The name it got in its folder; `None` if it was there already, and removed.
+    pub name: Option<String>,
+    pub size: u64,
+    /// Its BLAKE3, in a folder known by a key.
+    pub blake3: Option<String>,
+}
+
+/// BLAKE3 of a claimed file's `size` bytes.
+fn hash_claimed(claim: &Claim, size: u64) -> Result<String, String> {
+    let reading = |e: io::Error| format!("reading the claimed file: {e}");
+    let file = rustix::fs::openat(
+        &claim.root.fd,
+        claim.name.as_str(),
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map(File::from)
+    .map_err(|e| reading(e.into()))?;
+    let mut hasher = blake3::Hasher::new();
+    crate::protocol::batch::hash_from(&file, size, &mut hasher).map_err(reading)?;
+    Ok(crate::protocol::batch::hex(&hasher.finalize()))
+}
+
 /// A folder tree being received (batch mode): a top folder made anew in the
 /// drop folder, and folders made inside it as paths name them.
 #[derive(Debug, Clone)]
@@ -448,9 +475,20 @@ pub struct Tree {
     /// The top folder's name in the drop folder (numbered if the sent one was taken).
     pub name: String,
     top: Arc<Dir>,
+    /// The sender's key for the folder it fills (PROTOCOL.md B5b).
+    pub key: Option<String>,
 }
 
 impl Tree {
+    /// Whether its top folder is still there, in the drop folder now at its path.
+    pub fn exists(&self) -> bool {
+        self.top.exists()
+            && self
+                .folder
+                .dir()
+                .is_ok_and(|now| Arc::ptr_eq(&now, &self.root))
+    }
+
     /// Makes the folder at `components` below the top (and those above it).
     pub fn make(&self, components: &[String]) -> io::Result<()> {
         self.folder(components).map(drop)
@@ -470,13 +508,17 @@ impl Tree {
     }
 
     /// Moves the file a claim token names into the folder at `components`, as
-    /// `safe_name` (or a numbered variant); returns the name it got there.
+    /// `safe_name` (or a numbered variant). In a folder known by a key
+    /// (PROTOCOL.md B5b) the file is hashed first, and if `before` (the size
+    /// and BLAKE3 of what was saved there before) is its content, it is
+    /// removed instead: it is there already.
     pub fn adopt(
         &self,
         token: &str,
         components: &[String],
         safe_name: &str,
-    ) -> Result<String, String> {
+        before: Option<(u64, &str)>,
+    ) -> Result<Adopted, String> {
         let claim = self
             .folder
             .claims
@@ -494,6 +536,21 @@ impl Tree {
         if (stat.st_dev, stat.st_ino) != (claim.dev, claim.ino) {
             return Err("the claimed file is not the one that was saved".into());
         }
+        let size = stat.st_size as u64;
+        let blake3 = match &self.key {
+            Some(_) => Some(hash_claimed(&claim, size)?),
+            None => None,
+        };
+        if let (Some((size_before, before)), Some(blake3)) = (before, &blake3) {
+            if size_before == size && before.eq_ignore_ascii_case(blake3) {
+                let _ = rustix::fs::unlinkat(&claim.root.fd, claim.name.as_str(), AtFlags::empty());
+                return Ok(Adopted {
+                    name: None,
+                    size,
+                    blake3: Some(blake3.clone()),
+                });
+            }
+        }
         let dir = self.folder(components).map_err(|e| e.to_string())?;
         for n in 0..=MAX_NUMBERED {
             let candidate = names::numbered(safe_name, n);
@@ -504,7 +561,13 @@ impl Tree {
                 candidate.as_str(),
                 RenameFlags::NOREPLACE,
             ) {
-                Ok(()) => return Ok(candidate),
+                Ok(()) => {
+                    return Ok(Adopted {
+                        name: Some(candidate),
+                        size,
+                        blake3,
+                    })
+                }
                 Err(Errno::EXIST) => {}
                 Err(e) => return Err(format!("moving the claimed file: {}", io::Error::from(e))),
             }

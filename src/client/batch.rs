@@ -34,6 +34,8 @@ struct Unit {
     claim: Option<(usize, String)>,
     /// A top folder another batch made, to fill too: (its name as sent, the token that shares it).
     join: Option<(String, String)>,
+    /// A top folder to make first, known by the sender's key for it (B5b): (its name as sent, the key).
+    keyed: Option<(String, String)>,
     dirs: Vec<String>,
     files: Vec<usize>,
 }
@@ -86,12 +88,24 @@ pub(super) fn send(context: &Context, run: &Run, classic: Option<usize>) {
     }
     let jobs = context.config.jobs.max(1);
     let mut units: Vec<Unit> = Vec::new();
-    for (top, unit) in trees {
+    for (top, mut unit) in trees {
+        // With a key, a folder left unfinished is filled again (B5b); verified runs only, as that is how files there are known.
+        let key = run
+            .folders
+            .get(&top)
+            .filter(|_| context.config.verify)
+            .and_then(|path| folder_key(path));
         // A big folder goes over several batches, once one has made its top folder and shared it.
         let parts = jobs.min(unit.files.len() / SPLIT_FROM);
-        match (parts > 1).then(|| share_top(context, run, &top)).flatten() {
+        match (parts > 1)
+            .then(|| share_top(context, run, &top, key.as_deref()))
+            .flatten()
+        {
             Some(token) => units.extend(split(unit, &top, &token, parts)),
-            None => units.push(unit),
+            None => {
+                unit.keyed = key.map(|key| (top, key));
+                units.push(unit);
+            }
         }
     }
     let spread = jobs.min(loose.len()).max(1);
@@ -117,12 +131,13 @@ pub(super) fn send(context: &Context, run: &Run, classic: Option<usize>) {
 /// Makes `top` on the server in a batch of its own and returns the token
 /// that lets other batches fill it (B5a); `None` if that did not work out
 /// (the folder then goes in one batch).
-fn share_top(context: &Context, run: &Run, top: &str) -> Option<String> {
+fn share_top(context: &Context, run: &Run, top: &str, key: Option<&str>) -> Option<String> {
     let stream = Connection { context, run }.open().ok()?;
     let frames = [
         batch::line(&Frame::Top {
             top: top.to_string(),
             join: None,
+            key: key.map(str::to_string),
         }),
         batch::line(&Frame::End { end: true }),
     ]
@@ -336,6 +351,15 @@ impl Connection<'_> {
             write(&Frame::Top {
                 top: top.clone(),
                 join: Some(token.clone()),
+                key: None,
+            })?;
+        }
+        if let Some((top, key)) = &unit.keyed {
+            expect(Pending::Join);
+            write(&Frame::Top {
+                top: top.clone(),
+                join: None,
+                key: Some(key.clone()),
             })?;
         }
         if let Some((index, token)) = &unit.claim {
@@ -741,6 +765,20 @@ impl Connection<'_> {
         }
         let _ = self.context.events.send(event);
     }
+}
+
+/// The sender's key for a folder it sends (B5b): the same for the same
+/// folder on this machine (its path and inode), whatever it holds.
+fn folder_key(path: &std::path::Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(path).ok()?;
+    let meta = std::fs::metadata(&path).ok()?;
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"ftx folder key 1\0");
+    hasher.update(path.as_os_str().as_encoded_bytes());
+    hasher.update(&meta.dev().to_le_bytes());
+    hasher.update(&meta.ino().to_le_bytes());
+    Some(batch::hex(&hasher.finalize()))
 }
 
 /// The key of a file's part on the server (B8): the same for the same file

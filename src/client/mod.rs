@@ -4,7 +4,7 @@ mod batch;
 mod upload;
 mod verdict;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -65,6 +65,8 @@ pub struct Run {
     pub empty_dirs: Vec<String>,
     /// Symbolic links met in the folders given: not followed, not sent.
     pub links: Vec<String>,
+    /// The folders given, by the top folder name they are sent as.
+    pub folders: HashMap<String, PathBuf>,
 }
 
 /// A file to send, and where it sits in a folder given.
@@ -106,6 +108,7 @@ pub fn plan(args: &[PathBuf]) -> Run {
             .find(|t| !tops.contains(t))
             .expect("some number is free");
         tops.insert(top.clone());
+        run.folders.insert(top.clone(), arg.clone());
         let before = sources.len();
         walk(arg, &top, "", &mut sources, &mut run);
         if sources.len() == before

@@ -68,6 +68,10 @@ pub enum Frame {
         top: String,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         join: Option<String>,
+        /// The sender's name for the folder it sends (B5b): a folder it left
+        /// unfinished under this key is filled again rather than made anew.
+        #[serde(skip_serializing_if = "Option::is_none", default)]
+        key: Option<String>,
     },
     /// Nothing more comes.
     End { end: bool },

@@ -10,6 +10,7 @@ use std::time::Instant;
 use indicatif::HumanBytes;
 
 use super::copy::{CopyError, Meter};
+use super::unfinished::Saved;
 use super::worker::{explain, say_and_reset, Worker};
 use super::Upload;
 use crate::drop_folder::{PartialFile, Tree};
@@ -53,6 +54,13 @@ impl SafePath {
             name,
         })
     }
+}
+
+/// A path's place below its top folder: the key files are remembered by in a folder (B5b).
+fn below_top(path: &SafePath) -> String {
+    let mut parts = path.folders.clone();
+    parts.push(path.name.clone());
+    parts.join("/")
 }
 
 impl Worker {
@@ -103,6 +111,9 @@ impl Worker {
             .and_then(|()| session.send_answers());
         if ended.is_err() {
             let _ = session.send_answers();
+        }
+        for key in session.trees.values().filter_map(|t| t.key.as_deref()) {
+            self.unfinished.left(key, ended.is_ok());
         }
         if let Err(reason) = ended {
             let reason = if stopping() {
@@ -258,8 +269,8 @@ impl Session<'_> {
                     };
                     self.answer(&answer)?;
                 }
-                Frame::Top { top, join } => {
-                    let (saved_as, token) = self.top(&top, join.as_deref())?;
+                Frame::Top { top, join, key } => {
+                    let (saved_as, token) = self.top(&top, join.as_deref(), key.as_deref())?;
                     self.answer(&Answer::Top {
                         top,
                         saved_as,
@@ -279,9 +290,19 @@ impl Session<'_> {
                     self.answer(&answer)?;
                 }
                 Frame::Ask { ask } => {
+                    let keys: Vec<&str> = self
+                        .trees
+                        .values()
+                        .filter_map(|t| t.key.as_deref())
+                        .collect();
+                    let unfinished = &self.worker.unfinished;
+                    // Saved whole by an earlier batch into a folder this one continues: all of it is held.
                     let have = ask
                         .iter()
-                        .map(|w| self.worker.folder.held(&w.key, w.size))
+                        .map(|w| match unfinished.holds(&keys, &w.key, w.size) {
+                            true => w.size,
+                            false => self.worker.folder.held(&w.key, w.size),
+                        })
                         .collect();
                     self.answer(&Answer::Have { have })?;
                 }
@@ -308,6 +329,15 @@ impl Session<'_> {
                         key: key.as_deref(),
                     };
                     let result = self.file(id, &path, size, offset, &check, stopping);
+                    if result.is_err() {
+                        // Its folder, if known by a key, is unfinished (B5b).
+                        let key = SafePath::of(&path)
+                            .and_then(|p| p.top)
+                            .and_then(|top| self.trees.get(&top)?.key.clone());
+                        if let Some(key) = key {
+                            self.worker.unfinished.failed(&key);
+                        }
+                    }
                     let (answer, outcome, fatal) = match result {
                         Ok((done, saved_as, hash)) => (
                             Answer::Saved {
@@ -385,9 +415,14 @@ impl Session<'_> {
     /// the one shared by `join`. Returns its name and token. A folder that
     /// cannot be made or joined ends the batch: its files must not land in
     /// another one.
-    fn top(&mut self, top: &str, join: Option<&str>) -> Result<(String, String), String> {
+    fn top(
+        &mut self,
+        top: &str,
+        join: Option<&str>,
+        key: Option<&str>,
+    ) -> Result<(String, String), String> {
         // Named as a file's path names it, made safe the same way.
-        let key = SafePath::of(&format!("{top}/-"))
+        let sent = SafePath::of(&format!("{top}/-"))
             .and_then(|p| p.top)
             .ok_or("an empty top folder name")?;
         match join {
@@ -396,20 +431,44 @@ impl Session<'_> {
                     self.worker.folder.join_tree(token).ok_or(
                         "joining a folder: no folder is shared under that token (any more)",
                     )?;
-                if let Some(mine) = self.trees.get(&key) {
-                    if mine.name != tree.name {
+                match self.trees.get(&sent) {
+                    Some(mine) if mine.name != tree.name => {
                         return Err(format!(
                             "joining a folder: this batch fills {} already",
                             names::escape_for_terminal(mine.name.as_bytes())
                         ));
                     }
+                    Some(_) => {}
+                    None => {
+                        if let Some(key) = &tree.key {
+                            self.worker.unfinished.joined(key);
+                        }
+                    }
                 }
                 let name = tree.name.clone();
-                self.trees.insert(key, tree);
+                self.trees.insert(sent, tree);
                 Ok((name, token.to_string()))
             }
             None => {
-                let tree = self.tree(&key)?.clone();
+                if let Some(key) = key.filter(|_| !self.trees.contains_key(&sent)) {
+                    // B5b: the folder this sender left unfinished, or a new one known by its key.
+                    let unfinished = &self.worker.unfinished;
+                    let tree = match unfinished.resume(key) {
+                        Some(tree) => tree,
+                        None => {
+                            let mut tree = self
+                                .worker
+                                .folder
+                                .new_tree(&sent)
+                                .map_err(|e| e.to_string())?;
+                            tree.key = Some(key.to_string());
+                            unfinished.started(key, &tree);
+                            tree
+                        }
+                    };
+                    self.trees.insert(sent.clone(), tree);
+                }
+                let tree = self.tree(&sent)?.clone();
                 let token = self
                     .worker
                     .folder
@@ -423,13 +482,35 @@ impl Session<'_> {
     /// A claim frame: the file a classic upload saved moves to `path`, under its tree.
     fn adopt(&mut self, token: &str, path: &str) -> Result<String, String> {
         let safe = SafePath::of(path).ok_or("an empty path")?;
-        let top = safe.top.ok_or("a claimed file goes into a folder")?;
-        let tree = self.tree(&top)?;
-        let name = tree.adopt(token, &safe.folders, &safe.name)?;
+        let top = safe
+            .top
+            .clone()
+            .ok_or("a claimed file goes into a folder")?;
+        let tree = self.tree(&top)?.clone();
+        // In a folder taken up again (B5b), the file may be there already.
+        let before = tree
+            .key
+            .as_deref()
+            .and_then(|key| self.worker.unfinished.find(key, &below_top(&safe)));
+        let same = before.as_ref().map(|s| (s.size, s.blake3.as_str()));
+        let adopted = tree.adopt(token, &safe.folders, &safe.name, same)?;
+        let Some(name) = adopted.name else {
+            return Ok(before.map(|s| s.saved_as).unwrap_or_default());
+        };
         let mut saved = vec![tree.name.clone()];
-        saved.extend(safe.folders);
+        saved.extend(safe.folders.iter().cloned());
         saved.push(name);
-        Ok(saved.join("/"))
+        let saved_as = saved.join("/");
+        if let (Some(key), Some(blake3)) = (&tree.key, adopted.blake3) {
+            let saved = Saved {
+                size: adopted.size,
+                blake3,
+                part: None,
+                saved_as: saved_as.clone(),
+            };
+            self.worker.unfinished.saved(key, below_top(&safe), saved);
+        }
+        Ok(saved_as)
     }
 
     /// A folder frame: the folder, under its tree; what it is called in the drop folder.
@@ -470,6 +551,20 @@ impl Session<'_> {
                     HumanBytes(size),
                     HumanBytes(max)
                 )));
+            }
+        }
+        // In a folder taken up again (B5b), a file saved there before with this
+        // content is not written again.
+        let tree_key = safe
+            .top
+            .as_ref()
+            .and_then(|top| self.trees.get(top))
+            .and_then(|tree| tree.key.clone());
+        if let Some(key) = &tree_key {
+            if let Some(before) = self.worker.unfinished.find(key, &below_top(&safe)) {
+                if let Some(done) = self.already_there(path, &before, size, offset, check)? {
+                    return Ok(done);
+                }
             }
         }
         // A verified file with a key, big enough to be worth it, is received
@@ -585,7 +680,86 @@ impl Session<'_> {
             verified: hash.clone(),
             resumed_from: offset,
         };
+        if let (Some(key), Some(blake3)) = (&tree_key, &hash) {
+            self.worker.unfinished.saved(
+                key,
+                below_top(&safe),
+                Saved {
+                    size,
+                    blake3: blake3.clone(),
+                    part: check.key.map(str::to_string),
+                    saved_as: format!("{prefix}{saved_as}"),
+                },
+            );
+        }
         Ok((done, format!("{prefix}{saved_as}"), hash))
+    }
+
+    /// A file of a folder taken up again that was saved there before as
+    /// `before`: if the frame names the same content (its hash before it, or,
+    /// for a big file the sender resumes from its end, the hash after it),
+    /// it is answered as saved and nothing is written; `None` otherwise.
+    fn already_there(
+        &mut self,
+        path: &str,
+        before: &Saved,
+        size: u64,
+        offset: u64,
+        check: &Check<'_>,
+    ) -> Result<Option<(Done, String, Option<String>)>, FileError> {
+        if before.size != size {
+            return Ok(None);
+        }
+        let same = match check.before {
+            Some(blake3) => blake3.eq_ignore_ascii_case(&before.blake3),
+            // Only a file the sender was told was held whole comes from its end.
+            None if check.trailer && offset == size && check.key == before.part.as_deref() => {
+                let blake3 = self.trailer()?;
+                if !blake3.eq_ignore_ascii_case(&before.blake3) {
+                    return Err(FileError::This(format!(
+                        "verification failed: the file saved before has BLAKE3 {}, the sender's is {}",
+                        before.blake3,
+                        names::escape_for_terminal(blake3.as_bytes())
+                    )));
+                }
+                true
+            }
+            None => false,
+        };
+        if !same {
+            return Ok(None);
+        }
+        // A small file's content follows its frame all the same: read, not written.
+        let mut left = size - offset;
+        while left > 0 {
+            let want = usize::try_from(left)
+                .unwrap_or(usize::MAX)
+                .min(self.buffer.len());
+            let n = self
+                .reader
+                .read(&mut self.buffer[..want])
+                .map_err(|e| FileError::Batch(format!("reading a file already saved: {e}")))?;
+            if n == 0 {
+                return Err(FileError::Batch(
+                    "the client closed in the middle of a file".into(),
+                ));
+            }
+            left -= n as u64;
+        }
+        let done = Done {
+            kept: Kept::Saved {
+                saved_as: Some(before.saved_as.clone()).filter(|s| s != path),
+            },
+            bytes: size,
+            elapsed: std::time::Duration::ZERO,
+            verified: Some(before.blake3.clone()),
+            resumed_from: size,
+        };
+        Ok(Some((
+            done,
+            before.saved_as.clone(),
+            Some(before.blake3.clone()),
+        )))
     }
 
     /// The hash sent after a file's content (B3).

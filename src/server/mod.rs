@@ -12,6 +12,7 @@ mod batch;
 mod copy;
 mod intake;
 mod min_rate;
+mod unfinished;
 mod worker;
 
 use std::collections::HashMap;
@@ -179,6 +180,7 @@ impl Server {
         let _ = self.shared.waker.set(Arc::clone(&waker));
         // A stop that came before the waker existed is seen by the intake's first check.
         let (queue, jobs) = crossbeam_channel::bounded::<Upload>(self.config.workers);
+        let unfinished = Arc::new(unfinished::Unfinished::default());
         let workers: Vec<_> = (0..self.config.workers)
             .map(|n| {
                 let (jobs, waker) = (jobs.clone(), Arc::clone(&waker));
@@ -187,6 +189,7 @@ impl Server {
                     Arc::clone(&self.config),
                     self.folder.clone(),
                     events.clone(),
+                    Arc::clone(&unfinished),
                 );
                 thread::Builder::new()
                     .name(format!("worker-{n}"))

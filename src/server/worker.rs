@@ -9,6 +9,7 @@ use crossbeam_channel::Sender;
 use indicatif::HumanBytes;
 
 use super::copy::{Copier, CopyError, Meter};
+use super::unfinished::Unfinished;
 use super::Upload;
 use crate::config::ServeConfig;
 use crate::drop_folder::{BeginError, DropFolder, PartialFile};
@@ -28,6 +29,8 @@ pub(super) struct Worker {
     pub(super) folder: DropFolder,
     pub(super) events: Sender<Event>,
     pub(super) copier: Copier,
+    /// Folders batches are filling or left unfinished (B5b), shared by the workers.
+    pub(super) unfinished: Arc<Unfinished>,
 }
 
 /// Why an upload failed, and whether the client had already been told `go ahead`.
@@ -54,13 +57,19 @@ impl Failure {
 }
 
 impl Worker {
-    pub fn new(config: Arc<ServeConfig>, folder: DropFolder, events: Sender<Event>) -> Worker {
+    pub fn new(
+        config: Arc<ServeConfig>,
+        folder: DropFolder,
+        events: Sender<Event>,
+        unfinished: Arc<Unfinished>,
+    ) -> Worker {
         let copier = Copier::new(config.splice);
         Worker {
             config,
             folder,
             events,
             copier,
+            unfinished,
         }
     }
 

@@ -754,6 +754,56 @@ fn an_upload_killed_half_way_resumes_where_it_stopped() {
     }
 }
 
+/// A folder whose sending was killed half way is filled again by the same
+/// command (PROTOCOL.md B5b): no `photos (1)/`, no file saved twice, the big
+/// file resumed; once finished, sending it again goes beside it.
+#[test]
+fn a_folder_killed_half_way_is_filled_again_not_copied() {
+    let mut server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("photos");
+    std::fs::create_dir_all(top.join("sub")).unwrap();
+    write_file(&top, "a.txt", b"first");
+    write_file(&top, "b.txt", b"second file");
+    write_file(&top.join("sub"), "c.txt", b"third file, below");
+    write_file(&top, "big.bin", &pattern(8 << 20, 5));
+    interrupt(&mut server, std::slice::from_ref(&top), &[], false);
+    assert_eq!(entries(server.drop_dir()), [".ftx-partial", "photos"]);
+    assert!(
+        server.drop_dir().join("photos/b.txt").exists(),
+        "b.txt goes before the big file, and must not be saved twice"
+    );
+
+    let again = assert_cmd::Command::new(ftx_bin())
+        .args(["send", "--json", "--to", &server.addr.to_string()])
+        .arg(&top)
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    assert_eq!(
+        entries(server.drop_dir()),
+        ["photos"],
+        "the same folder, filled, and nothing at the top"
+    );
+    assert_eq!(
+        tree(&server.drop_dir().join("photos")),
+        tree(&top),
+        "every file once, byte for byte"
+    );
+    let big = String::from_utf8_lossy(&again.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|e| e["event"] == "finished" && e["name"] == "photos/big.bin")
+        .expect("big.bin finished");
+    assert!(big["resumed_from"].as_u64().unwrap_or(0) > 0, "{big}");
+    assert_eq!(big["verified"], true);
+
+    // Finished now: the next time it goes beside it.
+    server.send().arg(&top).assert().success();
+    assert_eq!(entries(server.drop_dir()), ["photos", "photos (1)"]);
+    assert_eq!(tree(&server.drop_dir().join("photos (1)")), tree(&top));
+}
+
 /// A part's key names the file without reading it (PROTOCOL.md B8); a file
 /// changed behind ftx's back (same size, same modification time) cannot pass
 /// on the old part: the check of the whole file fails it, the part goes, and

@@ -1,0 +1,214 @@
+//! Folders that batches left unfinished (PROTOCOL.md B5b): the same sender, run again, fills them instead of making a numbered copy.
+//!
+//! A top frame may carry the sender's key for the folder it sends. The
+//! server remembers, by that key, the top folder it made and every file it
+//! saved there with its size and BLAKE3. Once every batch filling the folder
+//! has ended cleanly with no file failed, the folder is finished and
+//! forgotten: sending the folder again makes `photos (1)/`. If a batch broke
+//! off or a file failed, the next top frame with the same key gets the same
+//! folder back, and a file already saved there with the same size and hash
+//! is answered as saved without being written again. Kept in memory only: a
+//! server started again makes a new folder (parts of big files still resume).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::drop_folder::Tree;
+
+/// How long an unfinished folder can be taken up again.
+const LIFE: Duration = Duration::from_secs(24 * 3600);
+/// How many folders are remembered; the oldest goes first.
+const MAX_FOLDERS: usize = 256;
+/// Files remembered per folder, and in all (a few hundred bytes each). A
+/// folder that would go past either is not continued (its files beyond would
+/// be saved twice): it is forgotten instead.
+const MAX_FILES: usize = 100_000;
+const MAX_FILES_IN_ALL: usize = 400_000;
+
+/// A file saved in a keyed folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    pub size: u64,
+    pub blake3: String,
+    /// The key of its part (B8), for a big file.
+    pub part: Option<String>,
+    /// Where it is, from the drop folder.
+    pub saved_as: String,
+}
+
+#[derive(Debug)]
+struct Folder {
+    tree: Tree,
+    /// By path below the top folder.
+    saved: HashMap<String, Saved>,
+    /// The sizes of the big files saved, by part key.
+    parts: HashMap<String, u64>,
+    /// Batches filling it now.
+    users: usize,
+    /// A batch broke off or a file failed.
+    broken: bool,
+    at: Instant,
+}
+
+/// The folders being filled, and those left unfinished, by the sender's key.
+#[derive(Debug, Default)]
+pub struct Unfinished {
+    folders: Mutex<HashMap<String, Folder>>,
+}
+
+impl Unfinished {
+    /// The unfinished folder of `key`, taken up again if nobody fills it now
+    /// and it is still there; `None` means a new one is to be made (and given
+    /// to [`Unfinished::started`]).
+    pub fn resume(&self, key: &str) -> Option<Tree> {
+        let mut folders = self.folders.lock().expect("unfinished lock");
+        folders.retain(|_, f| f.users > 0 || f.at.elapsed() < LIFE);
+        let folder = folders.get_mut(key)?;
+        if folder.users > 0 || !folder.broken || !folder.tree.exists() {
+            return None;
+        }
+        folder.users = 1;
+        folder.broken = false;
+        folder.at = Instant::now();
+        Some(folder.tree.clone())
+    }
+
+    /// `tree`, just made for `key`, is being filled by one batch.
+    pub fn started(&self, key: &str, tree: &Tree) {
+        let mut folders = self.folders.lock().expect("unfinished lock");
+        if folders.len() >= MAX_FOLDERS {
+            let oldest = folders
+                .iter()
+                .filter(|(_, f)| f.users == 0)
+                .min_by_key(|(_, f)| f.at)
+                .map(|(k, _)| k.clone());
+            match oldest {
+                Some(oldest) => drop(folders.remove(&oldest)),
+                None => return,
+            }
+        }
+        folders.insert(
+            key.to_string(),
+            Folder {
+                tree: tree.clone(),
+                saved: HashMap::new(),
+                parts: HashMap::new(),
+                users: 1,
+                broken: false,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// One more batch fills the folder of `key` (it joined with a token).
+    pub fn joined(&self, key: &str) {
+        if let Some(folder) = self.folders.lock().expect("unfinished lock").get_mut(key) {
+            folder.users += 1;
+        }
+    }
+
+    /// A batch filling the folder of `key` ended: `cleanly` after its end
+    /// frame with no file failed. The last one out forgets a finished folder.
+    pub fn left(&self, key: &str, cleanly: bool) {
+        let mut folders = self.folders.lock().expect("unfinished lock");
+        let Some(folder) = folders.get_mut(key) else {
+            return;
+        };
+        folder.users = folder.users.saturating_sub(1);
+        folder.broken |= !cleanly;
+        folder.at = Instant::now();
+        if folder.users == 0 && !folder.broken {
+            folders.remove(key);
+        }
+    }
+
+    /// A file of the folder of `key` failed: it is unfinished.
+    pub fn failed(&self, key: &str) {
+        if let Some(folder) = self.folders.lock().expect("unfinished lock").get_mut(key) {
+            folder.broken = true;
+        }
+    }
+
+    /// `path` (below the top folder) was saved in the folder of `key`.
+    pub fn saved(&self, key: &str, path: String, saved: Saved) {
+        let mut folders = self.folders.lock().expect("unfinished lock");
+        let in_all: usize = folders.values().map(|f| f.saved.len()).sum();
+        let Some(folder) = folders.get_mut(key) else {
+            return;
+        };
+        if folder.saved.len() >= MAX_FILES || in_all >= MAX_FILES_IN_ALL {
+            folders.remove(key);
+            return;
+        }
+        if let Some(part) = &saved.part {
+            folder.parts.insert(part.clone(), saved.size);
+        }
+        folder.saved.insert(path, saved);
+    }
+
+    /// What was saved at `path` in the folder of `key`, if anything.
+    pub fn find(&self, key: &str, path: &str) -> Option<Saved> {
+        let folders = self.folders.lock().expect("unfinished lock");
+        folders.get(key)?.saved.get(path).cloned()
+    }
+
+    /// Whether one of the folders of `keys` holds, whole, the file whose part key is `part`.
+    pub fn holds(&self, keys: &[&str], part: &str, size: u64) -> bool {
+        let folders = self.folders.lock().expect("unfinished lock");
+        keys.iter()
+            .filter_map(|k| folders.get(*k))
+            .any(|f| f.parts.get(part) == Some(&size))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::drop_folder::DropFolder;
+
+    fn saved(blake3: &str) -> Saved {
+        Saved {
+            size: 3,
+            blake3: blake3.into(),
+            part: Some("p".into()),
+            saved_as: "photos/a".into(),
+        }
+    }
+
+    #[test]
+    fn only_a_folder_left_unfinished_is_taken_up_again_and_by_one_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let unfinished = Unfinished::default();
+        let mut tree = folder.new_tree("photos").unwrap();
+        tree.key = Some("k".into());
+
+        // Two batches fill it; both end cleanly: finished, forgotten.
+        unfinished.started("k", &tree);
+        unfinished.joined("k");
+        unfinished.saved("k", "a".into(), saved("h"));
+        assert!(unfinished.resume("k").is_none(), "in use");
+        unfinished.left("k", true);
+        unfinished.left("k", true);
+        assert!(unfinished.resume("k").is_none(), "finished");
+        assert_eq!(unfinished.find("k", "a"), None);
+
+        // One breaks off: the next one with the key gets it, with what it holds.
+        unfinished.started("k", &tree);
+        unfinished.saved("k", "a".into(), saved("h"));
+        unfinished.left("k", false);
+        let again = unfinished.resume("k").expect("unfinished");
+        assert_eq!(again.name, "photos");
+        assert_eq!(unfinished.find("k", "a"), Some(saved("h")));
+        assert!(unfinished.holds(&["k"], "p", 3));
+        assert!(!unfinished.holds(&["k"], "p", 4));
+        assert!(unfinished.resume("k").is_none(), "one batch at a time");
+
+        // A failed file leaves it unfinished too; a folder removed is not taken up.
+        unfinished.failed("k");
+        unfinished.left("k", true);
+        std::fs::remove_dir(dir.path().join("photos")).unwrap();
+        assert!(unfinished.resume("k").is_none(), "gone");
+    }
+}
