@@ -20,7 +20,8 @@ pub fn send(config: &SendConfig) -> anyhow::Result<Exit> {
         crate::term::restore_terminal();
         crate::term::say_without_waiting(
             "\nftx: interrupted: files the server had not confirmed are not saved there; \
-             to an ftx server, run the same command again to resume the big ones",
+             to an ftx server, run the same command again to resume (big files where \
+             they stopped, folders into the same folder)",
         );
         std::process::exit(Exit::Interrupted.code().into());
     })

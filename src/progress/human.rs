@@ -42,9 +42,12 @@ pub(super) fn finished_line(label: &str, done: &Done) -> String {
     line
 }
 
-/// Where a resumed file took up again (PROTOCOL.md B8), or nothing.
+/// Where a resumed file took up again (PROTOCOL.md B8), that it was all
+/// there already (B5b), or nothing.
 fn resumed_note(done: &Done) -> String {
-    if done.resumed_from > 0 {
+    if done.resumed_from > 0 && done.resumed_from >= done.bytes {
+        "  already there".to_string()
+    } else if done.resumed_from > 0 {
         format!("  resumed at {}", HumanBytes(done.resumed_from))
     } else {
         String::new()

@@ -797,6 +797,12 @@ fn a_folder_killed_half_way_is_filled_again_not_copied() {
         .expect("big.bin finished");
     assert!(big["resumed_from"].as_u64().unwrap_or(0) > 0, "{big}");
     assert_eq!(big["verified"], true);
+    let log = server.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("photos/b.txt") && l.ends_with("already there")),
+        "{log}"
+    );
 
     // Finished now: the next time it goes beside it.
     server.send().arg(&top).assert().success();
