@@ -3,21 +3,23 @@
 //! A top frame may carry the sender's key for the folder it sends. The
 //! server remembers, by that key, the top folder it made and every file it
 //! saved there with its size and BLAKE3. Once every batch filling the folder
-//! has ended cleanly with no file failed, the folder is finished and
-//! forgotten: sending the folder again makes `photos (1)/`. If a batch broke
+//! has ended cleanly with no file failed, the folder is finished: sending the
+//! folder again makes `photos (1)/`. If a batch broke
 //! off or a file failed, the next top frame with the same key gets the same
 //! folder back, and a file already saved there with the same size and hash
 //! is answered as saved without being written again. Kept in memory only: a
 //! server started again makes a new folder (parts of big files still resume).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::drop_folder::Tree;
 
 /// How long an unfinished folder can be taken up again.
 const LIFE: Duration = Duration::from_secs(24 * 3600);
+/// How long taking up a folder waits for the batches still filling it once one of them broke off.
+const SIBLINGS_WAIT: Duration = Duration::from_secs(5);
 /// How many folders are remembered; the oldest goes first.
 const MAX_FOLDERS: usize = 256;
 /// Files remembered per folder, and in all (a few hundred bytes each). A
@@ -25,6 +27,16 @@ const MAX_FOLDERS: usize = 256;
 /// be saved twice): it is forgotten instead.
 const MAX_FILES: usize = 100_000;
 const MAX_FILES_IN_ALL: usize = 400_000;
+
+/// How long a finished folder is remembered for batches joining it late (a join token's life).
+const JOIN_LIFE: Duration = Duration::from_secs(600);
+
+/// Forgets folders nobody fills that are finished and past [`JOIN_LIFE`], or past [`LIFE`].
+fn forget_idle(folders: &mut HashMap<String, Folder>) {
+    folders.retain(|_, f| {
+        f.users > 0 || (f.at.elapsed() < LIFE && (f.broken || f.at.elapsed() < JOIN_LIFE))
+    });
+}
 
 /// A file saved in a keyed folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,15 +67,33 @@ struct Folder {
 #[derive(Debug, Default)]
 pub struct Unfinished {
     folders: Mutex<HashMap<String, Folder>>,
+    /// Told when a batch leaves a folder.
+    ended: Condvar,
 }
 
 impl Unfinished {
     /// The unfinished folder of `key`, taken up again if nobody fills it now
     /// and it is still there; `None` means a new one is to be made (and given
     /// to [`Unfinished::started`]).
+    ///
+    /// A folder one of whose batches broke off while others are still being
+    /// read (what is left of a sender that was killed) is waited for, up to
+    /// [`SIBLINGS_WAIT`]: the same command run again at once takes it up.
     pub fn resume(&self, key: &str) -> Option<Tree> {
+        let deadline = Instant::now() + SIBLINGS_WAIT;
         let mut folders = self.folders.lock().expect("unfinished lock");
-        folders.retain(|_, f| f.users > 0 || f.at.elapsed() < LIFE);
+        forget_idle(&mut folders);
+        while folders.get(key).is_some_and(|f| f.broken && f.users > 0) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            folders = self
+                .ended
+                .wait_timeout(folders, left)
+                .expect("unfinished lock")
+                .0;
+        }
         let folder = folders.get_mut(key)?;
         if folder.users > 0 || !folder.broken || !folder.tree.exists() {
             return None;
@@ -77,6 +107,7 @@ impl Unfinished {
     /// `tree`, just made for `key`, is being filled by one batch.
     pub fn started(&self, key: &str, tree: &Tree) {
         let mut folders = self.folders.lock().expect("unfinished lock");
+        forget_idle(&mut folders);
         if folders.len() >= MAX_FOLDERS {
             let oldest = folders
                 .iter()
@@ -109,18 +140,17 @@ impl Unfinished {
     }
 
     /// A batch filling the folder of `key` ended: `cleanly` after its end
-    /// frame with no file failed. The last one out forgets a finished folder.
+    /// frame with no file failed. A folder no batch broke off is finished:
+    /// never taken up again; it is remembered only while batches of the same
+    /// run may still join it (a join token's life), then forgotten.
     pub fn left(&self, key: &str, cleanly: bool) {
         let mut folders = self.folders.lock().expect("unfinished lock");
-        let Some(folder) = folders.get_mut(key) else {
-            return;
-        };
-        folder.users = folder.users.saturating_sub(1);
-        folder.broken |= !cleanly;
-        folder.at = Instant::now();
-        if folder.users == 0 && !folder.broken {
-            folders.remove(key);
+        if let Some(folder) = folders.get_mut(key) {
+            folder.users = folder.users.saturating_sub(1);
+            folder.broken |= !cleanly;
+            folder.at = Instant::now();
         }
+        self.ended.notify_all();
     }
 
     /// A file of the folder of `key` failed: it is unfinished.
@@ -133,7 +163,12 @@ impl Unfinished {
     /// `path` (below the top folder) was saved in the folder of `key`.
     pub fn saved(&self, key: &str, path: String, saved: Saved) {
         let mut folders = self.folders.lock().expect("unfinished lock");
-        let in_all: usize = folders.values().map(|f| f.saved.len()).sum();
+        let mut in_all: usize = folders.values().map(|f| f.saved.len()).sum();
+        if in_all >= MAX_FILES_IN_ALL {
+            // Finished folders nobody fills go first.
+            folders.retain(|_, f| f.users > 0 || f.broken);
+            in_all = folders.values().map(|f| f.saved.len()).sum();
+        }
         let Some(folder) = folders.get_mut(key) else {
             return;
         };
@@ -184,15 +219,25 @@ mod tests {
         let mut tree = folder.new_tree("photos").unwrap();
         tree.key = Some("k".into());
 
-        // Two batches fill it; both end cleanly: finished, forgotten.
+        // Two batches fill it; both end cleanly: finished, never taken up again.
         unfinished.started("k", &tree);
+        unfinished.left("k", true);
         unfinished.joined("k");
         unfinished.saved("k", "a".into(), saved("h"));
         assert!(unfinished.resume("k").is_none(), "in use");
         unfinished.left("k", true);
-        unfinished.left("k", true);
         assert!(unfinished.resume("k").is_none(), "finished");
+        // A batch that joins late and breaks off leaves it unfinished, with every file saved in it.
+        unfinished.joined("k");
+        unfinished.left("k", false);
+        assert!(unfinished.resume("k").is_some(), "unfinished");
+        assert_eq!(unfinished.find("k", "a"), Some(saved("h")));
+        unfinished.left("k", true);
+        // The next run makes a new folder for a finished one: what the old one held is forgotten.
+        let new = folder.new_tree("photos").unwrap();
+        unfinished.started("k", &new);
         assert_eq!(unfinished.find("k", "a"), None);
+        unfinished.left("k", true);
 
         // One breaks off: the next one with the key gets it, with what it holds.
         unfinished.started("k", &tree);
@@ -204,6 +249,21 @@ mod tests {
         assert!(unfinished.holds(&["k"], "p", 3));
         assert!(!unfinished.holds(&["k"], "p", 4));
         assert!(unfinished.resume("k").is_none(), "one batch at a time");
+
+        // One batch of a killed sender seen ending, another still being read:
+        // taking it up waits for that one.
+        unfinished.joined("k");
+        unfinished.left("k", false);
+        std::thread::scope(|scope| {
+            let waiting = scope.spawn(|| unfinished.resume("k"));
+            std::thread::sleep(Duration::from_millis(50));
+            assert!(
+                !waiting.is_finished(),
+                "waits for the batch still filling it"
+            );
+            unfinished.left("k", true);
+            assert!(waiting.join().unwrap().is_some());
+        });
 
         // A failed file leaves it unfinished too; a folder removed is not taken up.
         unfinished.failed("k");

@@ -754,6 +754,17 @@ fn an_upload_killed_half_way_resumes_where_it_stopped() {
     }
 }
 
+/// Waits until the server has seen a batch of a killed sender end (a person
+/// runs the command again seconds later; a folder still being filled is not
+/// taken up again).
+fn batch_seen_ended(server: &Serve) {
+    crate::util::wait_until(
+        || server.log().contains(" ended: "),
+        "the server seeing the batch end",
+        || server.log(),
+    );
+}
+
 /// A folder whose sending was killed half way is filled again by the same
 /// command (PROTOCOL.md B5b): no `photos (1)/`, no file saved twice, the big
 /// file resumed; once finished, sending it again goes beside it.
@@ -768,6 +779,7 @@ fn a_folder_killed_half_way_is_filled_again_not_copied() {
     write_file(&top.join("sub"), "c.txt", b"third file, below");
     write_file(&top, "big.bin", &pattern(8 << 20, 5));
     interrupt(&mut server, std::slice::from_ref(&top), &[], false);
+    batch_seen_ended(&server);
     assert_eq!(entries(server.drop_dir()), [".ftx-partial", "photos"]);
     assert!(
         server.drop_dir().join("photos/b.txt").exists(),
@@ -808,6 +820,33 @@ fn a_folder_killed_half_way_is_filled_again_not_copied() {
     server.send().arg(&top).assert().success();
     assert_eq!(entries(server.drop_dir()), ["photos", "photos (1)"]);
     assert_eq!(tree(&server.drop_dir().join("photos (1)")), tree(&top));
+}
+
+/// The same for a folder big enough to go over several batches (B5a): the
+/// one that makes the folder gives the key, the others join it.
+#[test]
+fn a_big_folder_killed_half_way_is_filled_again_by_its_batches() {
+    let mut server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("photos");
+    std::fs::create_dir_all(top.join("many")).unwrap();
+    for n in 0..600 {
+        write_file(
+            &top.join("many"),
+            &format!("{n:03}.txt"),
+            &pattern(100, n as u8),
+        );
+    }
+    write_file(&top, "big.bin", &pattern(8 << 20, 7));
+    let files = std::slice::from_ref(&top);
+    interrupt(&mut server, files, &["-j", "4"], false);
+    batch_seen_ended(&server);
+    let saved_before = entries(&server.drop_dir().join("photos/many")).len();
+    assert!(saved_before > 0, "small files went beside the big one");
+
+    server.send().args(["-j", "4"]).arg(&top).assert().success();
+    assert_eq!(entries(server.drop_dir()), ["photos"], "{}", server.log());
+    assert_eq!(tree(&server.drop_dir().join("photos")), tree(&top));
 }
 
 /// A part's key names the file without reading it (PROTOCOL.md B8); a file
