@@ -653,6 +653,7 @@ impl Connection<'_> {
                     saved_as,
                     size,
                     blake3,
+                    already,
                     ..
                 },
             ) => {
@@ -676,7 +677,8 @@ impl Connection<'_> {
                         bytes: size,
                         elapsed: started.elapsed(),
                         verified: hash,
-                        resumed_from: offset,
+                        // Saved by an earlier run into a folder taken up again: nothing moved now.
+                        resumed_from: if already { size } else { offset },
                     })
                 };
                 self.finish(index, result);

@@ -87,6 +87,9 @@ pub enum Answer {
         size: u64,
         #[serde(skip_serializing_if = "Option::is_none", default)]
         blake3: Option<String>,
+        /// B5b: it was saved there before, and nothing was written now.
+        #[serde(skip_serializing_if = "is_false", default)]
+        already: bool,
     },
     Failed {
         path: String,
@@ -312,6 +315,7 @@ mod tests {
             saved_as: "a (1)".into(),
             size: 1,
             blake3: None,
+            already: false,
         };
         assert_eq!(
             line(&saved),

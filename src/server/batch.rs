@@ -31,6 +31,15 @@ enum FileError {
     Batch(String),
 }
 
+/// A file of a batch saved: its outcome, where it is, its BLAKE3, and
+/// whether it was there already (B5b: nothing written now).
+struct FileSaved {
+    done: Done,
+    saved_as: String,
+    hash: Option<String>,
+    already: bool,
+}
+
 /// A path from a frame, made safe: the top folder (if any), the folders below it, the file's name.
 struct SafePath {
     top: Option<String>,
@@ -264,6 +273,7 @@ impl Session<'_> {
                             saved_as,
                             size: 0,
                             blake3: None,
+                            already: false,
                         },
                         Err(reason) => Answer::Failed { path, reason },
                     };
@@ -284,6 +294,7 @@ impl Session<'_> {
                             saved_as,
                             size: 0,
                             blake3: None,
+                            already: false,
                         },
                         Err(reason) => Answer::Failed { path: dir, reason },
                     };
@@ -339,12 +350,18 @@ impl Session<'_> {
                         }
                     }
                     let (answer, outcome, fatal) = match result {
-                        Ok((done, saved_as, hash)) => (
+                        Ok(FileSaved {
+                            done,
+                            saved_as,
+                            hash,
+                            already,
+                        }) => (
                             Answer::Saved {
                                 path,
                                 saved_as,
                                 size,
                                 blake3: hash,
+                                already,
                             },
                             Ok(done),
                             None,
@@ -541,7 +558,7 @@ impl Session<'_> {
         offset: u64,
         check: &Check<'_>,
         stopping: &dyn Fn() -> bool,
-    ) -> Result<(Done, String, Option<String>), FileError> {
+    ) -> Result<FileSaved, FileError> {
         let verify = check.before.is_some() || check.trailer;
         let safe = SafePath::of(path).ok_or_else(|| FileError::Batch("an empty path".into()))?;
         if let Some(max) = self.worker.config.max_size {
@@ -692,7 +709,12 @@ impl Session<'_> {
                 },
             );
         }
-        Ok((done, format!("{prefix}{saved_as}"), hash))
+        Ok(FileSaved {
+            done,
+            saved_as: format!("{prefix}{saved_as}"),
+            hash,
+            already: false,
+        })
     }
 
     /// A file of a folder taken up again that was saved there before as
@@ -706,7 +728,7 @@ impl Session<'_> {
         size: u64,
         offset: u64,
         check: &Check<'_>,
-    ) -> Result<Option<(Done, String, Option<String>)>, FileError> {
+    ) -> Result<Option<FileSaved>, FileError> {
         if before.size != size {
             return Ok(None);
         }
@@ -755,11 +777,12 @@ impl Session<'_> {
             verified: Some(before.blake3.clone()),
             resumed_from: size,
         };
-        Ok(Some((
+        Ok(Some(FileSaved {
             done,
-            before.saved_as.clone(),
-            Some(before.blake3.clone()),
-        )))
+            saved_as: before.saved_as.clone(),
+            hash: Some(before.blake3.clone()),
+            already: true,
+        }))
     }
 
     /// The hash sent after a file's content (B3).

@@ -802,13 +802,19 @@ fn a_folder_killed_half_way_is_filled_again_not_copied() {
         tree(&top),
         "every file once, byte for byte"
     );
-    let big = String::from_utf8_lossy(&again.get_output().stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|e| e["event"] == "finished" && e["name"] == "photos/big.bin")
-        .expect("big.bin finished");
+    let finished = |name: &str| {
+        String::from_utf8_lossy(&again.get_output().stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|e| e["event"] == "finished" && e["name"] == name)
+            .unwrap_or_else(|| panic!("{name} finished"))
+    };
+    let big = finished("photos/big.bin");
     assert!(big["resumed_from"].as_u64().unwrap_or(0) > 0, "{big}");
     assert_eq!(big["verified"], true);
+    let b = finished("photos/b.txt");
+    assert_eq!(b["resumed_from"], 11, "all of it was there: {b}");
+    assert_eq!(finished("photos/sub/c.txt")["resumed_from"], Value::Null);
     let log = server.log();
     assert!(
         log.lines()
