@@ -26,6 +26,10 @@ use crate::names;
 /// Temporary files start with this, so they are hidden and easy to recognise.
 pub const PARTIAL_PREFIX: &str = ".ftx-partial-";
 
+/// How long the drop folder's path, once looked up, is taken to still name
+/// the folder open (a folder removed is seen at once all the same).
+const PATH_LOOKUP_EVERY: std::time::Duration = std::time::Duration::from_millis(1);
+
 /// How many numbered names (`notes (1).txt`, ...) are tried before giving up.
 const MAX_NUMBERED: u32 = 9999;
 
@@ -33,8 +37,9 @@ const MAX_NUMBERED: u32 = 9999;
 #[derive(Debug, Clone)]
 pub struct DropFolder {
     path: PathBuf,
-    /// The folder now at `path`, opened; opened again when the folder at `path` is a new one.
-    current: Arc<Mutex<Arc<Dir>>>,
+    /// The folder now at `path`, opened (opened again when the folder at
+    /// `path` is a new one), and when its path was last looked up.
+    current: Arc<Mutex<(Arc<Dir>, std::time::Instant)>>,
     /// Named partial files being written, and the folder each is in.
     partials: Arc<Mutex<HashMap<String, Arc<Dir>>>>,
     /// Numbers the named partial files.
@@ -177,7 +182,7 @@ impl DropFolder {
         }
         Ok(DropFolder {
             path,
-            current: Arc::new(Mutex::new(Arc::new(dir))),
+            current: Arc::new(Mutex::new((Arc::new(dir), std::time::Instant::now()))),
             partials: Arc::default(),
             next_partial: Arc::default(),
             outstanding: Arc::default(),
@@ -227,8 +232,17 @@ impl DropFolder {
     }
 
     /// The folder at the drop folder's path now: the one already open, or, if
-    /// it was removed and made again (or replaced), the new one.
+    /// it was removed and made again (or replaced), the new one. A folder
+    /// removed is seen at once (the open one has no links left); its path is
+    /// looked up again at most every [`PATH_LOOKUP_EVERY`], so that a folder
+    /// of small files does not pay a path walk per file.
     fn dir(&self) -> Result<Arc<Dir>, BeginError> {
+        {
+            let current = self.current.lock().expect("drop folder lock");
+            if current.1.elapsed() < PATH_LOOKUP_EVERY && current.0.exists() {
+                return Ok(Arc::clone(&current.0));
+            }
+        }
         let stat = match rustix::fs::stat(&self.path) {
             Ok(stat) => stat,
             Err(Errno::NOENT | Errno::NOTDIR) => return Err(BeginError::FolderGone),
@@ -238,9 +252,10 @@ impl DropFolder {
             return Err(BeginError::FolderGone);
         }
         let mut current = self.current.lock().expect("drop folder lock");
+        let (dir, checked) = &mut *current;
         // A new folder can get a removed one's inode number: it must also still exist.
-        if (current.dev, current.ino) != (stat.st_dev, stat.st_ino) || !current.exists() {
-            *current = Arc::new(match Dir::open(&self.path) {
+        if (dir.dev, dir.ino) != (stat.st_dev, stat.st_ino) || !dir.exists() {
+            *dir = Arc::new(match Dir::open(&self.path) {
                 Ok(dir) => dir,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
                     return Err(BeginError::FolderGone)
@@ -248,7 +263,8 @@ impl DropFolder {
                 Err(e) => return Err(BeginError::Io(e)),
             });
         }
-        Ok(Arc::clone(&current))
+        *checked = std::time::Instant::now();
+        Ok(Arc::clone(dir))
     }
 
     /// Bytes free for uploads: what the file system has, less what uploads in flight were promised.
@@ -1177,6 +1193,28 @@ mod tests {
             assert_eq!(entries(folder.path()), ["again.txt"]);
             fs::remove_file(folder.path().join("again.txt")).unwrap();
         }
+    }
+
+    #[test]
+    fn a_folder_renamed_away_and_made_again_is_seen_once_its_path_is_looked_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(&dir.path().join("drop")).unwrap();
+        let mut in_flight = folder.begin("early", 3).unwrap();
+        in_flight.write_all(b"abc").unwrap();
+        let moved = dir.path().join("moved");
+        fs::rename(folder.path(), &moved).unwrap();
+        fs::create_dir(folder.path()).unwrap();
+        std::thread::sleep(PATH_LOOKUP_EVERY * 2);
+        let err = in_flight.keep().unwrap_err();
+        assert!(
+            err.to_string().contains("replaced during the upload"),
+            "{err}"
+        );
+        assert!(entries(&moved).is_empty(), "saved in the folder moved away");
+        let mut next = folder.begin("next", 2).unwrap();
+        next.write_all(b"ok").unwrap();
+        assert_eq!(next.keep().unwrap(), "next");
+        assert_eq!(entries(folder.path()), ["next"]);
     }
 
     #[test]
