@@ -90,12 +90,17 @@ pub fn plan(args: &[PathBuf]) -> Run {
     let mut sources = Vec::new();
     let mut tops: HashSet<String> = HashSet::new();
     for arg in args {
-        let is_dir = std::fs::symlink_metadata(arg).is_ok_and(|m| m.is_dir());
-        if !is_dir {
+        let meta = std::fs::symlink_metadata(arg);
+        if !meta.as_ref().is_ok_and(std::fs::Metadata::is_dir) {
+            // A regular file's size is known now; a link's is asked through it later.
+            let size = meta
+                .ok()
+                .filter(std::fs::Metadata::is_file)
+                .map(|m| m.len());
             sources.push(Source {
                 path: arg.clone(),
                 within: None,
-                size: None,
+                size,
             });
             continue;
         }
