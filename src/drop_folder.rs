@@ -23,6 +23,8 @@ use rustix::io::Errno;
 
 use crate::names;
 
+mod noted;
+
 /// Temporary files start with this, so they are hidden and easy to recognise.
 pub const PARTIAL_PREFIX: &str = ".ftx-partial-";
 
@@ -496,6 +498,22 @@ pub struct Tree {
 }
 
 impl Tree {
+    /// Writes down (PROTOCOL.md B5b) that it is being filled for its key, and
+    /// `line` (a big file saved in it) if given: a server started again can
+    /// take it up. Without a key, nothing.
+    pub fn note(&self, line: Option<&str>) {
+        if let Some(key) = &self.key {
+            let _ = self.folder.note_folder(key, self, line);
+        }
+    }
+
+    /// Forgets what [`Tree::note`] wrote: the folder is finished.
+    pub fn forget(&self) {
+        if let Some(key) = &self.key {
+            self.folder.forget_folder(key);
+        }
+    }
+
     /// Whether its top folder is still there, in the drop folder now at its path.
     pub fn exists(&self) -> bool {
         self.top.exists()

@@ -115,14 +115,16 @@ impl Worker {
             buffer: vec![0; READ_BUFFER],
             answers: Vec::new(),
         };
-        let ended = session
-            .frames(file_ids, &mut tally, stopping)
-            .and_then(|()| session.send_answers());
+        let read = session.frames(file_ids, &mut tally, stopping);
+        // Its folders are left before the last answers go: once the client
+        // has read `end`, a finished folder is no longer written down (B5b).
+        for key in session.trees.values().filter_map(|t| t.key.as_deref()) {
+            session.worker.unfinished.left(key, read.is_ok());
+        }
+        let ended = read.and_then(|()| session.answer(&Answer::End));
+        let ended = ended.and_then(|()| session.send_answers());
         if ended.is_err() {
             let _ = session.send_answers();
-        }
-        for key in session.trees.values().filter_map(|t| t.key.as_deref()) {
-            self.unfinished.left(key, ended.is_ok());
         }
         if let Err(reason) = ended {
             let reason = if stopping() {
@@ -243,7 +245,7 @@ struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// Reads frames until `end`; an error ends the batch.
+    /// Reads frames until `end` (answered by the caller); an error ends the batch.
     fn frames(
         &mut self,
         file_ids: &AtomicU64,
@@ -262,10 +264,7 @@ impl Session<'_> {
             let frame: Frame =
                 batch::parse(&line).map_err(|e| format!("a frame that cannot be read: {e}"))?;
             match frame {
-                Frame::End { .. } => {
-                    self.answer(&Answer::End)?;
-                    return Ok(());
-                }
+                Frame::End { .. } => return Ok(()),
                 Frame::Claim { claim, path } => {
                     let answer = match self.adopt(&claim, &path) {
                         Ok(saved_as) => Answer::Saved {
@@ -470,7 +469,7 @@ impl Session<'_> {
                 if let Some(key) = key.filter(|_| !self.trees.contains_key(&sent)) {
                     // B5b: the folder this sender left unfinished, or a new one known by its key.
                     let unfinished = &self.worker.unfinished;
-                    let tree = match unfinished.resume(key) {
+                    let tree = match unfinished.resume(key, &self.worker.folder) {
                         Some(tree) => tree,
                         None => {
                             let mut tree = self
@@ -505,10 +504,7 @@ impl Session<'_> {
             .ok_or("a claimed file goes into a folder")?;
         let tree = self.tree(&top)?.clone();
         // In a folder taken up again (B5b), the file may be there already.
-        let before = tree
-            .key
-            .as_deref()
-            .and_then(|key| self.worker.unfinished.find(key, &below_top(&safe)));
+        let before = tree.key.as_deref().and_then(|key| self.before(key, &safe));
         let same = before.as_ref().map(|s| (s.size, s.blake3.as_str()));
         let adopted = tree.adopt(token, &safe.folders, &safe.name, same)?;
         let Some(name) = adopted.name else {
@@ -578,7 +574,7 @@ impl Session<'_> {
             .and_then(|top| self.trees.get(top))
             .and_then(|tree| tree.key.clone());
         if let Some(key) = &tree_key {
-            if let Some(before) = self.worker.unfinished.find(key, &below_top(&safe)) {
+            if let Some(before) = self.before(key, &safe) {
                 if let Some(done) = self.already_there(path, &before, size, offset, check)? {
                     return Ok(done);
                 }
@@ -714,6 +710,30 @@ impl Session<'_> {
             saved_as: format!("{prefix}{saved_as}"),
             hash,
             already: false,
+        })
+    }
+
+    /// What was saved at `safe` before in the folder of `key` (B5b): as
+    /// remembered, or, in a folder taken up from its record after a restart,
+    /// a small file the folder holds there.
+    fn before(&self, key: &str, safe: &SafePath) -> Option<Saved> {
+        let unfinished = &self.worker.unfinished;
+        if let Some(saved) = unfinished.find(key, &below_top(safe)) {
+            return Some(saved);
+        }
+        if !unfinished.compares_on_disk(key) {
+            return None;
+        }
+        let tree = self.trees.get(safe.top.as_ref()?)?;
+        let (size, blake3) = tree.small_file_there(&safe.folders, &safe.name)?;
+        let mut saved_as = vec![tree.name.clone()];
+        saved_as.extend(safe.folders.iter().cloned());
+        saved_as.push(safe.name.clone());
+        Some(Saved {
+            size,
+            blake3,
+            part: None,
+            saved_as: saved_as.join("/"),
         })
     }
 

@@ -7,14 +7,18 @@
 //! folder again makes `photos (1)/`. If a batch broke
 //! off or a file failed, the next top frame with the same key gets the same
 //! folder back, and a file already saved there with the same size and hash
-//! is answered as saved without being written again. Kept in memory only: a
-//! server started again makes a new folder (parts of big files still resume).
+//! is answered as saved without being written again. Each folder is also
+//! written down beside the parts, with its big files (`drop_folder::noted`):
+//! a server started again takes it up from there, comparing small files with
+//! what the folder holds.
 
 use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::drop_folder::Tree;
+use serde::{Deserialize, Serialize};
+
+use crate::drop_folder::{DropFolder, Tree};
 
 /// How long an unfinished folder can be taken up again.
 const LIFE: Duration = Duration::from_secs(24 * 3600);
@@ -39,7 +43,7 @@ fn forget_idle(folders: &mut HashMap<String, Folder>) {
 }
 
 /// A file saved in a keyed folder.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Saved {
     pub size: u64,
     pub blake3: String,
@@ -47,6 +51,14 @@ pub struct Saved {
     pub part: Option<String>,
     /// Where it is, from the drop folder.
     pub saved_as: String,
+}
+
+/// A big file saved, as its folder's record holds it.
+#[derive(Serialize, Deserialize)]
+struct Line {
+    path: String,
+    #[serde(flatten)]
+    saved: Saved,
 }
 
 #[derive(Debug)]
@@ -60,7 +72,31 @@ struct Folder {
     users: usize,
     /// A batch broke off or a file failed.
     broken: bool,
+    /// Taken up from its record after the server started again: its small
+    /// files are known only by what the folder holds.
+    from_record: bool,
     at: Instant,
+}
+
+impl Folder {
+    fn new(tree: Tree) -> Folder {
+        Folder {
+            tree,
+            saved: HashMap::new(),
+            parts: HashMap::new(),
+            users: 1,
+            broken: false,
+            from_record: false,
+            at: Instant::now(),
+        }
+    }
+
+    fn add(&mut self, path: String, saved: Saved) {
+        if let Some(part) = &saved.part {
+            self.parts.insert(part.clone(), saved.size);
+        }
+        self.saved.insert(path, saved);
+    }
 }
 
 /// The folders being filled, and those left unfinished, by the sender's key.
@@ -79,10 +115,24 @@ impl Unfinished {
     /// A folder one of whose batches broke off while others are still being
     /// read (what is left of a sender that was killed) is waited for, up to
     /// [`SIBLINGS_WAIT`]: the same command run again at once takes it up.
-    pub fn resume(&self, key: &str) -> Option<Tree> {
+    pub fn resume(&self, key: &str, drop_folder: &DropFolder) -> Option<Tree> {
         let deadline = Instant::now() + SIBLINGS_WAIT;
         let mut folders = self.folders.lock().expect("unfinished lock");
         forget_idle(&mut folders);
+        if !folders.contains_key(key) {
+            // Written down by a server that stopped before it was finished.
+            let (tree, lines) = drop_folder.noted_folder(key)?;
+            let mut folder = Folder::new(tree);
+            folder.users = 0;
+            folder.broken = true;
+            folder.from_record = true;
+            for line in lines {
+                if let Ok(Line { path, saved }) = serde_json::from_str::<Line>(&line) {
+                    folder.add(path, saved);
+                }
+            }
+            folders.insert(key.to_string(), folder);
+        }
         while folders.get(key).is_some_and(|f| f.broken && f.users > 0) {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
@@ -101,6 +151,7 @@ impl Unfinished {
         folder.users = 1;
         folder.broken = false;
         folder.at = Instant::now();
+        folder.tree.note(None);
         Some(folder.tree.clone())
     }
 
@@ -119,23 +170,15 @@ impl Unfinished {
                 None => return,
             }
         }
-        folders.insert(
-            key.to_string(),
-            Folder {
-                tree: tree.clone(),
-                saved: HashMap::new(),
-                parts: HashMap::new(),
-                users: 1,
-                broken: false,
-                at: Instant::now(),
-            },
-        );
+        tree.note(None);
+        folders.insert(key.to_string(), Folder::new(tree.clone()));
     }
 
     /// One more batch fills the folder of `key` (it joined with a token).
     pub fn joined(&self, key: &str) {
         if let Some(folder) = self.folders.lock().expect("unfinished lock").get_mut(key) {
             folder.users += 1;
+            folder.tree.note(None);
         }
     }
 
@@ -149,6 +192,9 @@ impl Unfinished {
             folder.users = folder.users.saturating_sub(1);
             folder.broken |= !cleanly;
             folder.at = Instant::now();
+            if folder.users == 0 && !folder.broken {
+                folder.tree.forget();
+            }
         }
         self.ended.notify_all();
     }
@@ -173,13 +219,26 @@ impl Unfinished {
             return;
         };
         if folder.saved.len() >= MAX_FILES || in_all >= MAX_FILES_IN_ALL {
+            folder.tree.forget();
             folders.remove(key);
             return;
         }
-        if let Some(part) = &saved.part {
-            folder.parts.insert(part.clone(), saved.size);
+        if saved.part.is_some() {
+            let line = Line { path, saved };
+            if let Ok(text) = serde_json::to_string(&line) {
+                folder.tree.note(Some(&text));
+            }
+            folder.add(line.path, line.saved);
+        } else {
+            folder.add(path, saved);
         }
-        folder.saved.insert(path, saved);
+    }
+
+    /// Whether the small files of the folder of `key` are to be compared
+    /// with what it holds (it was taken up from its record).
+    pub fn compares_on_disk(&self, key: &str) -> bool {
+        let folders = self.folders.lock().expect("unfinished lock");
+        folders.get(key).is_some_and(|f| f.from_record)
     }
 
     /// What was saved at `path` in the folder of `key`, if anything.
@@ -212,6 +271,41 @@ mod tests {
     }
 
     #[test]
+    fn a_server_started_again_takes_up_what_the_last_one_wrote_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let mut tree = folder.new_tree("photos").unwrap();
+        tree.key = Some("k".into());
+        let before = Unfinished::default();
+        before.started("k", &tree);
+        before.saved("k", "big".into(), saved("h"));
+        let mut small = saved("s");
+        small.part = None;
+        before.saved("k", "small".into(), small);
+        // The server stops there (killed): a new one, the same drop folder.
+        let after = Unfinished::default();
+        let again = after.resume("k", &folder).expect("written down");
+        assert_eq!(again.name, "photos");
+        assert!(after.compares_on_disk("k"));
+        assert_eq!(
+            after.find("k", "big"),
+            Some(saved("h")),
+            "big files are written down"
+        );
+        assert_eq!(
+            after.find("k", "small"),
+            None,
+            "small ones are compared instead"
+        );
+        assert!(after.holds(&["k"], "p", 3));
+        after.left("k", true);
+        assert!(
+            Unfinished::default().resume("k", &folder).is_none(),
+            "finished: forgotten on disk too"
+        );
+    }
+
+    #[test]
     fn only_a_folder_left_unfinished_is_taken_up_again_and_by_one_batch() {
         let dir = tempfile::tempdir().unwrap();
         let folder = DropFolder::open(dir.path()).unwrap();
@@ -224,13 +318,13 @@ mod tests {
         unfinished.left("k", true);
         unfinished.joined("k");
         unfinished.saved("k", "a".into(), saved("h"));
-        assert!(unfinished.resume("k").is_none(), "in use");
+        assert!(unfinished.resume("k", &folder).is_none(), "in use");
         unfinished.left("k", true);
-        assert!(unfinished.resume("k").is_none(), "finished");
+        assert!(unfinished.resume("k", &folder).is_none(), "finished");
         // A batch that joins late and breaks off leaves it unfinished, with every file saved in it.
         unfinished.joined("k");
         unfinished.left("k", false);
-        assert!(unfinished.resume("k").is_some(), "unfinished");
+        assert!(unfinished.resume("k", &folder).is_some(), "unfinished");
         assert_eq!(unfinished.find("k", "a"), Some(saved("h")));
         unfinished.left("k", true);
         // The next run makes a new folder for a finished one: what the old one held is forgotten.
@@ -243,19 +337,22 @@ mod tests {
         unfinished.started("k", &tree);
         unfinished.saved("k", "a".into(), saved("h"));
         unfinished.left("k", false);
-        let again = unfinished.resume("k").expect("unfinished");
+        let again = unfinished.resume("k", &folder).expect("unfinished");
         assert_eq!(again.name, "photos");
         assert_eq!(unfinished.find("k", "a"), Some(saved("h")));
         assert!(unfinished.holds(&["k"], "p", 3));
         assert!(!unfinished.holds(&["k"], "p", 4));
-        assert!(unfinished.resume("k").is_none(), "one batch at a time");
+        assert!(
+            unfinished.resume("k", &folder).is_none(),
+            "one batch at a time"
+        );
 
         // One batch of a killed sender seen ending, another still being read:
         // taking it up waits for that one.
         unfinished.joined("k");
         unfinished.left("k", false);
         std::thread::scope(|scope| {
-            let waiting = scope.spawn(|| unfinished.resume("k"));
+            let waiting = scope.spawn(|| unfinished.resume("k", &folder));
             std::thread::sleep(Duration::from_millis(50));
             assert!(
                 !waiting.is_finished(),
@@ -269,6 +366,6 @@ mod tests {
         unfinished.failed("k");
         unfinished.left("k", true);
         std::fs::remove_dir(dir.path().join("photos")).unwrap();
-        assert!(unfinished.resume("k").is_none(), "gone");
+        assert!(unfinished.resume("k", &folder).is_none(), "gone");
     }
 }

@@ -765,67 +765,76 @@ fn batch_seen_ended(server: &Serve) {
     );
 }
 
-/// A folder whose sending was killed half way is filled again by the same
-/// command (PROTOCOL.md B5b): no `photos (1)/`, no file saved twice, the big
-/// file resumed; once finished, sending it again goes beside it.
+/// A folder whose sending was killed half way (the sender, or the server,
+/// which is then started again on the same drop folder) is filled again by
+/// the same command (PROTOCOL.md B5b): no `photos (1)/`, no file saved
+/// twice, the big file resumed; once finished, sending it again goes beside it.
 #[test]
 fn a_folder_killed_half_way_is_filled_again_not_copied() {
-    let mut server = Serve::start(&[]);
-    let src = tempfile::tempdir().unwrap();
-    let top = src.path().join("photos");
-    std::fs::create_dir_all(top.join("sub")).unwrap();
-    write_file(&top, "a.txt", b"first");
-    write_file(&top, "b.txt", b"second file");
-    write_file(&top.join("sub"), "c.txt", b"third file, below");
-    write_file(&top, "big.bin", &pattern(8 << 20, 5));
-    interrupt(&mut server, std::slice::from_ref(&top), &[], false);
-    batch_seen_ended(&server);
-    assert_eq!(entries(server.drop_dir()), [".ftx-partial", "photos"]);
-    assert!(
-        server.drop_dir().join("photos/b.txt").exists(),
-        "b.txt goes before the big file, and must not be saved twice"
-    );
+    for kill_server in [false, true] {
+        let mut server = Serve::start(&[]);
+        let src = tempfile::tempdir().unwrap();
+        let top = src.path().join("photos");
+        std::fs::create_dir_all(top.join("sub")).unwrap();
+        write_file(&top, "a.txt", b"first");
+        write_file(&top, "b.txt", b"second file");
+        write_file(&top.join("sub"), "c.txt", b"third file, below");
+        write_file(&top, "big.bin", &pattern(8 << 20, 5));
+        interrupt(&mut server, std::slice::from_ref(&top), &[], kill_server);
+        if kill_server {
+            let dir = std::mem::replace(&mut server.dir, tempfile::tempdir().unwrap());
+            let path = dir.path().to_path_buf();
+            server = Serve::start_at(dir, &path, &[]);
+        } else {
+            batch_seen_ended(&server);
+        }
+        assert_eq!(entries(server.drop_dir()), [".ftx-partial", "photos"]);
+        assert!(
+            server.drop_dir().join("photos/b.txt").exists(),
+            "b.txt goes before the big file, and must not be saved twice"
+        );
 
-    let again = assert_cmd::Command::new(ftx_bin())
-        .args(["send", "--json", "--to", &server.addr.to_string()])
-        .arg(&top)
-        .timeout(PATIENCE)
-        .assert()
-        .success();
-    assert_eq!(
-        entries(server.drop_dir()),
-        ["photos"],
-        "the same folder, filled, and nothing at the top"
-    );
-    assert_eq!(
-        tree(&server.drop_dir().join("photos")),
-        tree(&top),
-        "every file once, byte for byte"
-    );
-    let finished = |name: &str| {
-        String::from_utf8_lossy(&again.get_output().stdout)
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|e| e["event"] == "finished" && e["name"] == name)
-            .unwrap_or_else(|| panic!("{name} finished"))
-    };
-    let big = finished("photos/big.bin");
-    assert!(big["resumed_from"].as_u64().unwrap_or(0) > 0, "{big}");
-    assert_eq!(big["verified"], true);
-    let b = finished("photos/b.txt");
-    assert_eq!(b["resumed_from"], 11, "all of it was there: {b}");
-    assert_eq!(finished("photos/sub/c.txt")["resumed_from"], Value::Null);
-    let log = server.log();
-    assert!(
-        log.lines()
-            .any(|l| l.contains("photos/b.txt") && l.ends_with("already there")),
-        "{log}"
-    );
+        let again = assert_cmd::Command::new(ftx_bin())
+            .args(["send", "--json", "--to", &server.addr.to_string()])
+            .arg(&top)
+            .timeout(PATIENCE)
+            .assert()
+            .success();
+        assert_eq!(
+            entries(server.drop_dir()),
+            ["photos"],
+            "kill_server {kill_server}: the same folder, filled, and nothing at the top"
+        );
+        assert_eq!(
+            tree(&server.drop_dir().join("photos")),
+            tree(&top),
+            "kill_server {kill_server}: every file once, byte for byte"
+        );
+        let finished = |name: &str| {
+            String::from_utf8_lossy(&again.get_output().stdout)
+                .lines()
+                .map(|l| serde_json::from_str::<Value>(l).unwrap())
+                .find(|e| e["event"] == "finished" && e["name"] == name)
+                .unwrap_or_else(|| panic!("{name} finished"))
+        };
+        let big = finished("photos/big.bin");
+        assert!(big["resumed_from"].as_u64().unwrap_or(0) > 0, "{big}");
+        assert_eq!(big["verified"], true);
+        let b = finished("photos/b.txt");
+        assert_eq!(b["resumed_from"], 11, "all of it was there: {b}");
+        assert_eq!(finished("photos/sub/c.txt")["resumed_from"], Value::Null);
+        let log = server.log();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("photos/b.txt") && l.ends_with("already there")),
+            "{log}"
+        );
 
-    // Finished now: the next time it goes beside it.
-    server.send().arg(&top).assert().success();
-    assert_eq!(entries(server.drop_dir()), ["photos", "photos (1)"]);
-    assert_eq!(tree(&server.drop_dir().join("photos (1)")), tree(&top));
+        // Finished now: the next time it goes beside it.
+        server.send().arg(&top).assert().success();
+        assert_eq!(entries(server.drop_dir()), ["photos", "photos (1)"]);
+        assert_eq!(tree(&server.drop_dir().join("photos (1)")), tree(&top));
+    }
 }
 
 /// The same for a folder big enough to go over several batches (B5a): the

@@ -1,0 +1,170 @@
+//! Folders batches are filling, written down beside the parts (PROTOCOL.md B5b), so that a server started again can take an unfinished one up.
+//!
+//! One file per folder, `.ftx-partial/folder-HASH` (HASH: BLAKE3 of the
+//! sender's key, so that no client string names a file), of JSON lines: the
+//! top folder first (its name and which folder it is), then every big file
+//! saved in it. Small files need no line: their hash comes before their
+//! content, and is compared with the file in the folder. Removed once the
+//! folder is finished; expired with the parts after a day without a write.
+
+use std::fs::File;
+use std::io::{self, BufRead, Write};
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use serde::{Deserialize, Serialize};
+
+use super::{open_below, Dir, DropFolder, Tree};
+use crate::protocol::batch;
+
+/// The first line: which top folder it is.
+#[derive(Serialize, Deserialize)]
+struct Top {
+    top: String,
+    dev: u64,
+    ino: u64,
+}
+
+/// The small files whose content the folder may be compared with, read whole to hash.
+const COMPARED_UP_TO: u64 = batch::WORTH_RESUMING;
+
+fn file_name(key: &str) -> String {
+    format!("folder-{}", batch::hex(&blake3::hash(key.as_bytes())))
+}
+
+impl DropFolder {
+    /// Writes down that `tree` is filled for `key`, if not written yet, and
+    /// adds `line` (a big file saved in it) if given.
+    pub fn note_folder(&self, key: &str, tree: &Tree, line: Option<&str>) -> io::Result<()> {
+        let root = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
+        let held = self.staging_lock.lock().expect("staging lock");
+        let staging = self.staging(&root)?;
+        let fd = rustix::fs::openat(
+            &staging.fd,
+            file_name(key).as_str(),
+            OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::from_raw_mode(0o600),
+        )?;
+        drop(held);
+        let mut file = File::from(fd);
+        let mut text = String::new();
+        if file.metadata()?.len() == 0 {
+            let top = Top {
+                top: tree.name.clone(),
+                dev: tree.top.dev,
+                ino: tree.top.ino,
+            };
+            text.push_str(&serde_json::to_string(&top).map_err(io::Error::other)?);
+            text.push('\n');
+        }
+        if let Some(line) = line {
+            text.push_str(line);
+            text.push('\n');
+        }
+        file.write_all(text.as_bytes())
+    }
+
+    /// Forgets the folder of `key`: it is finished.
+    pub fn forget_folder(&self, key: &str) {
+        let Ok(root) = self.dir() else { return };
+        if let Some(staging) = Self::staging_if_any(&root) {
+            let _ = rustix::fs::unlinkat(&staging.fd, file_name(key).as_str(), AtFlags::empty());
+        }
+        self.tidy_staging(&root);
+    }
+
+    /// The folder written down for `key` by this server or an earlier one, if
+    /// it is still there: its tree, and the lines of the big files saved in it.
+    pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<String>)> {
+        let root = self.dir().ok()?;
+        let staging = Self::staging_if_any(&root)?;
+        let fd = rustix::fs::openat(
+            &staging.fd,
+            file_name(key).as_str(),
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let mut lines = io::BufReader::new(File::from(fd))
+            .lines()
+            .map_while(Result::ok);
+        let top: Top = serde_json::from_str(&lines.next()?).ok()?;
+        let dir = open_below(&root, &top.top).ok()?;
+        if (dir.dev, dir.ino) != (top.dev, top.ino) {
+            return None;
+        }
+        let tree = Tree {
+            folder: self.clone(),
+            root,
+            name: top.top,
+            top: dir,
+            key: Some(key.to_string()),
+        };
+        Some((tree, lines.collect()))
+    }
+}
+
+impl Tree {
+    /// The size and BLAKE3 of the small regular file at `components`/`name`
+    /// in this folder, if there is one (nothing is made, no link followed).
+    pub fn small_file_there(&self, components: &[String], name: &str) -> Option<(u64, String)> {
+        let mut dir: Arc<Dir> = Arc::clone(&self.top);
+        for component in components {
+            dir = open_below(&dir, component).ok()?;
+        }
+        let fd = rustix::fs::openat(
+            &dir.fd,
+            name,
+            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()?;
+        let stat = rustix::fs::fstat(&fd).ok()?;
+        let size = u64::try_from(stat.st_size).ok()?;
+        if !FileType::from_raw_mode(stat.st_mode).is_file() || size >= COMPARED_UP_TO {
+            return None;
+        }
+        let mut hasher = blake3::Hasher::new();
+        batch::hash_from(&File::from(fd), size, &mut hasher).ok()?;
+        Some((size, batch::hex(&hasher.finalize())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_written_down_is_found_again_by_another_server_until_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let tree = folder.new_tree("photos").unwrap();
+        folder.note_folder("k", &tree, None).unwrap();
+        folder.note_folder("k", &tree, Some("{\"a\":1}")).unwrap();
+        std::fs::create_dir(dir.path().join("photos/sub")).unwrap();
+        std::fs::write(dir.path().join("photos/sub/x.txt"), b"small").unwrap();
+
+        // Another server, the same drop folder.
+        let again = DropFolder::open(dir.path()).unwrap();
+        let (tree, lines) = again.noted_folder("k").expect("written down");
+        assert_eq!(tree.name, "photos");
+        assert_eq!(lines, ["{\"a\":1}"]);
+        let there = tree.small_file_there(&["sub".to_string()], "x.txt");
+        assert_eq!(there, Some((5, batch::hex(&blake3::hash(b"small")))));
+        assert_eq!(tree.small_file_there(&[], "x.txt"), None);
+        assert!(again.noted_folder("other key").is_none());
+
+        again.forget_folder("k");
+        assert!(again.noted_folder("k").is_none());
+        assert!(
+            !dir.path().join(".ftx-partial").exists(),
+            "nothing left behind"
+        );
+
+        // A folder written down that is not the one there any more is not taken.
+        folder.note_folder("k", &tree, None).unwrap();
+        std::fs::rename(dir.path().join("photos"), dir.path().join("old")).unwrap();
+        std::fs::create_dir(dir.path().join("photos")).unwrap();
+        assert!(folder.noted_folder("k").is_none());
+    }
+}
