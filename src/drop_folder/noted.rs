@@ -89,6 +89,10 @@ impl DropFolder {
             .lines()
             .map_while(Result::ok);
         let top: Top = serde_json::from_str(&lines.next()?).ok()?;
+        // One safe name, as this server wrote it: never a path.
+        if crate::names::safe_file_name(top.top.as_bytes()) != top.top {
+            return None;
+        }
         let dir = open_below(&root, &top.top).ok()?;
         if (dir.dev, dir.ino) != (top.dev, top.ino) {
             return None;
@@ -166,5 +170,22 @@ mod tests {
         std::fs::rename(dir.path().join("photos"), dir.path().join("old")).unwrap();
         std::fs::create_dir(dir.path().join("photos")).unwrap();
         assert!(folder.noted_folder("k").is_none());
+
+        // A record naming a path, not a name (written by someone else), is not followed.
+        use std::os::unix::fs::MetadataExt;
+        let old = std::fs::metadata(dir.path().join("old")).unwrap();
+        let record = dir.path().join(".ftx-partial").join(file_name("k"));
+        let forged = format!(
+            "{{\"top\":\"old/.\",\"dev\":{},\"ino\":{}}}\n",
+            old.dev(),
+            old.ino()
+        );
+        std::fs::write(&record, forged).unwrap();
+        assert!(folder.noted_folder("k").is_none());
+        // Numbered names are names.
+        let numbered = folder.new_tree("photos").unwrap();
+        assert_eq!(numbered.name, "photos (1)");
+        folder.note_folder("n", &numbered, None).unwrap();
+        assert_eq!(folder.noted_folder("n").unwrap().0.name, "photos (1)");
     }
 }
