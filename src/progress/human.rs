@@ -29,6 +29,12 @@ pub(super) fn verb(kept: &Kept) -> &'static str {
 
 /// `LABEL  SIZE  in TIME (RATE)[  saved as NAME][  the server said: ...]`
 pub(super) fn finished_line(label: &str, done: &Done) -> String {
+    if all_there(done) {
+        // Nothing moved: no time or rate to tell.
+        return format!("{label}  {}", HumanBytes(done.bytes))
+            + &resumed_note(done)
+            + &kept_note(&done.kept);
+    }
     // The rate of what moved this time: a resumed file's first bytes were there already.
     let moved = done.bytes.saturating_sub(done.resumed_from);
     let mut line = format!(
@@ -42,10 +48,15 @@ pub(super) fn finished_line(label: &str, done: &Done) -> String {
     line
 }
 
+/// Whether every byte of the file was there already (PROTOCOL.md B5b): nothing moved.
+fn all_there(done: &Done) -> bool {
+    done.resumed_from > 0 && done.resumed_from >= done.bytes
+}
+
 /// Where a resumed file took up again (PROTOCOL.md B8), that it was all
 /// there already (B5b), or nothing.
 fn resumed_note(done: &Done) -> String {
-    if done.resumed_from > 0 && done.resumed_from >= done.bytes {
+    if all_there(done) {
         "  already there".to_string()
     } else if done.resumed_from > 0 {
         format!("  resumed at {}", HumanBytes(done.resumed_from))
@@ -149,11 +160,14 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                     console::Alignment::Left,
                     None
                 ),
-                columns(
-                    &HumanBytes(done.bytes).to_string(),
-                    &human_duration(done.elapsed),
-                    &human_rate(done.bytes.saturating_sub(done.resumed_from), done.elapsed)
-                ),
+                match all_there(done) {
+                    true => columns(&HumanBytes(done.bytes).to_string(), "", ""),
+                    false => columns(
+                        &HumanBytes(done.bytes).to_string(),
+                        &human_duration(done.elapsed),
+                        &human_rate(done.bytes.saturating_sub(done.resumed_from), done.elapsed)
+                    ),
+                },
                 resumed_note(done) + &kept_note(&done.kept)
             ),
             Err(reason) => format!("{name}  {}  {reason}", style("failed   ").red()),
