@@ -575,7 +575,12 @@ impl Session<'_> {
             .and_then(|tree| tree.key.clone());
         if let Some(key) = &tree_key {
             if let Some(before) = self.before(key, &safe) {
-                if let Some(done) = self.already_there(path, &before, size, offset, check)? {
+                let already = self.already_there(path, &before, size, offset, check);
+                if let Err(FileError::This(_)) = &already {
+                    // Not the file saved before: the next run sends it whole.
+                    self.worker.unfinished.forget_file(key, &below_top(&safe));
+                }
+                if let Some(done) = already? {
                     return Ok(done);
                 }
             }

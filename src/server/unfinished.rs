@@ -241,6 +241,19 @@ impl Unfinished {
         folders.get(key).is_some_and(|f| f.from_record)
     }
 
+    /// Forgets what was saved at `path` in the folder of `key`: it is not the
+    /// file the sender has (its next run sends it whole).
+    pub fn forget_file(&self, key: &str, path: &str) {
+        let mut folders = self.folders.lock().expect("unfinished lock");
+        if let Some(folder) = folders.get_mut(key) {
+            if let Some(saved) = folder.saved.remove(path) {
+                if let Some(part) = saved.part {
+                    folder.parts.remove(&part);
+                }
+            }
+        }
+    }
+
     /// What was saved at `path` in the folder of `key`, if anything.
     pub fn find(&self, key: &str, path: &str) -> Option<Saved> {
         let folders = self.folders.lock().expect("unfinished lock");
@@ -298,6 +311,10 @@ mod tests {
             "small ones are compared instead"
         );
         assert!(after.holds(&["k"], "p", 3));
+        // Not the sender's file after all: its next run sends it whole.
+        after.forget_file("k", "big");
+        assert!(!after.holds(&["k"], "p", 3));
+        assert_eq!(after.find("k", "big"), None);
         after.left("k", true);
         assert!(
             Unfinished::default().resume("k", &folder).is_none(),

@@ -837,6 +837,55 @@ fn a_folder_killed_half_way_is_filled_again_not_copied() {
     }
 }
 
+/// A big file saved before in a folder taken up again, changed since behind
+/// ftx's back (same size, same modification time): it fails once, on the
+/// check of its hash, then goes whole beside the old one; nothing is replaced.
+#[test]
+fn a_file_changed_since_it_was_saved_in_a_folder_taken_up_fails_once_then_goes_beside() {
+    let mut server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("photos");
+    std::fs::create_dir_all(&top).unwrap();
+    write_file(&top, "a.txt", b"first");
+    let big = write_file(&top, "big.bin", &pattern(200_000, 1));
+    write_file(&top, "z.bin", &pattern(8 << 20, 2));
+    interrupt(&mut server, std::slice::from_ref(&top), &[], false);
+    batch_seen_ended(&server);
+    assert!(server.drop_dir().join("photos/big.bin").exists());
+
+    let when = std::fs::metadata(&big).unwrap().modified().unwrap();
+    let mut changed = pattern(200_000, 1);
+    changed[0] ^= 0xff;
+    std::fs::write(&big, &changed).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&big)
+        .unwrap()
+        .set_modified(when)
+        .unwrap();
+    let out = server.send().arg(&top).assert().code(1);
+    let said = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
+    assert!(
+        said.contains("photos/big.bin") && said.contains("the file saved before has BLAKE3"),
+        "{said}"
+    );
+    server.send().arg(&top).assert().success();
+    let photos = server.drop_dir().join("photos");
+    assert_eq!(
+        entries(&photos),
+        ["a.txt", "big (1).bin", "big.bin", "z.bin"]
+    );
+    assert_eq!(
+        std::fs::read(photos.join("big.bin")).unwrap(),
+        pattern(200_000, 1)
+    );
+    assert_eq!(std::fs::read(photos.join("big (1).bin")).unwrap(), changed);
+    assert_eq!(
+        std::fs::read(photos.join("z.bin")).unwrap(),
+        pattern(8 << 20, 2)
+    );
+}
+
 /// The same for a folder big enough to go over several batches (B5a): the
 /// one that makes the folder gives the key, the others join it.
 #[test]
