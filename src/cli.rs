@@ -23,6 +23,8 @@ Examples:
   ftx send notes.pdf slides.pdf      to 127.0.0.1:12000
   ftx send -t 192.168.1.20 *.jpg     to another machine, port 12000
   ftx send -t [::1]:9000 -j 8 data/* eight files at a time
+  ftx send photos/                   a folder (to an ftx server); cut off,
+                                     the same command continues it
 
 Exit codes:
   0  every file was delivered
