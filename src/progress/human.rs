@@ -101,11 +101,23 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
                 .as_deref()
                 .map(|to| format!(" to {to}"))
                 .unwrap_or_default();
+            // Bytes the server held already (resumed, or there before): the rate is of what moved.
+            let held: u64 = summary
+                .files
+                .iter()
+                .filter_map(|f| f.result.as_ref().ok())
+                .map(|done| done.resumed_from.min(done.bytes))
+                .sum();
+            let there = if held > 0 {
+                format!(" ({} of it on the server already)", HumanBytes(held))
+            } else {
+                String::new()
+            };
             let mut lines = vec![format!(
-                "{}: {} in {elapsed} ({}){to}",
+                "{}: {}{there} in {elapsed} ({}){to}",
                 counts.join(", "),
                 HumanBytes(t.bytes),
-                human_rate(t.bytes, summary.elapsed)
+                human_rate(t.bytes.saturating_sub(held), summary.elapsed)
             )];
             if t.delivered > 0 {
                 lines.push(format!(

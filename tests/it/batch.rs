@@ -993,7 +993,10 @@ fn ctrl_c_on_the_sender_says_how_to_resume_and_the_next_run_does() {
     let out = server.send().arg("--ftx").arg(&big).assert().success();
     let said = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        said.contains("saved     big.bin  8.00 MiB") && said.contains("resumed at "),
+        said.contains("saved     big.bin  8.00 MiB")
+            && said.contains("resumed at ")
+            && said.contains("1 saved, 0 failed: 8.00 MiB (")
+            && said.contains(" of it on the server already) in "),
         "{said}"
     );
     assert_eq!(
