@@ -479,9 +479,7 @@ fn hash_claimed(claim: &Claim, size: u64) -> Result<String, String> {
     )
     .map(File::from)
     .map_err(|e| reading(e.into()))?;
-    let mut hasher = blake3::Hasher::new();
-    crate::protocol::batch::hash_from(&file, size, &mut hasher).map_err(reading)?;
-    Ok(crate::protocol::batch::hex(&hasher.finalize()))
+    crate::protocol::batch::hash_of(&file, size).map_err(reading)
 }
 
 /// A folder tree being received (batch mode): a top folder made anew in the
@@ -652,6 +650,23 @@ impl DropFolder {
         let _ = rustix::fs::unlinkat(&root.fd, STAGING, AtFlags::REMOVEDIR);
     }
 
+    /// Opens `name` in the folder of parts (made if missing), created if
+    /// missing, for appending; under the staging lock, so that the folder is
+    /// not removed before the file is in it.
+    fn open_in_staging(
+        &self,
+        root: &Dir,
+        name: &str,
+        access: OFlags,
+        mode: u32,
+    ) -> io::Result<(Arc<Dir>, File)> {
+        let _held = self.staging_lock.lock().expect("staging lock");
+        let staging = self.staging(root)?;
+        let flags = access | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&staging.fd, name, flags, Mode::from_raw_mode(mode))?;
+        Ok((staging, File::from(fd)))
+    }
+
     /// The folder of parts, made if missing.
     fn staging(&self, root: &Dir) -> io::Result<Arc<Dir>> {
         match rustix::fs::mkdirat(&root.fd, STAGING, Mode::from_raw_mode(0o700)) {
@@ -731,23 +746,10 @@ impl DropFolder {
             self.parts_busy.lock().expect("parts lock").remove(&part);
             e
         };
-        let held_lock = self.staging_lock.lock().expect("staging lock");
-        let staging = self
-            .staging(root)
+        let (staging, file) = self
+            .open_in_staging(root, &part, OFlags::RDWR, 0o644)
             .map_err(BeginError::Io)
             .map_err(free_part)?;
-        let flags =
-            OFlags::RDWR | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(
-            &staging.fd,
-            part.as_str(),
-            flags,
-            Mode::from_raw_mode(0o644),
-        )
-        .map_err(|e| BeginError::Io(e.into()))
-        .map_err(free_part)?;
-        drop(held_lock);
-        let file = File::from(fd);
         let mut held = file.metadata().map(|m| m.len()).unwrap_or(0);
         if held > size {
             let _ = file.set_len(0);

@@ -37,16 +37,7 @@ impl DropFolder {
     /// adds `line` (a big file saved in it) if given.
     pub fn note_folder(&self, key: &str, tree: &Tree, line: Option<&str>) -> io::Result<()> {
         let root = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
-        let held = self.staging_lock.lock().expect("staging lock");
-        let staging = self.staging(&root)?;
-        let fd = rustix::fs::openat(
-            &staging.fd,
-            file_name(key).as_str(),
-            OFlags::WRONLY | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )?;
-        drop(held);
-        let mut file = File::from(fd);
+        let (_, mut file) = self.open_in_staging(&root, &file_name(key), OFlags::WRONLY, 0o600)?;
         let mut text = String::new();
         if file.metadata()?.len() == 0 {
             let top = Top {
@@ -128,9 +119,7 @@ impl Tree {
         if !FileType::from_raw_mode(stat.st_mode).is_file() || size >= COMPARED_UP_TO {
             return None;
         }
-        let mut hasher = blake3::Hasher::new();
-        batch::hash_from(&File::from(fd), size, &mut hasher).ok()?;
-        Some((size, batch::hex(&hasher.finalize())))
+        Some((size, batch::hash_of(&File::from(fd), size).ok()?))
     }
 }
 

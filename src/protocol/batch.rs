@@ -226,6 +226,13 @@ pub fn hash_from(file: &std::fs::File, len: u64, hasher: &mut blake3::Hasher) ->
     hash_span(file, 0, len, &mut buffer, hasher)
 }
 
+/// BLAKE3 of the first `len` bytes of `file`, as the frames carry it.
+pub fn hash_of(file: &std::fs::File, len: u64) -> io::Result<String> {
+    let mut hasher = blake3::Hasher::new();
+    hash_from(file, len, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
+}
+
 /// Feeds bytes `at` to `end` of `file` to `hasher`, read with pread through
 /// `buffer`, a buffer's worth at a time.
 pub fn hash_span(
