@@ -775,12 +775,23 @@ fn folder_key(path: &std::path::Path) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
     let path = std::fs::canonicalize(path).ok()?;
     let meta = std::fs::metadata(&path).ok()?;
+    Some(key_of(
+        b"ftx folder key 1\0",
+        &path,
+        &[meta.dev(), meta.ino()],
+    ))
+}
+
+/// BLAKE3 of `tag`, the bytes of `path` and `numbers`: a key that names a
+/// file or folder of this machine without reading it.
+fn key_of(tag: &[u8], path: &std::path::Path, numbers: &[u64]) -> String {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(b"ftx folder key 1\0");
+    hasher.update(tag);
     hasher.update(path.as_os_str().as_encoded_bytes());
-    hasher.update(&meta.dev().to_le_bytes());
-    hasher.update(&meta.ino().to_le_bytes());
-    Some(batch::hex(&hasher.finalize()))
+    for n in numbers {
+        hasher.update(&n.to_le_bytes());
+    }
+    batch::hex(&hasher.finalize())
 }
 
 /// The key of a file's part on the server (B8): the same for the same file
@@ -794,19 +805,14 @@ fn part_key(planned: &Planned) -> Result<String, String> {
     }
     let (_, meta) = open(&planned.path)?;
     let path = std::fs::canonicalize(&planned.path).unwrap_or_else(|_| planned.path.clone());
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(b"ftx part key 1\0");
-    hasher.update(path.as_os_str().as_encoded_bytes());
-    for n in [
+    let numbers = [
         meta.size(),
         meta.mtime() as u64,
         meta.mtime_nsec() as u64,
         meta.dev(),
         meta.ino(),
-    ] {
-        hasher.update(&n.to_le_bytes());
-    }
-    Ok(batch::hex(&hasher.finalize()))
+    ];
+    Ok(key_of(b"ftx part key 1\0", &path, &numbers))
 }
 
 /// Opens a big file to send, and its size now.

@@ -341,10 +341,7 @@ impl Session<'_> {
                     let result = self.file(id, &path, size, offset, &check, stopping);
                     if result.is_err() {
                         // Its folder, if known by a key, is unfinished (B5b).
-                        let key = SafePath::of(&path)
-                            .and_then(|p| p.top)
-                            .and_then(|top| self.trees.get(&top)?.key.clone());
-                        if let Some(key) = key {
+                        if let Some(key) = SafePath::of(&path).and_then(|p| self.key_of(&p)) {
                             self.worker.unfinished.failed(&key);
                         }
                     }
@@ -568,11 +565,7 @@ impl Session<'_> {
         }
         // In a folder taken up again (B5b), a file saved there before with this
         // content is not written again.
-        let tree_key = safe
-            .top
-            .as_ref()
-            .and_then(|top| self.trees.get(top))
-            .and_then(|tree| tree.key.clone());
+        let tree_key = self.key_of(&safe);
         if let Some(key) = &tree_key {
             if let Some(before) = self.before(key, &safe) {
                 let already = self.already_there(path, &before, size, offset, check);
@@ -718,6 +711,11 @@ impl Session<'_> {
         })
     }
 
+    /// The key of the folder (B5b) a path of this batch goes into, if it has one.
+    fn key_of(&self, safe: &SafePath) -> Option<String> {
+        self.trees.get(safe.top.as_ref()?)?.key.clone()
+    }
+
     /// What was saved at `safe` before in the folder of `key` (B5b): as
     /// remembered, or, in a folder taken up from its record after a restart,
     /// a small file the folder holds there.
@@ -731,14 +729,11 @@ impl Session<'_> {
         }
         let tree = self.trees.get(safe.top.as_ref()?)?;
         let (size, blake3) = tree.small_file_there(&safe.folders, &safe.name)?;
-        let mut saved_as = vec![tree.name.clone()];
-        saved_as.extend(safe.folders.iter().cloned());
-        saved_as.push(safe.name.clone());
         Some(Saved {
             size,
             blake3,
             part: None,
-            saved_as: saved_as.join("/"),
+            saved_as: format!("{}/{}", tree.name, below_top(safe)),
         })
     }
 
@@ -777,21 +772,13 @@ impl Session<'_> {
             return Ok(None);
         }
         // A small file's content follows its frame all the same: read, not written.
-        let mut left = size - offset;
-        while left > 0 {
-            let want = usize::try_from(left)
-                .unwrap_or(usize::MAX)
-                .min(self.buffer.len());
-            let n = self
-                .reader
-                .read(&mut self.buffer[..want])
-                .map_err(|e| FileError::Batch(format!("reading a file already saved: {e}")))?;
-            if n == 0 {
-                return Err(FileError::Batch(
-                    "the client closed in the middle of a file".into(),
-                ));
-            }
-            left -= n as u64;
+        let content = size - offset;
+        let read = std::io::copy(&mut (&mut self.reader).take(content), &mut std::io::sink())
+            .map_err(|e| FileError::Batch(format!("reading a file already saved: {e}")))?;
+        if read < content {
+            return Err(FileError::Batch(
+                "the client closed in the middle of a file".into(),
+            ));
         }
         let done = Done {
             kept: Kept::Saved {
