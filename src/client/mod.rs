@@ -93,10 +93,7 @@ pub fn plan(args: &[PathBuf]) -> Run {
         let meta = std::fs::symlink_metadata(arg);
         if !meta.as_ref().is_ok_and(std::fs::Metadata::is_dir) {
             // A regular file's size is known now; a link's is asked through it later.
-            let size = meta
-                .ok()
-                .filter(std::fs::Metadata::is_file)
-                .map(|m| m.len());
+            let size = regular_size(meta);
             sources.push(Source {
                 path: arg.clone(),
                 within: None,
@@ -159,11 +156,7 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
                 }
             }
             _ => {
-                let size = entry
-                    .metadata()
-                    .ok()
-                    .filter(std::fs::Metadata::is_file)
-                    .map(|m| m.len());
+                let size = regular_size(entry.metadata());
                 sources.push(Source {
                     path,
                     within: Some((top.to_string(), inner)),
@@ -172,6 +165,13 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
             }
         }
     }
+}
+
+/// The size of a regular file; `None` for anything else, or what cannot be looked at.
+fn regular_size(meta: std::io::Result<std::fs::Metadata>) -> Option<u64> {
+    meta.ok()
+        .filter(std::fs::Metadata::is_file)
+        .map(|m| m.len())
 }
 
 /// Names every source: base names, numbered where taken (see [`plan`]).
@@ -185,12 +185,9 @@ fn name(sources: &[Source]) -> Vec<Planned> {
     let mut taken: HashSet<Vec<u8>> = HashSet::new();
     let mut planned = Vec::with_capacity(sources.len());
     for (source, own) in sources.iter().zip(&own) {
-        let size = source.size.or_else(|| {
-            std::fs::metadata(&source.path)
-                .ok()
-                .filter(std::fs::Metadata::is_file)
-                .map(|m| m.len())
-        });
+        let size = source
+            .size
+            .or_else(|| regular_size(std::fs::metadata(&source.path)));
         let mut entry = Planned {
             path: source.path.clone(),
             name: own.clone().unwrap_or_default(),
