@@ -679,12 +679,13 @@ impl Session<'_> {
                 )));
             }
         }
-        let saved_as = partial
-            .keep()
-            .map_err(|e| FileError::This(format!("saving the received file: {e}")))?;
+        let saved_as = prefix
+            + &partial
+                .keep()
+                .map_err(|e| FileError::This(format!("saving the received file: {e}")))?;
         let done = Done {
             kept: Kept::Saved {
-                saved_as: Some(format!("{prefix}{saved_as}")).filter(|s| s != path),
+                saved_as: Some(saved_as.clone()).filter(|s| s != path),
             },
             bytes: size,
             elapsed: started.elapsed(),
@@ -699,13 +700,13 @@ impl Session<'_> {
                     size,
                     blake3: blake3.clone(),
                     part: check.key.map(str::to_string),
-                    saved_as: format!("{prefix}{saved_as}"),
+                    saved_as: saved_as.clone(),
                 },
             );
         }
         Ok(FileSaved {
             done,
-            saved_as: format!("{prefix}{saved_as}"),
+            saved_as,
             hash,
             already: false,
         })
