@@ -427,6 +427,7 @@ impl Connection<'_> {
                 size,
                 counter: counter.clone(),
                 socket: None,
+                batched: true,
             });
             write(&Frame::File {
                 path: planned.batch_path.clone(),

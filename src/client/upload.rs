@@ -102,6 +102,7 @@ impl Upload<'_> {
             size,
             counter: counter.clone(),
             socket: Some(Arc::clone(&stream)),
+            batched: false,
         });
         let started = Instant::now();
         let mut pace = self.config.rate.map(Pace::new);

@@ -59,6 +59,8 @@ pub enum Event {
         size: u64,
         counter: ByteCounter,
         socket: Option<Arc<TcpStream>>,
+        /// One of the many files of a batch connection (PROTOCOL.md B3), not a connection of its own.
+        batched: bool,
     },
     /// Sender: every byte is out; waiting for the server's word (receipt or close).
     Sent { id: u64 },
@@ -236,6 +238,7 @@ impl Live {
                 size,
                 counter,
                 socket,
+                ..
             } => {
                 let upload = self.record(*id);
                 upload.name = Some(name.clone());
@@ -421,6 +424,7 @@ mod tests {
                 size: 10,
                 counter,
                 socket: None,
+                batched: false,
             });
             let ended = if id % 2 == 0 {
                 Event::Finished {

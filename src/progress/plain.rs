@@ -6,6 +6,11 @@ use super::human::{self, label};
 use super::{Event, Live, Side, Sink, Summary, Upload};
 use crate::term::say_all;
 
+/// A file of a batch smaller than this gets only its outcome line; a
+/// classic upload, one connection per file, always gets a start line too,
+/// so that a client that stalls is on record.
+pub(super) const QUIET_START_BELOW: u64 = 1024 * 1024;
+
 /// Plain lines on stderr, gathered while more events wait and written
 /// together once none do: thousands of small files a second, few writes.
 pub(super) struct Plain {
@@ -36,7 +41,13 @@ impl Plain {
 impl Sink for Plain {
     fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live) {
         match event {
-            Event::Started { id, size, .. } => {
+            Event::Started {
+                id, size, batched, ..
+            } => {
+                if *batched && *size < QUIET_START_BELOW {
+                    // Its outcome line follows within moments: a start line would double a folder's log.
+                    return;
+                }
                 let verb = match self.side {
                     Side::Serve => "receiving",
                     Side::Send => "sending",

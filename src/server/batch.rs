@@ -625,6 +625,7 @@ impl Session<'_> {
             size,
             counter: counter.clone(),
             socket: None,
+            batched: true,
         });
         counter.add(offset);
         let started = Instant::now();

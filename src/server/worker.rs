@@ -149,6 +149,7 @@ impl Worker {
             size: header.size,
             counter: counter.clone(),
             socket: None,
+            batched: false,
         });
 
         let started = Instant::now();

@@ -208,6 +208,44 @@ fn the_smallest_file_is_the_classic_one() {
     );
 }
 
+/// In plain lines (logs, `--plain`), a small file of a batch gets its
+/// outcome line only: a folder of small files is one line a file, not two.
+/// A classic upload and a big file still get a start line too.
+#[test]
+fn plain_lines_give_a_small_batch_file_its_outcome_only() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("d");
+    std::fs::create_dir(&top).unwrap();
+    write_file(&top, "a.txt", b"a");
+    write_file(&top, "b.txt", b"bb");
+    write_file(&top, "c.txt", b"ccc");
+    write_file(&top, "big.bin", &pattern(2 << 20, 4));
+    let sent = server.send().arg(&top).timeout(PATIENCE).assert().success();
+    let said = stderr_of(&sent);
+    for name in ["d/b.txt", "d/c.txt", "d/big.bin"] {
+        server.wait_for_log(&format!("  {name}  "));
+    }
+    let log = server.log();
+    for (verb, text) in [("sending", &said), ("receiving", &log)] {
+        let starts: Vec<&str> = text.lines().filter(|l| l.starts_with(verb)).collect();
+        assert_eq!(
+            starts.len(),
+            2,
+            "{verb}: the classic a.txt and big.bin:\n{text}"
+        );
+        assert!(starts[0].contains("a.txt"), "{text}");
+        assert!(starts[1].contains("d/big.bin"), "{text}");
+    }
+    for name in ["a.txt", "d/b.txt", "d/c.txt", "d/big.bin"] {
+        assert!(
+            said.lines()
+                .any(|l| l.starts_with("saved") && l.contains(name)),
+            "no outcome line for {name}:\n{said}"
+        );
+    }
+}
+
 /// A folder big enough goes over several batches that fill one top folder
 /// (PROTOCOL.md B5a): sent twice, two whole copies, `many` and `many (1)`.
 #[test]
