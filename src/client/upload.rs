@@ -268,11 +268,19 @@ enum Opening {
 }
 
 /// Opens a file to send, saying plainly why not; with what it is now (its size, say).
+/// Opened without blocking: opening a named pipe waits for a writer, a
+/// device may wait too, and neither is a file to send. (Reads from a regular
+/// file never wait on this flag.)
 pub(super) fn open(path: &std::path::Path) -> Result<(File, std::fs::Metadata), String> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
-        _ => format!("cannot open: {e}"),
-    })?;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
+            _ => format!("cannot open: {e}"),
+        })?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read its size: {e}"))?;

@@ -246,6 +246,50 @@ fn plain_lines_give_a_small_batch_file_its_outcome_only() {
     }
 }
 
+/// A named pipe, in a folder or given by name, is not a file to send: it
+/// fails at once with the reason (opening one would wait for a writer for
+/// ever), and everything else goes.
+#[test]
+fn a_named_pipe_fails_at_once_and_the_rest_go() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("d");
+    std::fs::create_dir(&top).unwrap();
+    write_file(&top, "a.txt", b"a");
+    write_file(&top, "b.txt", b"bb");
+    let fifo = |path: &Path| {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    };
+    fifo(&top.join("pipe"));
+    let loose = src.path().join("loose-pipe");
+    fifo(&loose);
+    let sent = server
+        .send()
+        .arg(&top)
+        .arg(&loose)
+        .timeout(PATIENCE)
+        .assert()
+        .code(1);
+    let said = stderr_of(&sent);
+    for name in ["d/pipe", "loose-pipe"] {
+        assert!(
+            said.lines().any(|l| l.starts_with("failed")
+                && l.contains(name)
+                && l.contains("not a regular file")),
+            "{name}:\n{said}"
+        );
+    }
+    assert!(said.contains("2 saved, 2 failed"), "{said}");
+    assert_eq!(entries(&server.drop_dir().join("d")), ["a.txt", "b.txt"]);
+}
+
 /// A folder big enough goes over several batches that fill one top folder
 /// (PROTOCOL.md B5a): sent twice, two whole copies, `many` and `many (1)`.
 #[test]
