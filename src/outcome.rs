@@ -82,6 +82,8 @@ pub struct FileReport {
     /// Set when the name sent differs from the file's own (another file of the run has that name).
     pub renamed_from: Option<String>,
     pub result: Result<Done, String>,
+    /// The folder given that holds it (its top folder as sent, escaped), if any.
+    pub folder: Option<String>,
 }
 
 #[cfg(test)]

@@ -764,6 +764,7 @@ impl Connection<'_> {
                 name: shown(&self.run.files[index]),
                 renamed_from: None,
                 result,
+                folder: None,
             });
         }
         let _ = self.context.events.send(event);

@@ -263,11 +263,17 @@ impl Context<'_> {
             .zip(&run.files)
             .map(|(report, planned)| {
                 // Every path reports every file; should one slip, it is a failure, never a success.
-                report.unwrap_or_else(|| FileReport {
+                let mut report = report.unwrap_or_else(|| FileReport {
                     name: planned.shown(),
                     renamed_from: None,
                     result: Err("ftx lost track of this file (a bug: please report it)".into()),
-                })
+                    folder: None,
+                });
+                report.folder = planned
+                    .top
+                    .as_ref()
+                    .map(|top| names::escape_for_terminal(top.as_bytes()));
+                report
             })
             .collect()
     }
@@ -305,6 +311,7 @@ impl Context<'_> {
                                 name: entry.shown(),
                                 renamed_from: entry.renamed_from.clone(),
                                 result,
+                                folder: None,
                             },
                         );
                     }

@@ -1,12 +1,13 @@
 //! Words both human modes (bars and plain lines) use: labels, outcome lines, the summary and the sender's final table.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use console::style;
 use indicatif::HumanBytes;
 
 use super::{Side, Summary, Upload};
-use crate::outcome::{Done, Kept};
+use crate::outcome::{Done, FileReport, Kept};
 use crate::term::{human_duration, human_rate};
 
 /// What a person reads for an upload: `client  name` on the server, the name sent on the sender.
@@ -131,12 +132,15 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
     }
 }
 
-/// The sender's final table: one row per file in the order given, columns that line up.
+/// The sender's final table, columns that line up: a row per file given, in
+/// the order given, and one per folder given, with its files counted; a file
+/// of a folder that failed or landed somewhere other than beside the rest
+/// gets a row of its own below its folder's.
 pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
-    let name_width = summary
-        .files
+    let rows = rows(&summary.files);
+    let name_width = rows
         .iter()
-        .map(|f| console::measure_text_width(&f.name))
+        .map(|row| console::measure_text_width(row.name()))
         .max()
         .unwrap_or(4)
         .clamp(4, (width / 3).max(12));
@@ -153,6 +157,13 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
         }
         text
     };
+    let result = |word: &str, ok: bool| {
+        let word = match ok {
+            true => style(word).green(),
+            false => style(word).red(),
+        };
+        console::pad_str(&word.to_string(), 9, console::Alignment::Left, None).into_owned()
+    };
     let mut lines = vec![style(format!(
         "{:<name_width$}  {:<9}  {}",
         "file",
@@ -161,36 +172,259 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
     ))
     .bold()
     .to_string()];
-    for file in &summary.files {
-        let name = console::pad_str(&file.name, name_width, console::Alignment::Left, Some("…"));
-        let mut row = match &file.result {
-            Ok(done) => format!(
-                "{name}  {}  {}{}",
-                console::pad_str(
-                    &style(verb(&done.kept)).green().to_string(),
-                    9,
-                    console::Alignment::Left,
-                    None
-                ),
-                match all_there(done) {
-                    true => columns(&HumanBytes(done.bytes).to_string(), "", ""),
-                    false => columns(
-                        &HumanBytes(done.bytes).to_string(),
-                        &human_duration(done.elapsed),
-                        &human_rate(done.bytes.saturating_sub(done.resumed_from), done.elapsed)
+    for row in &rows {
+        let name = console::pad_str(row.name(), name_width, console::Alignment::Left, Some("…"));
+        let text = match row {
+            Row::File(file) => {
+                let mut text = match &file.result {
+                    Ok(done) => format!(
+                        "{name}  {}  {}{}",
+                        result(verb(&done.kept), true),
+                        match all_there(done) {
+                            true => columns(&HumanBytes(done.bytes).to_string(), "", ""),
+                            false => columns(
+                                &HumanBytes(done.bytes).to_string(),
+                                &human_duration(done.elapsed),
+                                &human_rate(
+                                    done.bytes.saturating_sub(done.resumed_from),
+                                    done.elapsed
+                                )
+                            ),
+                        },
+                        resumed_note(done) + &kept_note(&done.kept)
                     ),
+                    Err(reason) => format!("{name}  {}  {reason}", result("failed", false)),
+                };
+                if let Some(original) = &file.renamed_from {
+                    let _ = write!(
+                        text,
+                        "  (renamed: another file here is also called {original})"
+                    );
+                }
+                text
+            }
+            Row::Folder(folder) => format!(
+                "{name}  {}  {}{}",
+                match folder.verb {
+                    Some(word) => result(word, true),
+                    None => result("failed", false),
                 },
-                resumed_note(done) + &kept_note(&done.kept)
+                columns(&HumanBytes(folder.bytes).to_string(), "", ""),
+                folder.note()
             ),
-            Err(reason) => format!("{name}  {}  {reason}", style("failed   ").red()),
         };
-        if let Some(original) = &file.renamed_from {
-            let _ = write!(
-                row,
-                "  (renamed: another file here is also called {original})"
-            );
-        }
-        lines.push(console::truncate_str(&row, width, "…").into_owned());
+        lines.push(console::truncate_str(&text, width, "…").into_owned());
     }
     lines
+}
+
+/// A row of the sender's table.
+enum Row<'a> {
+    File(&'a FileReport),
+    Folder(Folder),
+}
+
+impl Row<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Row::File(file) => &file.name,
+            Row::Folder(folder) => &folder.name,
+        }
+    }
+}
+
+/// A folder given, as its row tells it.
+struct Folder {
+    /// `photos/`
+    name: String,
+    /// How its files that went well went (`None`: none did).
+    verb: Option<&'static str>,
+    files: usize,
+    ok: usize,
+    bytes: u64,
+    /// Files the server held whole already, and files resumed.
+    already: usize,
+    resumed: usize,
+    /// The top folder its files went into on the server, when that is another name.
+    saved_as: Option<String>,
+}
+
+impl Folder {
+    /// `2000 files, 3 already there  saved as photos (1)/  (1 failed, below)`
+    fn note(&self) -> String {
+        let mut note = match self.ok == self.files {
+            true => format!("{} {}", self.files, plural(self.files, "file", "files")),
+            false => format!("{} of {} files", self.ok, self.files),
+        };
+        if self.already > 0 {
+            let _ = write!(note, ", {} already there", self.already);
+        }
+        if self.resumed > 0 {
+            let _ = write!(note, ", {} resumed", self.resumed);
+        }
+        if let Some(top) = &self.saved_as {
+            let _ = write!(note, "  saved as {top}/");
+        }
+        let below = self.files - self.ok;
+        if below > 0 {
+            let _ = write!(note, "  ({below} failed, below)");
+        }
+        note
+    }
+}
+
+fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
+    if n == 1 {
+        one
+    } else {
+        many
+    }
+}
+
+/// The rows of the table: files given as they are, each folder given as
+/// one row, followed by those of its files that need a word of their own.
+fn rows(files: &[FileReport]) -> Vec<Row<'_>> {
+    let mut rows = Vec::new();
+    let mut at = 0;
+    while at < files.len() {
+        let Some(name) = &files[at].folder else {
+            rows.push(Row::File(&files[at]));
+            at += 1;
+            continue;
+        };
+        let count = files[at..]
+            .iter()
+            .take_while(|f| f.folder.as_ref() == Some(name))
+            .count();
+        let group = &files[at..at + count];
+        at += count;
+        // Where most of its files went: the top folder on the server.
+        let mut tops: HashMap<&str, usize> = HashMap::new();
+        for file in group {
+            if let Some(top) = saved_top(file) {
+                *tops.entry(top).or_default() += 1;
+            }
+        }
+        let top = tops
+            .into_iter()
+            .max_by_key(|&(top, n)| (n, std::cmp::Reverse(top)))
+            .map(|(top, _)| top);
+        let done: Vec<&Done> = group
+            .iter()
+            .filter_map(|f| f.result.as_ref().ok())
+            .collect();
+        rows.push(Row::Folder(Folder {
+            name: format!("{name}/"),
+            verb: done.first().map(|d| verb(&d.kept)),
+            files: group.len(),
+            ok: done.len(),
+            bytes: done.iter().map(|d| d.bytes).sum(),
+            already: done.iter().filter(|d| all_there(d)).count(),
+            resumed: done
+                .iter()
+                .filter(|d| d.resumed_from > 0 && !all_there(d))
+                .count(),
+            saved_as: top.filter(|top| top != name).map(str::to_string),
+        }));
+        rows.extend(
+            group
+                .iter()
+                .filter(|f| f.result.is_err() || f.renamed_from.is_some() || !beside(f, top))
+                .map(Row::File),
+        );
+    }
+    rows
+}
+
+/// Where a file went on the server, as far as the sender knows: its name, or the name it was saved as.
+fn saved_path(file: &FileReport) -> Option<&str> {
+    match &file.result {
+        Ok(Done {
+            kept: Kept::Saved {
+                saved_as: Some(saved_as),
+            },
+            ..
+        }) => Some(saved_as),
+        Ok(_) => Some(&file.name),
+        Err(_) => None,
+    }
+}
+
+/// The top folder a file of a folder went into, if it went into one.
+fn saved_top(file: &FileReport) -> Option<&str> {
+    saved_path(file)?.split_once('/').map(|(top, _)| top)
+}
+
+/// Whether a file of a folder landed in the folder's top folder `top` on
+/// the server under its own name (a file the server numbered, or the first
+/// file left where the classic upload put it, did not).
+fn beside(file: &FileReport, top: Option<&str>) -> bool {
+    let (Some(saved), Some(top)) = (saved_path(file), top) else {
+        return true;
+    };
+    let base = |path: &str| path.rsplit('/').next().map(str::to_string);
+    saved_top(file) == Some(top) && base(saved) == base(&file.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn report(name: &str, folder: Option<&str>, saved_as: Option<&str>) -> FileReport {
+        FileReport {
+            name: name.into(),
+            renamed_from: None,
+            result: Ok(Done {
+                kept: Kept::Saved {
+                    saved_as: saved_as.map(str::to_string),
+                },
+                bytes: 10,
+                elapsed: Duration::from_millis(5),
+                verified: None,
+                resumed_from: 0,
+            }),
+            folder: folder.map(str::to_string),
+        }
+    }
+
+    #[test]
+    fn a_folder_is_one_row_and_its_odd_files_follow_it() {
+        let mut failed = report("photos/bad.jpg", Some("photos"), None);
+        failed.result = Err("cannot open".into());
+        let files = [
+            report("first.txt", None, None),
+            // The classic first file, moved into the folder after the fact.
+            report("a.jpg", Some("photos"), Some("photos (1)/2024/a.jpg")),
+            report("photos/b.jpg", Some("photos"), Some("photos (1)/b.jpg")),
+            report("photos/c.jpg", Some("photos"), Some("photos (1)/c.jpg")),
+            // Saved beside an older file of that name.
+            report("photos/d.jpg", Some("photos"), Some("photos (1)/d (1).jpg")),
+            // A first file the folder could not take: left at the top.
+            report("e.jpg", Some("photos"), None),
+            failed,
+            report("last.txt", None, None),
+        ];
+        let rows = rows(&files);
+        let names: Vec<&str> = rows.iter().map(Row::name).collect();
+        assert_eq!(
+            names,
+            [
+                "first.txt",
+                "photos/",
+                "photos/d.jpg",
+                "e.jpg",
+                "photos/bad.jpg",
+                "last.txt"
+            ]
+        );
+        let Row::Folder(folder) = &rows[1] else {
+            panic!("not a folder row")
+        };
+        assert_eq!(
+            folder.note(),
+            "5 of 6 files  saved as photos (1)/  (1 failed, below)"
+        );
+        assert_eq!(folder.bytes, 50);
+    }
 }

@@ -481,6 +481,78 @@ fn sender_ends_with_a_table_of_every_file() {
     );
 }
 
+/// A folder given is one row of the sender's table, its files counted; a
+/// file of it that failed has a row of its own below it. Sent again, the
+/// row says which top folder the server made for it.
+#[test]
+fn a_folder_is_one_row_of_the_table_and_its_failures_follow() {
+    let (_server_term, addr, _dir) = serve_in_terminal(&[], 24, 140);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("photos");
+    std::fs::create_dir_all(top.join("2024")).unwrap();
+    for (n, name) in ["a.jpg", "b.jpg", "2024/c.jpg", "2024/d.jpg"]
+        .iter()
+        .enumerate()
+    {
+        std::fs::write(top.join(name), crate::util::pattern(1000 + n, n as u8)).unwrap();
+    }
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        top.join("pipe"),
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+    let loose = crate::util::write_file(src.path(), "notes.txt", b"loose");
+    let to = addr.to_string();
+    let args = [
+        "send",
+        "--to",
+        &to,
+        top.to_str().unwrap(),
+        loose.to_str().unwrap(),
+    ];
+    let table_of = |term: &Terminal| -> Vec<String> {
+        term.rows()
+            .into_iter()
+            .skip_while(|l| !l.starts_with("file "))
+            .take_while(|l| !l.contains(" saved, "))
+            .collect()
+    };
+    let term = Terminal::run(&args, 24, 140);
+    let screen = term.wait_for("5 saved, 1 failed");
+    let table = table_of(&term);
+    assert_eq!(table.len(), 4, "{screen}");
+    assert!(table[1].starts_with("photos/      saved"), "{screen}");
+    assert!(
+        table[1].contains("4 of 5 files  (1 failed, below)"),
+        "{screen}"
+    );
+    assert!(
+        table[2].starts_with("photos/pipe  failed     not a regular file"),
+        "{screen}"
+    );
+    assert!(table[3].starts_with("notes.txt    saved"), "{screen}");
+    assert!(
+        !screen.contains("c.jpg"),
+        "a file that went well has a row:\n{screen}"
+    );
+    drop(term);
+
+    std::fs::remove_file(top.join("pipe")).unwrap();
+    let term = Terminal::run(&args, 24, 140);
+    let screen = term.wait_for("5 saved, 0 failed");
+    let table = table_of(&term);
+    assert_eq!(table.len(), 3, "{screen}");
+    assert!(table[1].starts_with("photos/    saved"), "{screen}");
+    assert!(
+        table[1].contains("4 files  saved as photos (1)/"),
+        "{screen}"
+    );
+    assert!(table[2].contains("saved as notes (1).txt"), "{screen}");
+}
+
 /// Ctrl-C with bars on screen: the stopping line, the outcomes and the summary
 /// follow each other cleanly, with no bar left behind and none drawn after.
 #[test]
