@@ -301,8 +301,9 @@ impl Sink for Bars {
             }
             Event::Finished { id, done } => {
                 self.end(*id);
-                // The sender's table says it at the end; the server's log has a line per upload.
-                if let (Some(upload), Side::Serve) = (ended, self.side) {
+                // The sender's table says it at the end; the server's log has a
+                // line per upload, but for a small file of a batch: its batch's line counts it.
+                if let (Some(upload), Side::Serve) = (ended.filter(|u| !u.is_quiet()), self.side) {
                     self.print(format!(
                         "{} {}",
                         style("✓").green().bold(),
@@ -336,6 +337,15 @@ impl Sink for Bars {
                 }
             }
             Event::Closed { id } => self.end(*id),
+            Event::BatchEnded(batch) => {
+                if batch.saved > 0 {
+                    self.print(format!(
+                        "{} {}",
+                        style("✓").green().bold(),
+                        human::batch_line(batch)
+                    ));
+                }
+            }
             Event::Listening { .. } | Event::Connected { .. } | Event::Summary(_) => {}
         }
     }

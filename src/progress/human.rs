@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use console::style;
 use indicatif::HumanBytes;
 
-use super::{Side, Summary, Upload};
+use super::{BatchEnded, Side, Summary, Upload};
 use crate::outcome::{Done, FileReport, Kept};
 use crate::term::{human_duration, human_rate};
 
@@ -26,6 +26,36 @@ pub(super) fn verb(kept: &Kept) -> &'static str {
         Kept::Saved { .. } => "saved",
         Kept::Delivered { .. } => "delivered",
     }
+}
+
+/// `PEER  286 files  1.12 MiB  in 0.05s (22.40 MiB/s)  into photos (1)/[  2 failed]`
+pub(super) fn batch_line(batch: &BatchEnded) -> String {
+    let mut line = format!(
+        "{}  {} {}  {}  in {} ({})",
+        batch.peer,
+        batch.saved,
+        plural(batch.saved as usize, "file", "files"),
+        HumanBytes(batch.bytes),
+        human_duration(batch.elapsed),
+        human_rate(batch.bytes, batch.elapsed)
+    );
+    const SHOWN: usize = 3;
+    if !batch.into.is_empty() {
+        let shown: Vec<String> = batch
+            .into
+            .iter()
+            .take(SHOWN)
+            .map(|t| format!("{t}/"))
+            .collect();
+        let _ = write!(line, "  into {}", shown.join(", "));
+        if batch.into.len() > SHOWN {
+            let _ = write!(line, " and {} more", batch.into.len() - SHOWN);
+        }
+    }
+    if batch.failed > 0 {
+        let _ = write!(line, "  {} failed", batch.failed);
+    }
+    line
 }
 
 /// `LABEL  SIZE  in TIME (RATE)[  saved as NAME][  the server said: ...]`

@@ -225,7 +225,11 @@ impl Sink for Json {
             }
             Event::Trace { id, text } => Record::Trace { id: *id, text },
             Event::Notice(text) => Record::Notice { text },
-            Event::Sent { .. } | Event::Closed { .. } | Event::Summary(_) => return,
+            // Every file of a batch has its own events already.
+            Event::Sent { .. }
+            | Event::Closed { .. }
+            | Event::BatchEnded(_)
+            | Event::Summary(_) => return,
         };
         emit(record, live);
     }

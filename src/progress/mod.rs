@@ -68,6 +68,9 @@ pub enum Event {
     Finished { id: u64, done: Done },
     /// Server: a batch connection ended (its files were reported one by one).
     Closed { id: u64 },
+    /// Server: a batch ended, with what it came to. The bars tell it in one
+    /// line, as they give no line of its own to a small file of a batch.
+    BatchEnded(BatchEnded),
     /// The upload failed; `reason` says why in plain words.
     Failed { id: u64, reason: String },
     /// One step of the protocol exchange, for `--trace`.
@@ -77,6 +80,24 @@ pub enum Event {
     /// The run is over: the last event.
     Summary(Summary),
 }
+
+/// What one batch connection came to (PROTOCOL.md B3).
+#[derive(Debug, Clone)]
+pub struct BatchEnded {
+    pub peer: SocketAddr,
+    pub saved: u64,
+    pub failed: u64,
+    pub bytes: u64,
+    pub elapsed: Duration,
+    /// The top folders it filled, as named in the drop folder (escaped).
+    pub into: Vec<String>,
+}
+
+/// A file of a batch from this size up gets lines of its own in the human
+/// forms: a start line in plain lines, an outcome line above the bars.
+/// Smaller ones are many and quick: plain lines give them their outcome only,
+/// the bars count them in their batch's line.
+pub(super) const OWN_LINES_FROM: u64 = 1024 * 1024;
 
 /// What a run came to, from the work: the counts and, for the sender, every file in the order given.
 #[derive(Debug, Clone)]
@@ -165,6 +186,15 @@ pub(crate) struct Upload {
     pub started: Option<Instant>,
     /// Bytes counted at the last refresh.
     pub bytes: u64,
+    /// One of the files of a batch connection.
+    pub batched: bool,
+}
+
+impl Upload {
+    /// A small file of a batch: no lines of its own (see [`OWN_LINES_FROM`]).
+    pub fn is_quiet(&self) -> bool {
+        self.batched && self.size < OWN_LINES_FROM
+    }
 }
 
 impl Upload {
@@ -178,6 +208,7 @@ impl Upload {
             socket: None,
             started: None,
             bytes: 0,
+            batched: false,
         }
     }
 }
@@ -238,9 +269,10 @@ impl Live {
                 size,
                 counter,
                 socket,
-                ..
+                batched,
             } => {
                 let upload = self.record(*id);
+                upload.batched = *batched;
                 upload.name = Some(name.clone());
                 upload.size = *size;
                 upload.counter = Some(counter.clone());

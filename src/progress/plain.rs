@@ -6,11 +6,6 @@ use super::human::{self, label};
 use super::{Event, Live, Side, Sink, Summary, Upload};
 use crate::term::say_all;
 
-/// A file of a batch smaller than this gets only its outcome line; a
-/// classic upload, one connection per file, always gets a start line too,
-/// so that a client that stalls is on record.
-pub(super) const QUIET_START_BELOW: u64 = 1024 * 1024;
-
 /// Plain lines on stderr, gathered while more events wait and written
 /// together once none do: thousands of small files a second, few writes.
 pub(super) struct Plain {
@@ -41,18 +36,15 @@ impl Plain {
 impl Sink for Plain {
     fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live) {
         match event {
-            Event::Started {
-                id, size, batched, ..
-            } => {
-                if *batched && *size < QUIET_START_BELOW {
-                    // Its outcome line follows within moments: a start line would double a folder's log.
-                    return;
-                }
+            Event::Started { id, size, .. } => {
                 let verb = match self.side {
                     Side::Serve => "receiving",
                     Side::Send => "sending",
                 };
-                if let Some(upload) = live.uploads.get(id) {
+                // A small file of a batch: its outcome line follows within
+                // moments, a start line would double a folder's log. A classic
+                // upload always has one, so that a client that stalls is on record.
+                if let Some(upload) = live.uploads.get(id).filter(|u| !u.is_quiet()) {
                     self.line(verb, &format!("{}  {}", label(upload), HumanBytes(*size)));
                 }
             }
@@ -73,6 +65,7 @@ impl Sink for Plain {
             Event::Notice(text) => self.say(text),
             Event::Listening { .. }
             | Event::Closed { .. }
+            | Event::BatchEnded(_)
             | Event::Sent { .. }
             | Event::Connected { .. }
             | Event::Queued { .. }

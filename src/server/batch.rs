@@ -16,7 +16,7 @@ use super::Upload;
 use crate::drop_folder::{PartialFile, Tree};
 use crate::names;
 use crate::outcome::{Done, Kept, Tally};
-use crate::progress::{ByteCounter, Event};
+use crate::progress::{BatchEnded, ByteCounter, Event};
 use crate::protocol::batch::{self, Answer, Frame, Hello, Trailer};
 use crate::protocol::REFUSED;
 
@@ -115,7 +115,22 @@ impl Worker {
             buffer: vec![0; READ_BUFFER],
             answers: Vec::new(),
         };
+        let began = std::time::Instant::now();
         let read = session.frames(file_ids, &mut tally, stopping);
+        let mut into: Vec<String> = session
+            .trees
+            .values()
+            .map(|t| names::escape_for_terminal(t.name.as_bytes()))
+            .collect();
+        into.sort();
+        let _ = session.worker.events.send(Event::BatchEnded(BatchEnded {
+            peer: upload.peer,
+            saved: tally.saved,
+            failed: tally.failed,
+            bytes: tally.bytes,
+            elapsed: began.elapsed(),
+            into,
+        }));
         // Its folders are left before the last answers go: once the client
         // has read `end`, a finished folder is no longer written down (B5b).
         for key in session.trees.values().filter_map(|t| t.key.as_deref()) {

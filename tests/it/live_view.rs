@@ -481,6 +481,48 @@ fn sender_ends_with_a_table_of_every_file() {
     );
 }
 
+/// On the projector, a batch's small files are one line for the batch
+/// (how many, how much, into which folder), not a line each; a big file of
+/// it still has its own.
+#[test]
+fn a_batch_of_small_files_is_one_line_on_the_server() {
+    let (term, addr, _dir) = serve_in_terminal(&[], 30, 140);
+    let src = tempfile::tempdir().unwrap();
+    let top = src.path().join("d");
+    std::fs::create_dir(&top).unwrap();
+    for n in 0..40 {
+        crate::util::write_file(&top, &format!("f{n:02}.txt"), &vec![b'x'; 100 + n]);
+    }
+    crate::util::write_file(&top, "big.bin", &crate::util::pattern(2 << 20, 9));
+    crate::util::send_to(&addr.to_string())
+        .args(["-j", "1"])
+        .arg(&top)
+        .assert()
+        .success();
+    // The smallest went first, classically; the other 40 in one batch.
+    let screen = term.wait_for("41 saved");
+    let batch = screen
+        .lines()
+        .find(|l| l.contains("into d/"))
+        .unwrap_or_else(|| panic!("no line for the batch:\n{screen}"));
+    assert!(
+        batch.starts_with("✓ 127.0.0.1:") && batch.contains("  40 files  2.00 MiB  in "),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("d/big.bin  2.00 MiB  in"),
+        "the big file's own line:\n{screen}"
+    );
+    assert!(
+        screen.contains("f00.txt  100 B  in"),
+        "the classic one:\n{screen}"
+    );
+    assert!(
+        !screen.contains("d/f39.txt"),
+        "a small file of the batch has a line:\n{screen}"
+    );
+}
+
 /// A folder given is one row of the sender's table, its files counted; a
 /// file of it that failed has a row of its own below it. Sent again, the
 /// row says which top folder the server made for it.
