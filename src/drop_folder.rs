@@ -239,9 +239,17 @@ impl DropFolder {
     /// looked up again at most every [`PATH_LOOKUP_EVERY`], so that a folder
     /// of small files does not pay a path walk per file.
     fn dir(&self) -> Result<Arc<Dir>, BeginError> {
+        self.lookup(true)
+    }
+
+    /// [`DropFolder::dir`]; with `see_removal` false, a folder removed within
+    /// the last [`PATH_LOOKUP_EVERY`] is not seen: for a caller that sees it
+    /// otherwise, as a file saved in a folder below it does (a folder cannot
+    /// be removed before what it holds, and the file checks its own folder).
+    fn lookup(&self, see_removal: bool) -> Result<Arc<Dir>, BeginError> {
         {
             let current = self.current.lock().expect("drop folder lock");
-            if current.1.elapsed() < PATH_LOOKUP_EVERY && current.0.exists() {
+            if current.1.elapsed() < PATH_LOOKUP_EVERY && (!see_removal || current.0.exists()) {
                 return Ok(Arc::clone(&current.0));
             }
         }
@@ -904,7 +912,10 @@ impl PartialFile {
     /// Returns the name it was saved under. Fails if the drop folder was
     /// removed or replaced while the file was received: the file would be lost.
     pub fn keep(mut self) -> io::Result<String> {
-        match self.folder.dir() {
+        // In a folder below the drop folder, the check of that folder after
+        // the link below also sees the drop folder removed.
+        let below = !Arc::ptr_eq(&self.dir, &self.root);
+        match self.folder.lookup(!below) {
             Ok(now) if Arc::ptr_eq(&now, &self.root) => {}
             Ok(_) => {
                 return Err(io::Error::other(
@@ -930,6 +941,11 @@ impl PartialFile {
                     return Ok(candidate);
                 }
                 Err(Errno::EXIST) => {}
+                Err(Errno::NOENT) if !self.dir.exists() => {
+                    return Err(io::Error::other(
+                        "the drop folder was removed during the upload",
+                    ))
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -1193,6 +1209,26 @@ mod tests {
         let second = folder.begin("second", half).unwrap();
         drop(second);
         assert_eq!(folder.outstanding.load(Ordering::SeqCst), 0);
+    }
+
+    /// A file of a tree does not look at the drop folder itself before it is
+    /// linked in (its own folder is looked at after): a drop folder removed
+    /// under it is still said to be so, in the same words.
+    #[test]
+    fn a_file_of_a_tree_sees_the_drop_folder_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for folder in both_ways(&dir.path().join("drop")) {
+            let tree = folder.new_tree("photos").unwrap();
+            let mut in_flight = tree.begin(&["2024".to_string()], "a.jpg", 3).unwrap();
+            in_flight.write_all(b"abc").unwrap();
+            fs::remove_dir_all(folder.path()).unwrap();
+            let err = in_flight.keep().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the drop folder was removed during the upload"
+            );
+            fs::create_dir(folder.path()).unwrap();
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use crossbeam_channel::Receiver;
 
-use super::upload::{in_words, open, send_content};
+use super::upload::{in_words, open, open_only, send_content};
 use super::{Context, Planned, Run};
 use crate::names;
 use crate::outcome::{Done, FileReport, Kept};
@@ -830,6 +830,20 @@ fn read_small(planned: &Planned, content: &mut Vec<u8>) -> Result<(), String> {
     if let Some(problem) = &planned.problem {
         return Err(problem.clone());
     }
+    // As planned (the usual case): an open and one read of the planned size
+    // and a byte more, which comes back short by that byte. A file that
+    // changed size, or is no longer a regular file, is looked at again below.
+    if let Some(size) = planned.size.filter(|&size| size > 0) {
+        let size = size as usize;
+        if let Ok(mut file) = open_only(&planned.path) {
+            content.clear();
+            content.resize(size + 1, 0);
+            if file.read(content).is_ok_and(|n| n == size) {
+                content.truncate(size);
+                return Ok(());
+            }
+        }
+    }
     let (mut file, meta) = open(&planned.path)?;
     if meta.len() > GREW_TOO_MUCH {
         return Err(format!(
@@ -883,5 +897,16 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let said = read_small(&planned(&path, 4), &mut content).unwrap_err();
         assert!(said.contains("No such file"), "{said}");
+
+        // As planned, shorter, and no longer a file.
+        std::fs::write(&path, b"four").unwrap();
+        read_small(&planned(&path, 4), &mut content).unwrap();
+        assert_eq!(content, b"four");
+        read_small(&planned(&path, 9), &mut content).unwrap();
+        assert_eq!(content, b"four", "shrank since planned");
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        let said = read_small(&planned(&path, 4), &mut content).unwrap_err();
+        assert!(said.starts_with("is a folder"), "{said}");
     }
 }

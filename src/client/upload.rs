@@ -268,19 +268,8 @@ enum Opening {
 }
 
 /// Opens a file to send, saying plainly why not; with what it is now (its size, say).
-/// Opened without blocking: opening a named pipe waits for a writer, a
-/// device may wait too, and neither is a file to send. (Reads from a regular
-/// file never wait on this flag.)
 pub(super) fn open(path: &std::path::Path) -> Result<(File, std::fs::Metadata), String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
-            _ => format!("cannot open: {e}"),
-        })?;
+    let file = open_only(path)?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot read its size: {e}"))?;
@@ -291,6 +280,22 @@ pub(super) fn open(path: &std::path::Path) -> Result<(File, std::fs::Metadata), 
         return Err("not a regular file (a device, a pipe or a socket)".into());
     }
     Ok((file, meta))
+}
+
+/// Opens a file for reading, and nothing more: whether it is a regular file
+/// is for the caller to see. Opened without blocking: opening a named pipe
+/// waits for a writer, a device may wait too, and neither is a file to send.
+/// (Reads from a regular file never wait on this flag.)
+pub(super) fn open_only(path: &std::path::Path) -> Result<File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
+            _ => format!("cannot open: {e}"),
+        })
 }
 
 /// Socket errors as a user understands them.
