@@ -233,13 +233,14 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                 }
                 text
             }
+            // No time or rate of its own: what it came to follows its size.
             Row::Folder(folder) => format!(
-                "{name}  {}  {}{}",
+                "{name}  {}  {:>10}  {}",
                 match folder.verb {
                     Some(word) => result(word, true),
                     None => result("failed", false),
                 },
-                columns(&HumanBytes(folder.bytes).to_string(), "", ""),
+                HumanBytes(folder.bytes).to_string(),
                 folder.note()
             ),
         };
@@ -282,10 +283,21 @@ struct Folder {
 impl Folder {
     /// `2000 files, 3 already there  saved as photos (1)/  (1 failed, below)`
     fn note(&self) -> String {
-        let mut note = match self.ok == self.files {
-            true => format!("{} {}", self.files, plural(self.files, "file", "files")),
-            false => format!("{} of {} files", self.ok, self.files),
+        let mut note = if self.ok == self.files {
+            format!("{} {}", self.files, plural(self.files, "file", "files"))
+        } else if self.ok == 0 {
+            format!(
+                "{} {}, {} failed (below)",
+                self.files,
+                plural(self.files, "file", "files"),
+                if self.files == 1 { "it" } else { "all" }
+            )
+        } else {
+            format!("{} of {} files", self.ok, self.files)
         };
+        if self.verb == Some("delivered") {
+            note.push_str("  under their own names: a classroom server makes no folders");
+        }
         if self.already > 0 {
             let _ = write!(note, ", {} already there", self.already);
         }
@@ -296,7 +308,7 @@ impl Folder {
             let _ = write!(note, "  saved as {top}/");
         }
         let below = self.files - self.ok;
-        if below > 0 {
+        if below > 0 && self.ok > 0 {
             let _ = write!(note, "  ({below} failed, below)");
         }
         note
@@ -456,5 +468,29 @@ mod tests {
             "5 of 6 files  saved as photos (1)/  (1 failed, below)"
         );
         assert_eq!(folder.bytes, 50);
+
+        // To a classroom server; and a folder none of whose files went.
+        let mut delivered = report("a.jpg", Some("photos"), None);
+        delivered.result = Ok(Done {
+            kept: Kept::Delivered { said: None },
+            ..delivered.result.unwrap()
+        });
+        let mut none = report("docs/x.txt", Some("docs"), None);
+        none.result = Err("cannot open".into());
+        let files = [delivered.clone(), delivered, none];
+        let notes: Vec<String> = super::rows(&files)
+            .iter()
+            .filter_map(|row| match row {
+                Row::Folder(folder) => Some(folder.note()),
+                Row::File(_) => None,
+            })
+            .collect();
+        assert_eq!(
+            notes,
+            [
+                "2 files  under their own names: a classroom server makes no folders",
+                "1 file, it failed (below)"
+            ]
+        );
     }
 }
