@@ -8,7 +8,8 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::util::{
-    entries, ftx_bin, pattern, send_to, stderr_of, write_file, PythonServer, Serve, PATIENCE,
+    entries, folder_with, ftx_bin, make_fifo, pattern, send_to, stderr_of, write_file,
+    PythonServer, Serve, PATIENCE,
 };
 
 /// Every file below `dir` (relative path -> bytes), and every folder.
@@ -215,12 +216,17 @@ fn the_smallest_file_is_the_classic_one() {
 fn plain_lines_give_a_small_batch_file_its_outcome_only() {
     let server = Serve::start(&[]);
     let src = tempfile::tempdir().unwrap();
-    let top = src.path().join("d");
-    std::fs::create_dir(&top).unwrap();
-    write_file(&top, "a.txt", b"a");
-    write_file(&top, "b.txt", b"bb");
-    write_file(&top, "c.txt", b"ccc");
-    write_file(&top, "big.bin", &pattern(2 << 20, 4));
+    let big = pattern(2 << 20, 4);
+    let top = folder_with(
+        src.path(),
+        "d",
+        &[
+            ("a.txt", b"a"),
+            ("b.txt", b"bb"),
+            ("c.txt", b"ccc"),
+            ("big.bin", &big),
+        ],
+    );
     let sent = server.send().arg(&top).timeout(PATIENCE).assert().success();
     let said = stderr_of(&sent);
     for name in ["d/b.txt", "d/c.txt", "d/big.bin"] {
@@ -253,23 +259,10 @@ fn plain_lines_give_a_small_batch_file_its_outcome_only() {
 fn a_named_pipe_fails_at_once_and_the_rest_go() {
     let server = Serve::start(&[]);
     let src = tempfile::tempdir().unwrap();
-    let top = src.path().join("d");
-    std::fs::create_dir(&top).unwrap();
-    write_file(&top, "a.txt", b"a");
-    write_file(&top, "b.txt", b"bb");
-    let fifo = |path: &Path| {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            path,
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-    };
-    fifo(&top.join("pipe"));
+    let top = folder_with(src.path(), "d", &[("a.txt", b"a"), ("b.txt", b"bb")]);
+    make_fifo(&top.join("pipe"));
     let loose = src.path().join("loose-pipe");
-    fifo(&loose);
+    make_fifo(&loose);
     let sent = server
         .send()
         .arg(&top)

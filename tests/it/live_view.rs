@@ -538,14 +538,7 @@ fn a_folder_is_one_row_of_the_table_and_its_failures_follow() {
     {
         std::fs::write(top.join(name), crate::util::pattern(1000 + n, n as u8)).unwrap();
     }
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        top.join("pipe"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
+    crate::util::make_fifo(&top.join("pipe"));
     let loose = crate::util::write_file(src.path(), "notes.txt", b"loose");
     let to = addr.to_string();
     let args = [
