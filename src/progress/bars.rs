@@ -307,7 +307,7 @@ impl Sink for Bars {
                     self.print(format!(
                         "{} {}",
                         style("✓").green().bold(),
-                        human::finished_line(&label(upload), done)
+                        human::finished_line(&label(upload), done, true)
                     ));
                 }
             }
@@ -371,7 +371,7 @@ impl Sink for Bars {
                             "{} {} {}",
                             style("✓").green().bold(),
                             human::verb(&done.kept),
-                            human::finished_line(&one.name, done)
+                            human::finished_line(&one.name, done, true)
                         ));
                     }
                 }

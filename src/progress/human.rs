@@ -58,10 +58,13 @@ pub(super) fn batch_line(batch: &BatchEnded) -> String {
     line
 }
 
-/// `LABEL  SIZE  in TIME (RATE)[  saved as NAME][  the server said: ...]`
-pub(super) fn finished_line(label: &str, done: &Done) -> String {
-    if all_there(done) {
-        // Nothing moved: no time or rate to tell.
+/// `LABEL  SIZE  in TIME (RATE)[  saved as NAME][  the server said: ...]`;
+/// without time and rate when not `timed`: a small file of a batch, whose
+/// time is mostly its wait behind the files before it, and whose "rate"
+/// would be that wait's.
+pub(super) fn finished_line(label: &str, done: &Done, timed: bool) -> String {
+    if all_there(done) || !timed {
+        // Nothing moved (or nothing worth timing): no time or rate to tell.
         return format!("{label}  {}", HumanBytes(done.bytes))
             + &resumed_note(done)
             + &kept_note(&done.kept);

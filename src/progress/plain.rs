@@ -52,7 +52,7 @@ impl Sink for Plain {
                 if let Some(upload) = ended {
                     self.line(
                         human::verb(&done.kept),
-                        &human::finished_line(&label(upload), done),
+                        &human::finished_line(&label(upload), done, !upload.is_quiet()),
                     );
                 }
             }
