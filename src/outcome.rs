@@ -84,6 +84,9 @@ pub struct FileReport {
     pub result: Result<Done, String>,
     /// The folder given that holds it (its top folder as sent, escaped), if any.
     pub folder: Option<String>,
+    /// Whether its time says how fast it went: not for a small file of a
+    /// batch, whose time is mostly its wait behind the files before it.
+    pub timed: bool,
 }
 
 #[cfg(test)]

@@ -763,6 +763,9 @@ impl Connection<'_> {
             reports[index] = Some(FileReport {
                 name: shown(&self.run.files[index]),
                 renamed_from: None,
+                timed: result
+                    .as_ref()
+                    .is_ok_and(|done| done.bytes >= crate::progress::OWN_LINES_FROM),
                 result,
                 folder: None,
             });

@@ -268,6 +268,7 @@ impl Context<'_> {
                     renamed_from: None,
                     result: Err("ftx lost track of this file (a bug: please report it)".into()),
                     folder: None,
+                    timed: true,
                 });
                 report.folder = planned
                     .top
@@ -312,6 +313,7 @@ impl Context<'_> {
                                 renamed_from: entry.renamed_from.clone(),
                                 result,
                                 folder: None,
+                                timed: true,
                             },
                         );
                     }

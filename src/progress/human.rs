@@ -213,7 +213,7 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                     Ok(done) => format!(
                         "{name}  {}  {}{}",
                         result(verb(&done.kept), true),
-                        match all_there(done) {
+                        match all_there(done) || !file.timed {
                             true => columns(&HumanBytes(done.bytes).to_string(), "", ""),
                             false => columns(
                                 &HumanBytes(done.bytes).to_string(),
@@ -430,6 +430,7 @@ mod tests {
                 resumed_from: 0,
             }),
             folder: folder.map(str::to_string),
+            timed: true,
         }
     }
 

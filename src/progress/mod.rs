@@ -97,7 +97,7 @@ pub struct BatchEnded {
 /// forms: a start line in plain lines, an outcome line above the bars.
 /// Smaller ones are many and quick: plain lines give them their outcome only,
 /// the bars count them in their batch's line.
-pub(super) const OWN_LINES_FROM: u64 = 1024 * 1024;
+pub(crate) const OWN_LINES_FROM: u64 = 1024 * 1024;
 
 /// What a run came to, from the work: the counts and, for the sender, every file in the order given.
 #[derive(Debug, Clone)]

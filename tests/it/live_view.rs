@@ -445,22 +445,23 @@ fn sender_ends_with_a_table_of_every_file() {
     let (_server_term, addr, _dir) = serve_in_terminal(&[], 24, 140);
     let src = tempfile::tempdir().unwrap();
     let good = crate::util::write_file(src.path(), "good.txt", b"fine");
-    let also = crate::util::write_file(src.path(), "also.bin", &crate::util::pattern(10_000, 1));
+    let also = crate::util::write_file(src.path(), "also.bin", &crate::util::pattern(1_500_000, 1));
+    let small = crate::util::write_file(src.path(), "small.txt", &[7; 100]);
     let missing = src.path().join("missing.txt");
     let to = addr.to_string();
-    let paths = [good, also, missing];
+    let paths = [good, also, small, missing];
     let mut args = vec!["send", "--to", &to];
     args.extend(paths.iter().map(|p| p.to_str().unwrap()));
     let term = Terminal::run(&args, 24, 140);
-    let screen = term.wait_for("2 saved, 1 failed");
+    let screen = term.wait_for("3 saved, 1 failed");
     let rows = term.rows();
     let table: Vec<&str> = rows
         .iter()
         .map(String::as_str)
         .skip_while(|l| !l.starts_with("file "))
-        .take(4)
+        .take(5)
         .collect();
-    assert_eq!(table.len(), 4, "{screen}");
+    assert_eq!(table.len(), 5, "{screen}");
     assert!(
         table[0].contains("result") && table[0].contains("rate"),
         "{screen}"
@@ -468,12 +469,18 @@ fn sender_ends_with_a_table_of_every_file() {
     // In the order given, columns lined up, the failure's reason right after its name.
     assert!(table[1].starts_with("good.txt     saved"), "{screen}");
     assert!(table[2].starts_with("also.bin     saved"), "{screen}");
+    assert!(table[3].starts_with("small.txt    saved"), "{screen}");
     assert!(
-        table[3].starts_with("missing.txt  failed     cannot open: No such file"),
+        table[4].starts_with("missing.txt  failed     cannot open: No such file"),
         "{screen}"
     );
     let rate_column = |row: &str| row.find("/s").unwrap();
     assert_eq!(rate_column(table[1]), rate_column(table[2]), "{screen}");
+    // A small file of a batch: its time would be its wait behind the others.
+    assert!(
+        table[3].trim_end().ends_with("100 B"),
+        "a time or rate for a small batch file:\n{screen}"
+    );
     assert_eq!(
         screen.matches("good.txt").count(),
         1,
