@@ -68,6 +68,38 @@ pub(super) struct Bars {
     /// print redraws every bar, and a batch of small files ends thousands of
     /// uploads a second.
     lines: Vec<String>,
+    /// Batches that ended in the last [`BATCH_MERGE_WINDOW`], not printed
+    /// yet: several that fill one folder from one client end together and
+    /// get one line.
+    batches: Vec<(Instant, Merged)>,
+}
+
+/// How long the line of a batch waits for other batches of its folder.
+const BATCH_MERGE_WINDOW: Duration = Duration::from_millis(500);
+
+/// Batches of one client into the same folders, told as one.
+struct Merged {
+    batch: super::BatchEnded,
+    connections: u64,
+}
+
+impl Merged {
+    /// Whether `batch` fills the same folders from the same machine.
+    fn takes(&self, batch: &super::BatchEnded) -> bool {
+        !batch.into.is_empty()
+            && batch.into == self.batch.into
+            && batch.peer.ip() == self.batch.peer.ip()
+    }
+
+    /// Counts `batch` in: the batches ran side by side, so the time is the longest.
+    fn add(&mut self, batch: &super::BatchEnded) {
+        let merged = &mut self.batch;
+        merged.saved += batch.saved;
+        merged.failed += batch.failed;
+        merged.bytes += batch.bytes;
+        merged.elapsed = merged.elapsed.max(batch.elapsed);
+        self.connections += 1;
+    }
 }
 
 impl Bars {
@@ -92,11 +124,28 @@ impl Bars {
             layout: Layout::for_width(usize::from(Term::stderr().size().1)),
             samples: VecDeque::new(),
             lines: Vec::new(),
+            batches: Vec::new(),
         }
     }
 
     fn print(&mut self, line: String) {
         self.lines.push(line);
+    }
+
+    /// Adds the line of each batch whose merging time is over (all with
+    /// `all`) to the lines to print.
+    fn batches_due(&mut self, all: bool) {
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.batches)
+            .into_iter()
+            .partition(|(since, _)| all || since.elapsed() >= BATCH_MERGE_WINDOW);
+        self.batches = waiting;
+        for (_, merged) in due {
+            self.lines.push(format!(
+                "{} {}",
+                style("✓").green().bold(),
+                human::batch_line(&merged.batch, merged.connections)
+            ));
+        }
     }
 
     /// Prints the lines gathered, above the bars, in one redraw.
@@ -337,20 +386,25 @@ impl Sink for Bars {
                 }
             }
             Event::Closed { id } => self.end(*id),
-            Event::BatchEnded(batch) => {
-                if batch.saved > 0 {
-                    self.print(format!(
-                        "{} {}",
-                        style("✓").green().bold(),
-                        human::batch_line(batch)
-                    ));
+            Event::BatchEnded(batch) if batch.saved > 0 => {
+                match self.batches.iter_mut().find(|(_, m)| m.takes(batch)) {
+                    Some((_, merged)) => merged.add(batch),
+                    None => self.batches.push((
+                        Instant::now(),
+                        Merged {
+                            batch: batch.clone(),
+                            connections: 1,
+                        },
+                    )),
                 }
             }
+            Event::BatchEnded(_) => {}
             Event::Listening { .. } | Event::Connected { .. } | Event::Summary(_) => {}
         }
     }
 
     fn tick(&mut self, live: &Live) {
+        self.batches_due(false);
         self.print_gathered();
         self.draw(live);
     }
@@ -360,6 +414,7 @@ impl Sink for Bars {
     }
 
     fn summary(&mut self, summary: &Summary, _live: &Live) {
+        self.batches_due(true);
         self.print_gathered();
         self.clear();
         if self.side == Side::Send {

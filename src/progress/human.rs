@@ -28,11 +28,16 @@ pub(super) fn verb(kept: &Kept) -> &'static str {
     }
 }
 
-/// `PEER  286 files  1.12 MiB  in 0.05s (22.40 MiB/s)  into photos (1)/[  2 failed]`
-pub(super) fn batch_line(batch: &BatchEnded) -> String {
+/// `PEER  286 files  1.12 MiB  in 0.05s (22.40 MiB/s)  into photos (1)/[  2 failed]`;
+/// for several batches that filled the same folders side by side, the
+/// client's address without a port and how many there were.
+pub(super) fn batch_line(batch: &BatchEnded, connections: u64) -> String {
+    let who = match connections {
+        1 => batch.peer.to_string(),
+        _ => batch.peer.ip().to_string(),
+    };
     let mut line = format!(
-        "{}  {} {}  {}  in {} ({})",
-        batch.peer,
+        "{who}  {} {}  {}  in {} ({})",
         batch.saved,
         plural(batch.saved as usize, "file", "files"),
         HumanBytes(batch.bytes),
@@ -54,6 +59,9 @@ pub(super) fn batch_line(batch: &BatchEnded) -> String {
     }
     if batch.failed > 0 {
         let _ = write!(line, "  {} failed", batch.failed);
+    }
+    if connections > 1 {
+        let _ = write!(line, "  ({connections} connections at once)");
     }
     line
 }

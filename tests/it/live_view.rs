@@ -507,9 +507,11 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
         .assert()
         .success();
     // The smallest went first, classically; the other 40 in one batch.
-    let screen = term.wait_for("41 saved");
-    let batch = screen
-        .lines()
+    // The batch's line waits a moment for other batches of its folder.
+    let screen = term.wait_for("into d/");
+    let rows = term.rows();
+    let batch = rows
+        .iter()
         .find(|l| l.contains("into d/"))
         .unwrap_or_else(|| panic!("no line for the batch:\n{screen}"));
     assert!(
@@ -527,6 +529,34 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
     assert!(
         !screen.contains("d/f39.txt"),
         "a small file of the batch has a line:\n{screen}"
+    );
+
+    // A folder big enough to be filled by two batches at once: one line still.
+    let files: Vec<(String, Vec<u8>)> = (0..600)
+        .map(|n| (format!("g{n:03}.txt"), vec![b'y'; 100 + n]))
+        .collect();
+    let files: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(name, content)| (name.as_str(), content.as_slice()))
+        .collect();
+    let big = crate::util::folder_with(src.path(), "e", &files);
+    crate::util::send_to(&addr.to_string())
+        .args(["-j", "4"])
+        .arg(&big)
+        .assert()
+        .success();
+    let screen = term.wait_for("into e/");
+    let rows = term.rows();
+    let lines: Vec<&str> = rows
+        .iter()
+        .map(|l| l.trim_end())
+        .filter(|l| l.contains("into e/"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{screen}");
+    assert!(
+        lines[0].starts_with("✓ 127.0.0.1  599 files  ")
+            && lines[0].ends_with("(2 connections at once)"),
+        "{screen}"
     );
 }
 
