@@ -195,9 +195,7 @@ impl Upload {
     pub fn is_quiet(&self) -> bool {
         self.batched && self.size < OWN_LINES_FROM
     }
-}
 
-impl Upload {
     fn new(peer: Option<SocketAddr>, name: Option<String>, path: Option<String>) -> Upload {
         Upload {
             peer,
