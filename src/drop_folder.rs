@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -659,8 +659,9 @@ impl DropFolder {
     }
 
     /// Opens `name` in the folder of parts (made if missing), created if
-    /// missing, for appending; under the staging lock, so that the folder is
-    /// not removed before the file is in it.
+    /// missing, with `access` (`APPEND` for a record several batches add
+    /// lines to); under the staging lock, so that the folder is not removed
+    /// before the file is in it.
     fn open_in_staging(
         &self,
         root: &Dir,
@@ -670,7 +671,7 @@ impl DropFolder {
     ) -> io::Result<(Arc<Dir>, File)> {
         let _held = self.staging_lock.lock().expect("staging lock");
         let staging = self.staging(root)?;
-        let flags = access | OFlags::CREATE | OFlags::APPEND | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&staging.fd, name, flags, Mode::from_raw_mode(mode))?;
         Ok((staging, File::from(fd)))
     }
@@ -754,7 +755,9 @@ impl DropFolder {
             self.parts_busy.lock().expect("parts lock").remove(&part);
             e
         };
-        let (staging, file) = self
+        // Not opened for appending: splice(2) refuses to write to such a
+        // file, and the content would go by hand through a buffer.
+        let (staging, mut file) = self
             .open_in_staging(root, &part, OFlags::RDWR, 0o644)
             .map_err(BeginError::Io)
             .map_err(free_part)?;
@@ -763,6 +766,10 @@ impl DropFolder {
             let _ = file.set_len(0);
             held = 0;
         }
+        // What comes is written after what is held.
+        file.seek(io::SeekFrom::Start(held))
+            .map_err(BeginError::Io)
+            .map_err(free_part)?;
         let available = self
             .free_for(root, size - held)
             .map_err(BeginError::Io)
@@ -879,7 +886,8 @@ impl PartialFile {
 
     /// Empties a part that is being sent whole again.
     pub fn restart(&mut self) -> io::Result<()> {
-        self.file.set_len(0)
+        self.file.set_len(0)?;
+        self.file.seek(io::SeekFrom::Start(0)).map(drop)
     }
 
     /// The content is wrong: a part is removed, not kept for a resume.

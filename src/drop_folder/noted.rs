@@ -37,7 +37,12 @@ impl DropFolder {
     /// adds `line` (a big file saved in it) if given.
     pub fn note_folder(&self, key: &str, tree: &Tree, line: Option<&str>) -> io::Result<()> {
         let root = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
-        let (_, mut file) = self.open_in_staging(&root, &file_name(key), OFlags::WRONLY, 0o600)?;
+        let (_, mut file) = self.open_in_staging(
+            &root,
+            &file_name(key),
+            OFlags::WRONLY | OFlags::APPEND,
+            0o600,
+        )?;
         let mut text = String::new();
         if file.metadata()?.len() == 0 {
             let top = Top {

@@ -273,3 +273,71 @@ fn write_out_by_hand(
     }
     file.write_all(&piped[..filled])
 }
+
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use super::*;
+    use crate::drop_folder::DropFolder;
+    use crate::progress::ByteCounter;
+    use std::io::Write as _;
+
+    /// A file of a batch that can be resumed goes into its part file with
+    /// splice(2), as a classic upload does, and the worker goes on splicing
+    /// after it. (A part opened for appending made splice refuse it, and the
+    /// worker copied by hand from then on, classic uploads included.)
+    #[test]
+    fn a_part_is_spliced_into_and_splicing_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let content = crate::noise::Noise::bytes(7, 300_000);
+        let hash = blake3::hash(&content).to_hex().to_string();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, _) = listener.accept().unwrap();
+        let mut copier = Copier::new(true);
+        let counter = ByteCounter::default();
+        let mut meter = Meter::new(&crate::config::ServeConfig::default(), &counter);
+
+        // Half of it, then cut off: the part holds what came.
+        let (mut part, held) = folder.begin_resumable("big.bin", &hash, 300_000).unwrap();
+        assert_eq!(held, 0);
+        client.write_all(&content[..100_000]).unwrap();
+        copier
+            .copy(&server, &mut part, 100_000, &mut meter)
+            .unwrap();
+        drop(part);
+        assert!(copier.splice, "splicing into a part was refused");
+
+        // Taken up again: the rest goes after what is held.
+        let (mut part, held) = folder.begin_resumable("big.bin", &hash, 300_000).unwrap();
+        assert_eq!(held, 100_000);
+        client.write_all(&content[100_000..]).unwrap();
+        copier
+            .copy(&server, &mut part, 200_000, &mut meter)
+            .unwrap();
+        assert!(copier.splice, "splicing into a part was refused");
+        assert_eq!(part.keep().unwrap(), "big.bin");
+        let saved = std::fs::read(dir.path().join("big.bin")).unwrap();
+        assert!(saved == content, "big.bin differs from what was sent");
+
+        // Sent whole again over a part: what was held goes, from the start.
+        let other = crate::noise::Noise::bytes(8, 300_000);
+        let hash = blake3::hash(&other).to_hex().to_string();
+        let (mut part, _) = folder.begin_resumable("other.bin", &hash, 300_000).unwrap();
+        client.write_all(&[0xee; 100_000]).unwrap();
+        copier
+            .copy(&server, &mut part, 100_000, &mut meter)
+            .unwrap();
+        drop(part);
+        let (mut part, held) = folder.begin_resumable("other.bin", &hash, 300_000).unwrap();
+        assert_eq!(held, 100_000);
+        part.restart().unwrap();
+        client.write_all(&other).unwrap();
+        copier
+            .copy(&server, &mut part, 300_000, &mut meter)
+            .unwrap();
+        assert_eq!(part.keep().unwrap(), "other.bin");
+        let saved = std::fs::read(dir.path().join("other.bin")).unwrap();
+        assert!(saved == other, "other.bin differs from what was sent");
+    }
+}
