@@ -428,6 +428,7 @@ impl Connection<'_> {
                 counter: counter.clone(),
                 socket: None,
                 batched: true,
+                in_folder: planned.top.is_some(),
             });
             write(&Frame::File {
                 path: planned.batch_path.clone(),

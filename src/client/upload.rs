@@ -103,6 +103,7 @@ impl Upload<'_> {
             counter: counter.clone(),
             socket: Some(Arc::clone(&stream)),
             batched: false,
+            in_folder: false,
         });
         let started = Instant::now();
         let mut pace = self.config.rate.map(Pace::new);

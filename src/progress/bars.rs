@@ -350,9 +350,10 @@ impl Sink for Bars {
             }
             Event::Finished { id, done } => {
                 self.end(*id);
-                // The sender's table says it at the end; the server's log has a
-                // line per upload, but for a small file of a batch: its batch's line counts it.
-                if let (Some(upload), Side::Serve) = (ended.filter(|u| !u.is_quiet()), self.side) {
+                // The sender's table says it at the end; the server's log has a line per
+                // upload, but for a small file of a folder: its batch's line counts it.
+                let shown = ended.filter(|u| !u.is_counted_in_its_batch());
+                if let (Some(upload), Side::Serve) = (shown, self.side) {
                     self.print(format!(
                         "{} {}",
                         style("✓").green().bold(),

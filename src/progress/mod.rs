@@ -61,6 +61,8 @@ pub enum Event {
         socket: Option<Arc<TcpStream>>,
         /// One of the many files of a batch connection (PROTOCOL.md B3), not a connection of its own.
         batched: bool,
+        /// A file inside a folder sent (PROTOCOL.md B5), not a file given by name.
+        in_folder: bool,
     },
     /// Sender: every byte is out; waiting for the server's word (receipt or close).
     Sent { id: u64 },
@@ -96,7 +98,7 @@ pub struct BatchEnded {
 /// A file of a batch from this size up gets lines of its own in the human
 /// forms: a start line in plain lines, an outcome line above the bars.
 /// Smaller ones are many and quick: plain lines give them their outcome only,
-/// the bars count them in their batch's line.
+/// and the bars count those of a folder in their batch's line.
 pub(crate) const OWN_LINES_FROM: u64 = 1024 * 1024;
 
 /// What a run came to, from the work: the counts and, for the sender, every file in the order given.
@@ -188,12 +190,21 @@ pub(crate) struct Upload {
     pub bytes: u64,
     /// One of the files of a batch connection.
     pub batched: bool,
+    /// A file inside a folder sent.
+    pub in_folder: bool,
 }
 
 impl Upload {
-    /// A small file of a batch: no lines of its own (see [`OWN_LINES_FROM`]).
-    pub fn is_quiet(&self) -> bool {
+    /// A small file of a batch (see [`OWN_LINES_FROM`]): no start line, no time.
+    pub fn is_small_of_batch(&self) -> bool {
         self.batched && self.size < OWN_LINES_FROM
+    }
+
+    /// A small file of a folder sent in batches: the bars count it in its
+    /// batch's line. A file given by name keeps a line of its own: its name
+    /// is what the person sending it looks for.
+    pub fn is_counted_in_its_batch(&self) -> bool {
+        self.is_small_of_batch() && self.in_folder
     }
 
     fn new(peer: Option<SocketAddr>, name: Option<String>, path: Option<String>) -> Upload {
@@ -207,6 +218,7 @@ impl Upload {
             started: None,
             bytes: 0,
             batched: false,
+            in_folder: false,
         }
     }
 }
@@ -268,9 +280,11 @@ impl Live {
                 counter,
                 socket,
                 batched,
+                in_folder,
             } => {
                 let upload = self.record(*id);
                 upload.batched = *batched;
+                upload.in_folder = *in_folder;
                 upload.name = Some(name.clone());
                 upload.size = *size;
                 upload.counter = Some(counter.clone());
@@ -455,6 +469,7 @@ mod tests {
                 counter,
                 socket: None,
                 batched: false,
+                in_folder: false,
             });
             let ended = if id % 2 == 0 {
                 Event::Finished {

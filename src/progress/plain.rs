@@ -44,7 +44,7 @@ impl Sink for Plain {
                 // A small file of a batch: its outcome line follows within
                 // moments, a start line would double a folder's log. A classic
                 // upload always has one, so that a client that stalls is on record.
-                if let Some(upload) = live.uploads.get(id).filter(|u| !u.is_quiet()) {
+                if let Some(upload) = live.uploads.get(id).filter(|u| !u.is_small_of_batch()) {
                     self.line(verb, &format!("{}  {}", label(upload), HumanBytes(*size)));
                 }
             }
@@ -52,7 +52,7 @@ impl Sink for Plain {
                 if let Some(upload) = ended {
                     self.line(
                         human::verb(&done.kept),
-                        &human::finished_line(&label(upload), done, !upload.is_quiet()),
+                        &human::finished_line(&label(upload), done, !upload.is_small_of_batch()),
                     );
                 }
             }

@@ -116,7 +116,8 @@ impl Worker {
             answers: Vec::new(),
         };
         let began = std::time::Instant::now();
-        let read = session.frames(file_ids, &mut tally, stopping);
+        let mut in_folders = Tally::default();
+        let read = session.frames(file_ids, &mut tally, &mut in_folders, stopping);
         let mut into: Vec<String> = session
             .trees
             .values()
@@ -125,9 +126,9 @@ impl Worker {
         into.sort();
         let _ = session.worker.events.send(Event::BatchEnded(BatchEnded {
             peer: upload.peer,
-            saved: tally.saved,
-            failed: tally.failed,
-            bytes: tally.bytes,
+            saved: in_folders.saved,
+            failed: in_folders.failed,
+            bytes: in_folders.bytes,
             elapsed: began.elapsed(),
             into,
         }));
@@ -232,6 +233,12 @@ const ANSWERS_AT_ONCE: usize = 64 * 1024;
 /// How long a batch ended early waits for the client to read why and close.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// A file frame's path: as sent, and made safe (`None`: nothing was left of it).
+struct Named<'a> {
+    path: &'a str,
+    safe: Option<&'a SafePath>,
+}
+
 /// How a file of a batch is checked (B3, B8).
 struct Check<'a> {
     /// Its BLAKE3, sent before its content.
@@ -265,6 +272,7 @@ impl Session<'_> {
         &mut self,
         file_ids: &AtomicU64,
         tally: &mut Tally,
+        in_folders: &mut Tally,
         stopping: &dyn Fn() -> bool,
     ) -> Result<(), String> {
         loop {
@@ -353,10 +361,16 @@ impl Session<'_> {
                         trailer,
                         key: key.as_deref(),
                     };
-                    let result = self.file(id, &path, size, offset, &check, stopping);
+                    let safe = SafePath::of(&path);
+                    let in_folder = safe.as_ref().is_some_and(|s| s.top.is_some());
+                    let named = Named {
+                        path: &path,
+                        safe: safe.as_ref(),
+                    };
+                    let result = self.file(id, &named, size, offset, &check, stopping);
                     if result.is_err() {
                         // Its folder, if known by a key, is unfinished (B5b).
-                        if let Some(key) = SafePath::of(&path).and_then(|p| self.key_of(&p)) {
+                        if let Some(key) = safe.as_ref().and_then(|p| self.key_of(p)) {
                             self.worker.unfinished.failed(&key);
                         }
                     }
@@ -395,6 +409,9 @@ impl Session<'_> {
                         ),
                     };
                     tally.count(&outcome);
+                    if in_folder {
+                        in_folders.count(&outcome);
+                    }
                     self.worker.report(id, outcome);
                     if let Some(reason) = fatal {
                         return Err(reason);
@@ -561,14 +578,17 @@ impl Session<'_> {
     fn file(
         &mut self,
         id: u64,
-        path: &str,
+        named: &Named<'_>,
         size: u64,
         offset: u64,
         check: &Check<'_>,
         stopping: &dyn Fn() -> bool,
     ) -> Result<FileSaved, FileError> {
         let verify = check.before.is_some() || check.trailer;
-        let safe = SafePath::of(path).ok_or_else(|| FileError::Batch("an empty path".into()))?;
+        let path = named.path;
+        let safe = named
+            .safe
+            .ok_or_else(|| FileError::Batch("an empty path".into()))?;
         if let Some(max) = self.worker.config.max_size {
             if size > max {
                 return Err(FileError::Batch(format!(
@@ -580,13 +600,13 @@ impl Session<'_> {
         }
         // In a folder taken up again (B5b), a file saved there before with this
         // content is not written again.
-        let tree_key = self.key_of(&safe);
+        let tree_key = self.key_of(safe);
         if let Some(key) = &tree_key {
-            if let Some(before) = self.before(key, &safe) {
+            if let Some(before) = self.before(key, safe) {
                 let already = self.already_there(path, &before, size, offset, check);
                 if let Err(FileError::This(_)) = &already {
                     // Not the file saved before: the next run sends it whole.
-                    self.worker.unfinished.forget_file(key, &below_top(&safe));
+                    self.worker.unfinished.forget_file(key, &below_top(safe));
                 }
                 if let Some(done) = already? {
                     return Ok(done);
@@ -641,6 +661,7 @@ impl Session<'_> {
             counter: counter.clone(),
             socket: None,
             batched: true,
+            in_folder: safe.top.is_some(),
         });
         counter.add(offset);
         let started = Instant::now();
@@ -711,7 +732,7 @@ impl Session<'_> {
         if let (Some(key), Some(blake3)) = (&tree_key, &hash) {
             self.worker.unfinished.saved(
                 key,
-                below_top(&safe),
+                below_top(safe),
                 Saved {
                     size,
                     blake3: blake3.clone(),

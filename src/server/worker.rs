@@ -150,6 +150,7 @@ impl Worker {
             counter: counter.clone(),
             socket: None,
             batched: false,
+            in_folder: false,
         });
 
         let started = Instant::now();

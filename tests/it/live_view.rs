@@ -501,12 +501,15 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
         crate::util::write_file(&top, &format!("f{n:02}.txt"), &vec![b'x'; 100 + n]);
     }
     crate::util::write_file(&top, "big.bin", &crate::util::pattern(2 << 20, 9));
+    let loose = crate::util::write_file(src.path(), "notes.txt", &[b'n'; 500]);
     crate::util::send_to(&addr.to_string())
         .args(["-j", "1"])
         .arg(&top)
+        .arg(&loose)
         .assert()
         .success();
-    // The smallest went first, classically; the other 40 in one batch.
+    // The smallest went first, classically; the other 41 in one batch, whose
+    // line counts the 40 of the folder.
     // The batch's line waits a moment for other batches of its folder.
     let screen = term.wait_for("into d/");
     let rows = term.rows();
@@ -525,6 +528,10 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
     assert!(
         screen.contains("f00.txt  100 B  in"),
         "the classic one:\n{screen}"
+    );
+    assert!(
+        screen.contains("  notes.txt  500 B  in"),
+        "a small file given by name has a line of its own:\n{screen}"
     );
     assert!(
         !screen.contains("d/f39.txt"),
