@@ -479,15 +479,27 @@ pub struct Adopted {
 /// BLAKE3 of a claimed file's `size` bytes.
 fn hash_claimed(claim: &Claim, size: u64) -> Result<String, String> {
     let reading = |e: io::Error| format!("reading the claimed file: {e}");
-    let file = rustix::fs::openat(
-        &claim.root.fd,
-        claim.name.as_str(),
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map(File::from)
-    .map_err(|e| reading(e.into()))?;
+    let file = open_regular(&claim.root, &claim.name).map_err(reading)?;
     crate::protocol::batch::hash_of(&file, size).map_err(reading)
+}
+
+/// What opening something in the drop folder that is not a regular file says.
+const NOT_A_FILE: &str = "not a regular file";
+
+/// Opens the regular file `name` in `dir` to read it: no link followed, and
+/// without waiting, so that a named pipe put there is refused, not waited on.
+fn open_regular(dir: &Dir, name: &str) -> io::Result<File> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    regular(rustix::fs::openat(&dir.fd, name, flags, Mode::empty())?)
+}
+
+/// `fd` as a file if it is a regular file; [`NOT_A_FILE`] otherwise.
+fn regular(fd: rustix::fd::OwnedFd) -> io::Result<File> {
+    let stat = rustix::fs::fstat(&fd)?;
+    if !FileType::from_raw_mode(stat.st_mode).is_file() {
+        return Err(io::Error::other(NOT_A_FILE));
+    }
+    Ok(File::from(fd))
 }
 
 /// A folder tree being received (batch mode): a top folder made anew in the
@@ -661,7 +673,8 @@ impl DropFolder {
     /// Opens `name` in the folder of parts (made if missing), created if
     /// missing, with `access` (`APPEND` for a record several batches add
     /// lines to); under the staging lock, so that the folder is not removed
-    /// before the file is in it.
+    /// before the file is in it. Fails with [`NOT_A_FILE`] for anything but a
+    /// regular file there (a named pipe would hold the worker for ever).
     fn open_in_staging(
         &self,
         root: &Dir,
@@ -671,9 +684,14 @@ impl DropFolder {
     ) -> io::Result<(Arc<Dir>, File)> {
         let _held = self.staging_lock.lock().expect("staging lock");
         let staging = self.staging(root)?;
-        let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&staging.fd, name, flags, Mode::from_raw_mode(mode))?;
-        Ok((staging, File::from(fd)))
+        let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let file = regular(rustix::fs::openat(
+            &staging.fd,
+            name,
+            flags,
+            Mode::from_raw_mode(mode),
+        )?)?;
+        Ok((staging, file))
     }
 
     /// The folder of parts, made if missing.
@@ -1217,6 +1235,57 @@ mod tests {
         let second = folder.begin("second", half).unwrap();
         drop(second);
         assert_eq!(folder.outstanding.load(Ordering::SeqCst), 0);
+    }
+
+    /// Runs `work` and returns what it gives, failing if it takes seconds (it
+    /// would be waiting on a named pipe for ever).
+    fn soon<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(work()));
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("waited on a named pipe")
+    }
+
+    fn fifo(path: &Path) {
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            path,
+            FileType::Fifo,
+            Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+    }
+
+    /// Named pipes put in the drop folder where the server reads or writes
+    /// (a part, a folder's record, a small file of a folder taken up again)
+    /// are refused at once: a worker waiting on one would wait for ever.
+    #[test]
+    fn named_pipes_in_the_drop_folder_are_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let hash = "ab".repeat(32);
+        fs::create_dir(dir.path().join(STAGING)).unwrap();
+        fifo(&dir.path().join(STAGING).join(format!("{hash}-100")));
+        let part = folder.clone();
+        let err = soon(move || part.begin_resumable("big.bin", &hash, 100).map(drop)).unwrap_err();
+        assert!(err.to_string().contains(NOT_A_FILE), "{err}");
+
+        let tree = folder.new_tree("photos").unwrap();
+        folder.note_folder("k", &tree, None).unwrap();
+        fifo(&dir.path().join("photos/x.txt"));
+        let (there, taken_up) = soon(move || {
+            (
+                tree.small_file_there(&[], "x.txt"),
+                tree.folder.noted_folder("k").is_some(),
+            )
+        });
+        assert_eq!(there, None);
+        assert!(taken_up, "the record, a file, is read");
+        let record = dir.path().join(STAGING).join(noted::file_name("k"));
+        fs::remove_file(&record).unwrap();
+        fifo(&record);
+        assert!(soon(move || folder.noted_folder("k").is_none()));
     }
 
     /// A file of a tree does not look at the drop folder itself before it is

@@ -7,14 +7,13 @@
 //! content, and is compared with the file in the folder. Removed once the
 //! folder is finished; expired with the parts after a day without a write.
 
-use std::fs::File;
 use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::fs::{AtFlags, OFlags};
 use serde::{Deserialize, Serialize};
 
-use super::{open_below, Dir, DropFolder, Tree};
+use super::{open_below, open_regular, Dir, DropFolder, Tree};
 use crate::protocol::batch;
 
 /// The first line: which top folder it is.
@@ -28,7 +27,7 @@ struct Top {
 /// The small files whose content the folder may be compared with, read whole to hash.
 const COMPARED_UP_TO: u64 = batch::WORTH_RESUMING;
 
-fn file_name(key: &str) -> String {
+pub(super) fn file_name(key: &str) -> String {
     format!("folder-{}", batch::hex(&blake3::hash(key.as_bytes())))
 }
 
@@ -74,16 +73,8 @@ impl DropFolder {
     pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<String>)> {
         let root = self.dir().ok()?;
         let staging = Self::staging_if_any(&root)?;
-        let fd = rustix::fs::openat(
-            &staging.fd,
-            file_name(key).as_str(),
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let mut lines = io::BufReader::new(File::from(fd))
-            .lines()
-            .map_while(Result::ok);
+        let file = open_regular(&staging, &file_name(key)).ok()?;
+        let mut lines = io::BufReader::new(file).lines().map_while(Result::ok);
         let top: Top = serde_json::from_str(&lines.next()?).ok()?;
         // One safe name, as this server wrote it: never a path.
         if crate::names::safe_file_name(top.top.as_bytes()) != top.top {
@@ -112,19 +103,12 @@ impl Tree {
         for component in components {
             dir = open_below(&dir, component).ok()?;
         }
-        let fd = rustix::fs::openat(
-            &dir.fd,
-            name,
-            OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok()?;
-        let stat = rustix::fs::fstat(&fd).ok()?;
-        let size = u64::try_from(stat.st_size).ok()?;
-        if !FileType::from_raw_mode(stat.st_mode).is_file() || size >= COMPARED_UP_TO {
+        let file = open_regular(&dir, name).ok()?;
+        let size = file.metadata().ok()?.len();
+        if size >= COMPARED_UP_TO {
             return None;
         }
-        Some((size, batch::hash_of(&File::from(fd), size).ok()?))
+        Some((size, batch::hash_of(&file, size).ok()?))
     }
 }
 
