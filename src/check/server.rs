@@ -644,7 +644,7 @@ fn send_content(
     Ok(())
 }
 
-/// Files in `dir` whose name starts with `stem` (NAME, NAME.temp, NAME (1).txt...).
+/// Regular files in `dir` whose name starts with `stem` (NAME, NAME.temp, NAME (1).txt...).
 fn find_saved(dir: &Path, stem: &str) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();
@@ -652,8 +652,34 @@ fn find_saved(dir: &Path, stem: &str) -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(stem))
+        // Regular files only: reading a named pipe would wait past every bound.
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
         .map(|e| e.path())
         .collect();
     found.sort();
     found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_regular_files_count_as_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.txt.temp"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("notes (1).txt")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("notes.txt"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            find_saved(dir.path(), "notes"),
+            [dir.path().join("notes.txt.temp")]
+        );
+    }
 }
