@@ -479,27 +479,28 @@ pub struct Adopted {
 /// BLAKE3 of a claimed file's `size` bytes.
 fn hash_claimed(claim: &Claim, size: u64) -> Result<String, String> {
     let reading = |e: io::Error| format!("reading the claimed file: {e}");
-    let file = open_regular(&claim.root, &claim.name).map_err(reading)?;
+    let (file, _) = open_regular(&claim.root, &claim.name).map_err(reading)?;
     crate::protocol::batch::hash_of(&file, size).map_err(reading)
 }
 
 /// What opening something in the drop folder that is not a regular file says.
 const NOT_A_FILE: &str = "not a regular file";
 
-/// Opens the regular file `name` in `dir` to read it: no link followed, and
-/// without waiting, so that a named pipe put there is refused, not waited on.
-fn open_regular(dir: &Dir, name: &str) -> io::Result<File> {
+/// Opens the regular file `name` in `dir` to read it, with its size: no link
+/// followed, and without waiting, so that a named pipe put there is refused,
+/// not waited on.
+fn open_regular(dir: &Dir, name: &str) -> io::Result<(File, u64)> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
     regular(rustix::fs::openat(&dir.fd, name, flags, Mode::empty())?)
 }
 
-/// `fd` as a file if it is a regular file; [`NOT_A_FILE`] otherwise.
-fn regular(fd: rustix::fd::OwnedFd) -> io::Result<File> {
+/// `fd` as a file, with its size, if it is a regular file; [`NOT_A_FILE`] otherwise.
+fn regular(fd: rustix::fd::OwnedFd) -> io::Result<(File, u64)> {
     let stat = rustix::fs::fstat(&fd)?;
     if !FileType::from_raw_mode(stat.st_mode).is_file() {
         return Err(io::Error::other(NOT_A_FILE));
     }
-    Ok(File::from(fd))
+    Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
 }
 
 /// A folder tree being received (batch mode): a top folder made anew in the
@@ -673,25 +674,26 @@ impl DropFolder {
     /// Opens `name` in the folder of parts (made if missing), created if
     /// missing, with `access` (`APPEND` for a record several batches add
     /// lines to); under the staging lock, so that the folder is not removed
-    /// before the file is in it. Fails with [`NOT_A_FILE`] for anything but a
-    /// regular file there (a named pipe would hold the worker for ever).
+    /// before the file is in it. Returns the folder of parts, the file and the
+    /// size it has. Fails with [`NOT_A_FILE`] for anything but a regular file
+    /// there (a named pipe would hold the worker for ever).
     fn open_in_staging(
         &self,
         root: &Dir,
         name: &str,
         access: OFlags,
         mode: u32,
-    ) -> io::Result<(Arc<Dir>, File)> {
+    ) -> io::Result<(Arc<Dir>, File, u64)> {
         let _held = self.staging_lock.lock().expect("staging lock");
         let staging = self.staging(root)?;
         let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let file = regular(rustix::fs::openat(
+        let (file, size) = regular(rustix::fs::openat(
             &staging.fd,
             name,
             flags,
             Mode::from_raw_mode(mode),
         )?)?;
-        Ok((staging, file))
+        Ok((staging, file, size))
     }
 
     /// The folder of parts, made if missing.
@@ -775,11 +777,10 @@ impl DropFolder {
         };
         // Not opened for appending: splice(2) refuses to write to such a
         // file, and the content would go by hand through a buffer.
-        let (staging, mut file) = self
+        let (staging, mut file, mut held) = self
             .open_in_staging(root, &part, OFlags::RDWR, 0o644)
             .map_err(BeginError::Io)
             .map_err(free_part)?;
-        let mut held = file.metadata().map(|m| m.len()).unwrap_or(0);
         if held > size {
             let _ = file.set_len(0);
             held = 0;

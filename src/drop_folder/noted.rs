@@ -36,14 +36,14 @@ impl DropFolder {
     /// adds `line` (a big file saved in it) if given.
     pub fn note_folder(&self, key: &str, tree: &Tree, line: Option<&str>) -> io::Result<()> {
         let root = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
-        let (_, mut file) = self.open_in_staging(
+        let (_, mut file, size) = self.open_in_staging(
             &root,
             &file_name(key),
             OFlags::WRONLY | OFlags::APPEND,
             0o600,
         )?;
         let mut text = String::new();
-        if file.metadata()?.len() == 0 {
+        if size == 0 {
             let top = Top {
                 top: tree.name.clone(),
                 dev: tree.top.dev,
@@ -73,7 +73,7 @@ impl DropFolder {
     pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<String>)> {
         let root = self.dir().ok()?;
         let staging = Self::staging_if_any(&root)?;
-        let file = open_regular(&staging, &file_name(key)).ok()?;
+        let (file, _) = open_regular(&staging, &file_name(key)).ok()?;
         let mut lines = io::BufReader::new(file).lines().map_while(Result::ok);
         let top: Top = serde_json::from_str(&lines.next()?).ok()?;
         // One safe name, as this server wrote it: never a path.
@@ -103,8 +103,7 @@ impl Tree {
         for component in components {
             dir = open_below(&dir, component).ok()?;
         }
-        let file = open_regular(&dir, name).ok()?;
-        let size = file.metadata().ok()?.len();
+        let (file, size) = open_regular(&dir, name).ok()?;
         if size >= COMPARED_UP_TO {
             return None;
         }
