@@ -67,8 +67,13 @@ impl SafePath {
 
 /// A path's place below its top folder: the key files are remembered by in a folder (B5b).
 fn below_top(path: &SafePath) -> String {
-    let mut parts = path.folders.clone();
-    parts.push(path.name.clone());
+    below_top_as(path, &path.name)
+}
+
+/// The same place under `name`: the path's own name, or the numbered one it got.
+fn below_top_as(path: &SafePath, name: &str) -> String {
+    let mut parts: Vec<&str> = path.folders.iter().map(String::as_str).collect();
+    parts.push(name);
     parts.join("/")
 }
 
@@ -532,17 +537,18 @@ impl Session<'_> {
             .clone()
             .ok_or("a claimed file goes into a folder")?;
         let tree = self.tree(&top)?.clone();
+        let below = below_top(&safe);
         // In a folder taken up again (B5b), the file may be there already.
-        let before = tree.key.as_deref().and_then(|key| self.before(key, &safe));
+        let before = tree
+            .key
+            .as_deref()
+            .and_then(|key| self.before(key, &safe, &below));
         let same = before.as_ref().map(|s| (s.size, s.blake3.as_str()));
         let adopted = tree.adopt(token, &safe.folders, &safe.name, same)?;
         let Some(name) = adopted.name else {
             return Ok(before.map(|s| s.saved_as).unwrap_or_default());
         };
-        let mut saved = vec![tree.name.clone()];
-        saved.extend(safe.folders.iter().cloned());
-        saved.push(name);
-        let saved_as = saved.join("/");
+        let saved_as = format!("{}/{}", tree.name, below_top_as(&safe, &name));
         if let (Some(key), Some(blake3)) = (&tree.key, adopted.blake3) {
             let saved = Saved {
                 size: adopted.size,
@@ -550,7 +556,7 @@ impl Session<'_> {
                 part: None,
                 saved_as: saved_as.clone(),
             };
-            self.worker.unfinished.saved(key, below_top(&safe), saved);
+            self.worker.unfinished.saved(key, below, saved);
         }
         Ok(saved_as)
     }
@@ -600,13 +606,14 @@ impl Session<'_> {
         }
         // In a folder taken up again (B5b), a file saved there before with this
         // content is not written again.
-        let tree_key = self.key_of(safe);
-        if let Some(key) = &tree_key {
-            if let Some(before) = self.before(key, safe) {
+        // Its folder's key, and where it is remembered there.
+        let keyed = self.key_of(safe).map(|key| (key, below_top(safe)));
+        if let Some((key, below)) = &keyed {
+            if let Some(before) = self.before(key, safe, below) {
                 let already = self.already_there(path, &before, size, offset, check);
                 if let Err(FileError::This(_)) = &already {
                     // Not the file saved before: the next run sends it whole.
-                    self.worker.unfinished.forget_file(key, &below_top(safe));
+                    self.worker.unfinished.forget_file(key, below);
                 }
                 if let Some(done) = already? {
                     return Ok(done);
@@ -620,7 +627,7 @@ impl Session<'_> {
             .or(check.before)
             .filter(|_| verify && size >= batch::WORTH_RESUMING);
         let failed = |e: crate::drop_folder::BeginError| FileError::Batch(e.to_string());
-        let ((mut partial, held), prefix) = match &safe.top {
+        let ((mut partial, held), top) = match &safe.top {
             Some(top) => {
                 let tree = self.tree(top).map_err(FileError::Batch)?;
                 let begun = match resumable {
@@ -628,9 +635,7 @@ impl Session<'_> {
                     None => tree.begin(&safe.folders, &safe.name, size).map(|p| (p, 0)),
                 }
                 .map_err(failed)?;
-                let mut prefix = vec![tree.name.clone()];
-                prefix.extend(safe.folders.iter().cloned());
-                (begun, prefix.join("/") + "/")
+                (begun, Some(tree.name.clone()))
             }
             None => {
                 let folder = &self.worker.folder;
@@ -639,7 +644,7 @@ impl Session<'_> {
                     None => folder.begin(&safe.name, size).map(|p| (p, 0)),
                 }
                 .map_err(failed)?;
-                (begun, String::new())
+                (begun, None)
             }
         };
         if offset != held && offset != 0 {
@@ -716,10 +721,13 @@ impl Session<'_> {
                 )));
             }
         }
-        let saved_as = prefix
-            + &partial
-                .keep()
-                .map_err(|e| FileError::This(format!("saving the received file: {e}")))?;
+        let kept = partial
+            .keep()
+            .map_err(|e| FileError::This(format!("saving the received file: {e}")))?;
+        let saved_as = match top {
+            Some(top) => format!("{top}/{}", below_top_as(safe, &kept)),
+            None => kept,
+        };
         let done = Done {
             kept: Kept::Saved {
                 saved_as: Some(saved_as.clone()).filter(|s| s != path),
@@ -729,10 +737,10 @@ impl Session<'_> {
             verified: hash.clone(),
             resumed_from: offset,
         };
-        if let (Some(key), Some(blake3)) = (&tree_key, &hash) {
+        if let (Some((key, below)), Some(blake3)) = (keyed, &hash) {
             self.worker.unfinished.saved(
-                key,
-                below_top(safe),
+                &key,
+                below,
                 Saved {
                     size,
                     blake3: blake3.clone(),
@@ -754,12 +762,12 @@ impl Session<'_> {
         self.trees.get(safe.top.as_ref()?)?.key.clone()
     }
 
-    /// What was saved at `safe` before in the folder of `key` (B5b): as
-    /// remembered, or, in a folder taken up from its record after a restart,
-    /// a small file the folder holds there.
-    fn before(&self, key: &str, safe: &SafePath) -> Option<Saved> {
+    /// What was saved at `safe` (`below` its top folder) before in the folder
+    /// of `key` (B5b): as remembered, or, in a folder taken up from its record
+    /// after a restart, a small file the folder holds there.
+    fn before(&self, key: &str, safe: &SafePath, below: &str) -> Option<Saved> {
         let unfinished = &self.worker.unfinished;
-        if let Some(saved) = unfinished.find(key, &below_top(safe)) {
+        if let Some(saved) = unfinished.find(key, below) {
             return Some(saved);
         }
         if !unfinished.compares_on_disk(key) {
@@ -771,7 +779,7 @@ impl Session<'_> {
             size,
             blake3,
             part: None,
-            saved_as: format!("{}/{}", tree.name, below_top(safe)),
+            saved_as: format!("{}/{below}", tree.name),
         })
     }
 
