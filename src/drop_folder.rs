@@ -483,6 +483,19 @@ fn hash_claimed(claim: &Claim, size: u64) -> Result<String, String> {
     crate::protocol::batch::hash_of(&file, size).map_err(reading)
 }
 
+/// Makes a named pipe at `path`, for tests of what meets one.
+#[cfg(test)]
+pub(crate) fn make_fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        FileType::Fifo,
+        Mode::from_raw_mode(0o600),
+        0,
+    )
+    .unwrap();
+}
+
 /// What opening something in the drop folder that is not a regular file says.
 const NOT_A_FILE: &str = "not a regular file";
 
@@ -1247,17 +1260,6 @@ mod tests {
             .expect("waited on a named pipe")
     }
 
-    fn fifo(path: &Path) {
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            path,
-            FileType::Fifo,
-            Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
-    }
-
     /// Named pipes put in the drop folder where the server reads or writes
     /// (a part, a folder's record, a small file of a folder taken up again)
     /// are refused at once: a worker waiting on one would wait for ever.
@@ -1267,14 +1269,14 @@ mod tests {
         let folder = DropFolder::open(dir.path()).unwrap();
         let hash = "ab".repeat(32);
         fs::create_dir(dir.path().join(STAGING)).unwrap();
-        fifo(&dir.path().join(STAGING).join(format!("{hash}-100")));
+        make_fifo(&dir.path().join(STAGING).join(format!("{hash}-100")));
         let part = folder.clone();
         let err = soon(move || part.begin_resumable("big.bin", &hash, 100).map(drop)).unwrap_err();
         assert!(err.to_string().contains(NOT_A_FILE), "{err}");
 
         let tree = folder.new_tree("photos").unwrap();
         folder.note_folder("k", &tree, None).unwrap();
-        fifo(&dir.path().join("photos/x.txt"));
+        make_fifo(&dir.path().join("photos/x.txt"));
         let (there, taken_up) = soon(move || {
             (
                 tree.small_file_there(&[], "x.txt"),
@@ -1285,7 +1287,7 @@ mod tests {
         assert!(taken_up, "the record, a file, is read");
         let record = dir.path().join(STAGING).join(noted::file_name("k"));
         fs::remove_file(&record).unwrap();
-        fifo(&record);
+        make_fifo(&record);
         assert!(soon(move || folder.noted_folder("k").is_none()));
     }
 

@@ -669,14 +669,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt.temp"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("notes (1).txt")).unwrap();
-        rustix::fs::mknodat(
-            rustix::fs::CWD,
-            dir.path().join("notes.txt"),
-            rustix::fs::FileType::Fifo,
-            rustix::fs::Mode::from_raw_mode(0o600),
-            0,
-        )
-        .unwrap();
+        crate::drop_folder::make_fifo(&dir.path().join("notes.txt"));
         assert_eq!(
             find_saved(dir.path(), "notes"),
             [dir.path().join("notes.txt.temp")]
