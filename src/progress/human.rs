@@ -8,7 +8,7 @@ use indicatif::HumanBytes;
 
 use super::{BatchEnded, Side, Summary, Upload};
 use crate::outcome::{Done, FileReport, Kept};
-use crate::term::{human_duration, human_rate};
+use crate::term::{human_duration, human_rate, plural};
 
 /// What a person reads for an upload: `client  name` on the server, the name sent on the sender.
 pub(super) fn label(upload: &Upload) -> String {
@@ -37,9 +37,8 @@ pub(super) fn batch_line(batch: &BatchEnded, connections: u64) -> String {
         _ => batch.peer.ip().to_string(),
     };
     let mut line = format!(
-        "{who}  {} {}  {}  in {} ({})",
-        batch.saved,
-        plural(batch.saved as usize, "file", "files"),
+        "{who}  {}  {}  in {} ({})",
+        plural(batch.saved, "file", "files"),
         HumanBytes(batch.bytes),
         human_duration(batch.elapsed),
         human_rate(batch.bytes, batch.elapsed)
@@ -294,13 +293,12 @@ struct Folder {
 impl Folder {
     /// `2000 files, 3 already there  saved as photos (1)/  (1 failed, below)`
     fn note(&self) -> String {
+        let files = plural(self.files as u64, "file", "files");
         let mut note = if self.ok == self.files {
-            format!("{} {}", self.files, plural(self.files, "file", "files"))
+            files
         } else if self.ok == 0 {
             format!(
-                "{} {}, {} failed (below)",
-                self.files,
-                plural(self.files, "file", "files"),
+                "{files}, {} failed (below)",
                 if self.files == 1 { "it" } else { "all" }
             )
         } else {
@@ -323,14 +321,6 @@ impl Folder {
             let _ = write!(note, "  ({below} failed, below)");
         }
         note
-    }
-}
-
-fn plural(n: usize, one: &'static str, many: &'static str) -> &'static str {
-    if n == 1 {
-        one
-    } else {
-        many
     }
 }
 
