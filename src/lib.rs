@@ -17,6 +17,7 @@ mod client;
 mod commands;
 mod config;
 mod drop_folder;
+mod file_hash;
 mod names;
 mod outcome;
 mod pace;

@@ -1,4 +1,4 @@
-//! Turning an untrusted name into a safe file name in the drop folder, and into text safe to show.
+//! Turning an untrusted name into a safe file name in the drop folder (and a batch's path into safe components), and into text safe to show.
 
 use std::fmt::Write as _;
 
@@ -156,6 +156,44 @@ pub fn escape_for_terminal(raw: &[u8]) -> String {
     out
 }
 
+/// A path from a batch's frame (PROTOCOL.md B3), made safe: the top folder
+/// (if any), the folders below it, the file's name.
+pub struct SafePath {
+    pub top: Option<String>,
+    pub folders: Vec<String>,
+    pub name: String,
+}
+
+impl SafePath {
+    /// Each component is made safe the way names are; `..`, `.` and empty ones cannot leave the drop folder.
+    pub fn of(path: &str) -> Option<SafePath> {
+        let mut parts: Vec<String> = path
+            .split(['/', '\\'])
+            .filter(|c| !c.is_empty() && *c != "." && *c != "..")
+            .map(|c| safe_file_name(c.as_bytes()))
+            .collect();
+        let name = parts.pop()?;
+        let top = (!parts.is_empty()).then(|| parts.remove(0));
+        Some(SafePath {
+            top,
+            folders: parts,
+            name,
+        })
+    }
+
+    /// Its place below its top folder: the key files are remembered by in a folder (B5b).
+    pub fn below_top(&self) -> String {
+        self.below_top_as(&self.name)
+    }
+
+    /// The same place under `name`: the path's own name, or the numbered one it got.
+    pub fn below_top_as(&self, name: &str) -> String {
+        let mut parts: Vec<&str> = self.folders.iter().map(String::as_str).collect();
+        parts.push(name);
+        parts.join("/")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -271,5 +309,31 @@ mod tests {
             let shown = escape_for_terminal(&raw);
             prop_assert!(!shown.chars().any(|c| c.is_control() || is_invisible_format(c)));
         }
+    }
+
+    #[test]
+    fn paths_stay_inside_and_are_made_safe() {
+        let p = SafePath::of("photos/2024/a.jpg").unwrap();
+        assert_eq!(
+            (p.top.as_deref(), p.folders, p.name.as_str()),
+            (Some("photos"), vec!["2024".to_string()], "a.jpg")
+        );
+        let p = SafePath::of("../../etc/passwd").unwrap();
+        assert_eq!((p.top.as_deref(), p.name.as_str()), (Some("etc"), "passwd"));
+        let p = SafePath::of("/abs//x/./y").unwrap();
+        assert_eq!(
+            (p.top.as_deref(), p.folders, p.name.as_str()),
+            (Some("abs"), vec!["x".to_string()], "y")
+        );
+        let p = SafePath::of("a\\..\\b").unwrap();
+        assert_eq!((p.top.as_deref(), p.name.as_str()), (Some("a"), "b"));
+        let p = SafePath::of("notes.txt").unwrap();
+        assert_eq!((p.top, p.name.as_str()), (None, "notes.txt"));
+        assert!(SafePath::of("../..").is_none());
+        let p = SafePath::of(".hidden/\u{1b}[2J").unwrap();
+        assert_eq!(
+            (p.top.as_deref(), p.name.as_str()),
+            (Some("hidden"), "_[2J")
+        );
     }
 }

@@ -500,7 +500,7 @@ impl Connection<'_> {
             let hashing = config.verify.then(|| {
                 scope.spawn(|| {
                     let mut hasher = blake3::Hasher::new();
-                    batch::hash_from(file, size, &mut hasher)
+                    crate::file_hash::hash_from(file, size, &mut hasher)
                         .map(|()| batch::hex(&hasher.finalize()))
                 })
             });

@@ -68,7 +68,8 @@ pub enum Event {
     Sent { id: u64 },
     /// The upload ended well.
     Finished { id: u64, done: Done },
-    /// Server: a batch connection ended (its files were reported one by one).
+    /// Server: a connection's own row goes: a batch opened (its files get rows of their
+    /// own), or it ended.
     Closed { id: u64 },
     /// Server: a batch ended, with what it came to. The bars tell it in one
     /// line, as they give no line of its own to a small file of a batch.
@@ -81,6 +82,22 @@ pub enum Event {
     Notice(String),
     /// The run is over: the last event.
     Summary(Summary),
+}
+
+impl Event {
+    /// How upload or file `id` ended, for the view: finished, or failed with its reason.
+    pub fn outcome(id: u64, result: &Result<Done, String>) -> Event {
+        match result {
+            Ok(done) => Event::Finished {
+                id,
+                done: done.clone(),
+            },
+            Err(reason) => Event::Failed {
+                id,
+                reason: reason.clone(),
+            },
+        }
+    }
 }
 
 /// What one batch connection came to (PROTOCOL.md B3).

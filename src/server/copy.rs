@@ -134,25 +134,49 @@ impl Copier {
         file: &mut PartialFile,
         size: u64,
         meter: &mut Meter<'_>,
-        mut got: u64,
+        got: u64,
     ) -> Result<(), CopyError> {
         if self.buffer.is_empty() {
             self.buffer = vec![0; BUFFER_SIZE];
         }
-        while got < size {
-            let want = meter.chunk(self.buffer.len(), size - got);
-            let n = match (&*stream).read(&mut self.buffer[..want]) {
-                Ok(0) => return Err(CopyError::Closed { got }),
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(error) => return Err(CopyError::Socket { got, error }),
-            };
-            file.write_all(&self.buffer[..n]).map_err(CopyError::Disk)?;
-            got += n as u64;
-            meter.moved(n as u64, got)?;
-        }
-        Ok(())
+        read_into(
+            &mut &*stream,
+            file,
+            size,
+            meter,
+            &mut self.buffer,
+            got,
+            |_| {},
+        )
     }
+}
+
+/// Copies bytes `got` to `size` from `src` into `file` through `buffer`,
+/// under `meter`, showing each piece to `seen` (a hasher, say) as it goes:
+/// the read, write and count loop of all content that is not spliced.
+pub fn read_into<R: Read>(
+    src: &mut R,
+    file: &mut PartialFile,
+    size: u64,
+    meter: &mut Meter<'_>,
+    buffer: &mut [u8],
+    mut got: u64,
+    mut seen: impl FnMut(&[u8]),
+) -> Result<(), CopyError> {
+    while got < size {
+        let want = meter.chunk(buffer.len(), size - got);
+        let n = match src.read(&mut buffer[..want]) {
+            Ok(0) => return Err(CopyError::Closed { got }),
+            Ok(n) => n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(error) => return Err(CopyError::Socket { got, error }),
+        };
+        file.write_all(&buffer[..n]).map_err(CopyError::Disk)?;
+        seen(&buffer[..n]);
+        got += n as u64;
+        meter.moved(n as u64, got)?;
+    }
+    Ok(())
 }
 
 /// How a splice copy ended.
@@ -214,7 +238,6 @@ impl Copier {
                 }
                 failed @ Spliced::Failed(_) => return failed,
             }
-            file.written(n as u64);
             *got += n as u64;
             if let Err(e) = meter.moved(n as u64, *got) {
                 return Spliced::Failed(e);
@@ -231,7 +254,9 @@ impl Copier {
         let (pipe_read, _) = self.pipe.as_ref().expect("splice needs the pipe");
         let mut left = n;
         while left > 0 {
-            match splice(pipe_read, None, file.file(), None, left, SpliceFlags::MOVE) {
+            let spliced =
+                file.write_with(|f| splice(pipe_read, None, f, None, left, SpliceFlags::MOVE));
+            match spliced {
                 Ok(0) => return Spliced::Failed(CopyError::Disk(ErrorKind::WriteZero.into())),
                 Ok(m) => left -= m,
                 Err(Errno::INTR) => {}

@@ -12,7 +12,6 @@ mod batch;
 mod copy;
 mod intake;
 mod min_rate;
-mod unfinished;
 mod worker;
 
 use std::collections::HashMap;
@@ -180,7 +179,7 @@ impl Server {
         let _ = self.shared.waker.set(Arc::clone(&waker));
         // A stop that came before the waker existed is seen by the intake's first check.
         let (queue, jobs) = crossbeam_channel::bounded::<Upload>(self.config.workers);
-        let unfinished = Arc::new(unfinished::Unfinished::default());
+        let unfinished = Arc::new(batch::unfinished::Unfinished::default());
         let workers: Vec<_> = (0..self.config.workers)
             .map(|n| {
                 let (jobs, waker) = (jobs.clone(), Arc::clone(&waker));
@@ -245,7 +244,9 @@ impl Shared {
             .insert(upload.id, Arc::clone(&upload.stream));
         // Checked after registering, so a stop either sees this connection or is seen here.
         if crate::protocol::batch::is_batch(upload.header.size) && !self.stopping() {
-            tally.add(worker.batch(upload, &self.file_ids, &|| self.stopping()));
+            tally.add(batch::receive(worker, upload, &self.file_ids, &|| {
+                self.stopping()
+            }));
             self.active.lock().expect("active lock").remove(&upload.id);
             self.leave(upload.peer.ip());
             let _ = worker.events.send(Event::Closed { id: upload.id });

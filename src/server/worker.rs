@@ -1,4 +1,4 @@
-//! One upload on the server: read the header, say `go ahead`, stream the content into a partial file, keep it, send the receipt.
+//! One worker of the server's pool, and the classic upload it receives: the header the intake read, `go ahead`, the content into a partial file, kept, the receipt.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use indicatif::HumanBytes;
 
+use super::batch::unfinished::Unfinished;
 use super::copy::{Copier, CopyError, Meter};
-use super::unfinished::Unfinished;
 use super::Upload;
 use crate::config::ServeConfig;
 use crate::drop_folder::{BeginError, DropFolder, PartialFile};
@@ -98,10 +98,7 @@ impl Worker {
 
     /// Tells the render thread how an upload ended.
     pub fn report(&self, id: u64, result: Result<Done, String>) {
-        let _ = self.events.send(match result {
-            Ok(done) => Event::Finished { id, done },
-            Err(reason) => Event::Failed { id, reason },
-        });
+        let _ = self.events.send(Event::outcome(id, &result));
     }
 
     pub(super) fn trace(&self, id: u64, text: impl FnOnce() -> String) {
@@ -198,20 +195,24 @@ impl Worker {
             Some(hint) => format!("{reason}; {hint}"),
             None => reason,
         };
-        if let Some(max) = self.config.max_size {
-            if header.size > max {
-                return Err(with_hint(format!(
-                    "too large: {} announced, the limit is {}",
-                    HumanBytes(header.size),
-                    HumanBytes(max)
-                )));
-            }
-        }
+        over_limit(&self.config, header.size).map_err(with_hint)?;
         let safe = names::safe_file_name(&header.name);
         self.folder.begin(&safe, header.size).map_err(|e| match e {
             BeginError::NoSpace { .. } => with_hint(e.to_string()),
             _ => e.to_string(),
         })
+    }
+}
+
+/// Refuses a file announced larger than `--max-size`, in the words both kinds of upload use.
+pub(super) fn over_limit(config: &ServeConfig, size: u64) -> Result<(), String> {
+    match config.max_size {
+        Some(max) if size > max => Err(format!(
+            "too large: {} announced, the limit is {}",
+            HumanBytes(size),
+            HumanBytes(max)
+        )),
+        _ => Ok(()),
     }
 }
 

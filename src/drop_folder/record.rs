@@ -1,42 +1,68 @@
-//! Folders batches are filling, written down beside the parts (PROTOCOL.md B5b), so that a server started again can take an unfinished one up.
+//! Folder records (PROTOCOL.md B5b): each folder batches are filling, written down beside the parts, so that a server started again can take an unfinished one up.
 //!
 //! One file per folder, `.ftx-partial/folder-HASH` (HASH: BLAKE3 of the
 //! sender's key, so that no client string names a file), of JSON lines: the
-//! top folder first (its name and which folder it is), then every big file
-//! saved in it. Small files need no line: their hash comes before their
-//! content, and is compared with the file in the folder. Removed once the
-//! folder is finished; expired with the parts after a day without a write.
+//! top folder first ([`TopLine`]: its name and which folder it is), then
+//! every big file saved in it ([`FileLine`]). Small files need no line: their
+//! hash comes before their content, and is compared with the file in the
+//! folder. Removed once the folder is finished; expired with the parts after
+//! a day without a write. Both line kinds are written and read here only.
 
 use std::io::{self, BufRead, Write};
-use std::sync::Arc;
 
 use rustix::fs::{AtFlags, OFlags};
 use serde::{Deserialize, Serialize};
 
-use super::{open_below, open_regular, Dir, DropFolder, Tree};
-use crate::protocol::batch;
+use super::dir::{open_below, open_regular};
+use super::tree::Tree;
+use super::DropFolder;
+
+/// A file saved in a keyed folder: what a later batch compares a file with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saved {
+    pub size: u64,
+    pub blake3: String,
+    /// The key of its part (B8), for a big file.
+    pub part: Option<String>,
+    /// Where it is, from the drop folder.
+    pub saved_as: String,
+}
 
 /// The first line: which top folder it is.
 #[derive(Serialize, Deserialize)]
-struct Top {
+struct TopLine {
     top: String,
     dev: u64,
     ino: u64,
 }
 
-/// The small files whose content the folder may be compared with, read whole to hash.
-const COMPARED_UP_TO: u64 = batch::WORTH_RESUMING;
+/// A big file saved, as its folder's record holds it: its path below the top folder.
+#[derive(Serialize, Deserialize)]
+struct FileLine {
+    path: String,
+    #[serde(flatten)]
+    saved: Saved,
+}
 
 pub(super) fn file_name(key: &str) -> String {
-    format!("folder-{}", batch::hex(&blake3::hash(key.as_bytes())))
+    format!(
+        "folder-{}",
+        crate::protocol::batch::hex(&blake3::hash(key.as_bytes()))
+    )
 }
 
 impl DropFolder {
     /// Writes down that `tree` is filled for `key`, if not written yet, and
-    /// adds `line` (a big file saved in it) if given.
-    pub fn note_folder(&self, key: &str, tree: &Tree, line: Option<&str>) -> io::Result<()> {
+    /// adds `file` (a big file saved in it: its path below the top, and what
+    /// it is) if given.
+    pub fn note_folder(
+        &self,
+        key: &str,
+        tree: &Tree,
+        file: Option<(&str, &Saved)>,
+    ) -> io::Result<()> {
         let root = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
-        let (_, mut file, size) = self.open_in_staging(
+        let (_, mut record, size) = self.open_in_staging(
             &root,
             &file_name(key),
             OFlags::WRONLY | OFlags::APPEND,
@@ -44,7 +70,7 @@ impl DropFolder {
         )?;
         let mut text = String::new();
         if size == 0 {
-            let top = Top {
+            let top = TopLine {
                 top: tree.name.clone(),
                 dev: tree.top.dev,
                 ino: tree.top.ino,
@@ -52,11 +78,15 @@ impl DropFolder {
             text.push_str(&serde_json::to_string(&top).map_err(io::Error::other)?);
             text.push('\n');
         }
-        if let Some(line) = line {
-            text.push_str(line);
+        if let Some((path, saved)) = file {
+            let line = FileLine {
+                path: path.to_string(),
+                saved: saved.clone(),
+            };
+            text.push_str(&serde_json::to_string(&line).map_err(io::Error::other)?);
             text.push('\n');
         }
-        file.write_all(text.as_bytes())
+        record.write_all(text.as_bytes())
     }
 
     /// Forgets the folder of `key`: it is finished.
@@ -69,13 +99,14 @@ impl DropFolder {
     }
 
     /// The folder written down for `key` by this server or an earlier one, if
-    /// it is still there: its tree, and the lines of the big files saved in it.
-    pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<String>)> {
+    /// it is still there: its tree, and the big files saved in it, by path
+    /// below the top (lines that cannot be read are passed over).
+    pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<(String, Saved)>)> {
         let root = self.dir().ok()?;
         let staging = Self::staging_if_any(&root)?;
         let (file, _) = open_regular(&staging, &file_name(key)).ok()?;
         let mut lines = io::BufReader::new(file).lines().map_while(Result::ok);
-        let top: Top = serde_json::from_str(&lines.next()?).ok()?;
+        let top: TopLine = serde_json::from_str(&lines.next()?).ok()?;
         // One safe name, as this server wrote it: never a path.
         if crate::names::safe_file_name(top.top.as_bytes()) != top.top {
             return None;
@@ -91,23 +122,29 @@ impl DropFolder {
             top: dir,
             key: Some(key.to_string()),
         };
-        Some((tree, lines.collect()))
+        let files = lines
+            .filter_map(|line| serde_json::from_str::<FileLine>(&line).ok())
+            .map(|line| (line.path, line.saved))
+            .collect();
+        Some((tree, files))
     }
 }
 
 impl Tree {
-    /// The size and BLAKE3 of the small regular file at `components`/`name`
-    /// in this folder, if there is one (nothing is made, no link followed).
-    pub fn small_file_there(&self, components: &[String], name: &str) -> Option<(u64, String)> {
-        let mut dir: Arc<Dir> = Arc::clone(&self.top);
-        for component in components {
-            dir = open_below(&dir, component).ok()?;
+    /// Writes down (B5b) that it is being filled for its key, and `file` (a
+    /// big file saved in it) if given: a server started again can take it
+    /// up. Without a key, nothing.
+    pub fn note(&self, file: Option<(&str, &Saved)>) {
+        if let Some(key) = &self.key {
+            let _ = self.folder.note_folder(key, self, file);
         }
-        let (file, size) = open_regular(&dir, name).ok()?;
-        if size >= COMPARED_UP_TO {
-            return None;
+    }
+
+    /// Forgets what [`Tree::note`] wrote: the folder is finished.
+    pub fn forget(&self) {
+        if let Some(key) = &self.key {
+            self.folder.forget_folder(key);
         }
-        Some((size, batch::hash_of(&file, size).ok()?))
     }
 }
 
@@ -115,23 +152,37 @@ impl Tree {
 mod tests {
     use super::*;
 
+    fn big(blake3: &str) -> Saved {
+        Saved {
+            size: 70_000,
+            blake3: blake3.into(),
+            part: Some("p".into()),
+            saved_as: "photos/a".into(),
+        }
+    }
+
     #[test]
     fn a_folder_written_down_is_found_again_by_another_server_until_forgotten() {
         let dir = tempfile::tempdir().unwrap();
         let folder = DropFolder::open(dir.path()).unwrap();
         let tree = folder.new_tree("photos").unwrap();
         folder.note_folder("k", &tree, None).unwrap();
-        folder.note_folder("k", &tree, Some("{\"a\":1}")).unwrap();
+        folder
+            .note_folder("k", &tree, Some(("a", &big("h"))))
+            .unwrap();
         std::fs::create_dir(dir.path().join("photos/sub")).unwrap();
         std::fs::write(dir.path().join("photos/sub/x.txt"), b"small").unwrap();
 
         // Another server, the same drop folder.
         let again = DropFolder::open(dir.path()).unwrap();
-        let (tree, lines) = again.noted_folder("k").expect("written down");
+        let (tree, files) = again.noted_folder("k").expect("written down");
         assert_eq!(tree.name, "photos");
-        assert_eq!(lines, ["{\"a\":1}"]);
+        assert_eq!(files, [("a".to_string(), big("h"))]);
         let there = tree.small_file_there(&["sub".to_string()], "x.txt");
-        assert_eq!(there, Some((5, batch::hex(&blake3::hash(b"small")))));
+        assert_eq!(
+            there,
+            Some((5, crate::protocol::batch::hex(&blake3::hash(b"small"))))
+        );
         assert_eq!(tree.small_file_there(&[], "x.txt"), None);
         assert!(again.noted_folder("other key").is_none());
 

@@ -8,7 +8,7 @@
 //! off or a file failed, the next top frame with the same key gets the same
 //! folder back, and a file already saved there with the same size and hash
 //! is answered as saved without being written again. Each folder is also
-//! written down beside the parts, with its big files (`drop_folder::noted`):
+//! written down beside the parts, with its big files (`drop_folder::record`):
 //! a server started again takes it up from there, comparing small files with
 //! what the folder holds.
 
@@ -16,12 +16,10 @@ use std::collections::HashMap;
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use crate::drop_folder::{DropFolder, Saved, Tree, STAGING_LIFE, TOKEN_LIFE};
 
-use crate::drop_folder::{DropFolder, Tree};
-
-/// How long an unfinished folder can be taken up again.
-const LIFE: Duration = Duration::from_secs(24 * 3600);
+/// How long an unfinished folder can be taken up again: as long as its record is kept.
+const LIFE: Duration = STAGING_LIFE;
 /// How long taking up a folder waits for the batches still filling it once one of them broke off.
 const SIBLINGS_WAIT: Duration = Duration::from_secs(5);
 /// How many folders are remembered; the oldest goes first.
@@ -32,33 +30,14 @@ const MAX_FOLDERS: usize = 256;
 const MAX_FILES: usize = 100_000;
 const MAX_FILES_IN_ALL: usize = 400_000;
 
-/// How long a finished folder is remembered for batches joining it late (a join token's life).
-const JOIN_LIFE: Duration = Duration::from_secs(600);
+/// How long a finished folder is remembered for batches joining it late: a share token's life.
+const JOIN_LIFE: Duration = TOKEN_LIFE;
 
 /// Forgets folders nobody fills that are finished and past [`JOIN_LIFE`], or past [`LIFE`].
 fn forget_idle(folders: &mut HashMap<String, Folder>) {
     folders.retain(|_, f| {
         f.users > 0 || (f.at.elapsed() < LIFE && (f.broken || f.at.elapsed() < JOIN_LIFE))
     });
-}
-
-/// A file saved in a keyed folder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Saved {
-    pub size: u64,
-    pub blake3: String,
-    /// The key of its part (B8), for a big file.
-    pub part: Option<String>,
-    /// Where it is, from the drop folder.
-    pub saved_as: String,
-}
-
-/// A big file saved, as its folder's record holds it.
-#[derive(Serialize, Deserialize)]
-struct Line {
-    path: String,
-    #[serde(flatten)]
-    saved: Saved,
 }
 
 #[derive(Debug)]
@@ -121,15 +100,13 @@ impl Unfinished {
         forget_idle(&mut folders);
         if !folders.contains_key(key) {
             // Written down by a server that stopped before it was finished.
-            let (tree, lines) = drop_folder.noted_folder(key)?;
+            let (tree, files) = drop_folder.noted_folder(key)?;
             let mut folder = Folder::new(tree);
             folder.users = 0;
             folder.broken = true;
             folder.from_record = true;
-            for line in lines {
-                if let Ok(Line { path, saved }) = serde_json::from_str::<Line>(&line) {
-                    folder.add(path, saved);
-                }
+            for (path, saved) in files {
+                folder.add(path, saved);
             }
             folders.insert(key.to_string(), folder);
         }
@@ -224,14 +201,9 @@ impl Unfinished {
             return;
         }
         if saved.part.is_some() {
-            let line = Line { path, saved };
-            if let Ok(text) = serde_json::to_string(&line) {
-                folder.tree.note(Some(&text));
-            }
-            folder.add(line.path, line.saved);
-        } else {
-            folder.add(path, saved);
+            folder.tree.note(Some((&path, &saved)));
         }
+        folder.add(path, saved);
     }
 
     /// Whether the small files of the folder of `key` are to be compared

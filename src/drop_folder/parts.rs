@@ -1,0 +1,190 @@
+//! Resumable parts (PROTOCOL.md B8): where a big verified file of a batch is received, `.ftx-partial/KEY-SIZE`, kept when the batch breaks off so that a later one resumes it.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, Seek};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rustix::fs::{AtFlags, FileType, Mode, OFlags};
+use rustix::io::Errno;
+
+use super::dir::{open_below, regular, Dir};
+use super::partial::{PartialFile, Temp};
+use super::{BeginError, DropFolder};
+
+/// Where parts of batch files wait to be resumed, and folder records are kept (B5b).
+pub(super) const STAGING: &str = ".ftx-partial";
+
+/// A part or a folder's record not written to for this long is removed, and
+/// an unfinished folder is no longer taken up again (B5b, B8).
+pub const STAGING_LIFE: Duration = Duration::from_secs(24 * 3600);
+
+/// The parts being written, and the lock that keeps their folder in place.
+#[derive(Debug, Default)]
+pub(super) struct Parts {
+    /// Parts being written now: a second batch resuming one of them starts afresh instead.
+    busy: Mutex<HashSet<String>>,
+    /// Held while the folder of parts is made and a part created in it, and
+    /// while it is removed once empty, so that one batch never removes it
+    /// under another.
+    staging_lock: Mutex<()>,
+}
+
+impl DropFolder {
+    /// The folder of parts, if there is one.
+    pub(super) fn staging_if_any(root: &Dir) -> Option<Arc<Dir>> {
+        open_below(root, STAGING).ok()
+    }
+
+    /// Removes the folder of parts once it holds none, so that it is there only while needed.
+    pub(super) fn tidy_staging(&self, root: &Dir) {
+        let _held = self.parts.staging_lock.lock().expect("staging lock");
+        let _ = rustix::fs::unlinkat(&root.fd, STAGING, AtFlags::REMOVEDIR);
+    }
+
+    /// Opens `name` in the folder of parts (made if missing), created if
+    /// missing, with `access` (`APPEND` for a record several batches add
+    /// lines to); under the staging lock, so that the folder is not removed
+    /// before the file is in it. Returns the folder of parts, the file and the
+    /// size it has. Fails with "not a regular file" for anything but a regular
+    /// file there (a named pipe would hold the worker for ever).
+    pub(super) fn open_in_staging(
+        &self,
+        root: &Dir,
+        name: &str,
+        access: OFlags,
+        mode: u32,
+    ) -> io::Result<(Arc<Dir>, File, u64)> {
+        let _held = self.parts.staging_lock.lock().expect("staging lock");
+        let staging = Self::staging(root)?;
+        let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let (file, size) = regular(rustix::fs::openat(
+            &staging.fd,
+            name,
+            flags,
+            Mode::from_raw_mode(mode),
+        )?)?;
+        Ok((staging, file, size))
+    }
+
+    /// The folder of parts, made if missing.
+    fn staging(root: &Dir) -> io::Result<Arc<Dir>> {
+        match rustix::fs::mkdirat(&root.fd, STAGING, Mode::from_raw_mode(0o700)) {
+            Ok(()) | Err(Errno::EXIST) => {}
+            Err(e) => return Err(e.into()),
+        }
+        open_below(root, STAGING)
+    }
+
+    /// The name of the part of a file with this key and size; `None` for a key that is not 64 hex digits.
+    fn part_name(key: &str, size: u64) -> Option<String> {
+        (key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| format!("{}-{size}", key.to_ascii_lowercase()))
+    }
+
+    /// Bytes held of the file with this key and size, from an earlier batch.
+    pub fn held(&self, key: &str, size: u64) -> u64 {
+        let Some(name) = Self::part_name(key, size) else {
+            return 0;
+        };
+        let Ok(root) = self.dir() else { return 0 };
+        let Some(staging) = Self::staging_if_any(&root) else {
+            return 0;
+        };
+        rustix::fs::statat(&staging.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+            .ok()
+            .filter(|stat| FileType::from_raw_mode(stat.st_mode).is_file())
+            .map_or(0, |stat| u64::try_from(stat.st_size).unwrap_or(0).min(size))
+    }
+
+    /// Removes parts and records nobody wrote to for [`STAGING_LIFE`].
+    pub fn expire_parts(&self) {
+        let Ok(root) = self.dir() else { return };
+        let Some(staging) = Self::staging_if_any(&root) else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(self.path.join(STAGING)) else {
+            return;
+        };
+        let busy = self.parts.busy.lock().expect("parts lock").clone();
+        for entry in entries.filter_map(Result::ok) {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let old = entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STAGING_LIFE));
+            if old && !busy.contains(&name) {
+                let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+            }
+        }
+        self.tidy_staging(&root);
+    }
+
+    /// The part `name` is no longer being written.
+    pub(super) fn part_done(&self, name: &str) {
+        self.parts.busy.lock().expect("parts lock").remove(name);
+    }
+
+    /// Starts, or resumes, a batch file with a known key in its part file;
+    /// returns it and how many bytes it already holds. A part another batch is
+    /// writing now, or a key that cannot name one, gets a fresh unnamed file.
+    pub(super) fn begin_part(
+        &self,
+        root: &Arc<Dir>,
+        dir: Arc<Dir>,
+        safe_name: &str,
+        key: &str,
+        size: u64,
+    ) -> Result<(PartialFile, u64), BeginError> {
+        let Some(part) = Self::part_name(key, size) else {
+            return self.begin_in(root, dir, safe_name, size).map(|p| (p, 0));
+        };
+        if !self
+            .parts
+            .busy
+            .lock()
+            .expect("parts lock")
+            .insert(part.clone())
+        {
+            return self.begin_in(root, dir, safe_name, size).map(|p| (p, 0));
+        }
+        let free_part = |e| {
+            self.part_done(&part);
+            e
+        };
+        // Not opened for appending: splice(2) refuses to write to such a
+        // file, and the content would go by hand through a buffer.
+        let (staging, mut file, mut held) = self
+            .open_in_staging(root, &part, OFlags::RDWR, 0o644)
+            .map_err(BeginError::Io)
+            .map_err(free_part)?;
+        if held > size {
+            let _ = file.set_len(0);
+            held = 0;
+        }
+        // What comes is written after what is held.
+        file.seek(io::SeekFrom::Start(held))
+            .map_err(BeginError::Io)
+            .map_err(free_part)?;
+        let needed = size - held;
+        self.space.reserve(root, needed).map_err(free_part)?;
+        let temp = Temp::Part {
+            staging,
+            name: part,
+        };
+        Ok((self.partial(file, temp, safe_name, dir, root, needed), held))
+    }
+
+    /// Starts, or resumes, a batch file with a known key in its part file, at
+    /// the top of the drop folder; returns it and how many bytes it already holds.
+    pub fn begin_resumable(
+        &self,
+        safe_name: &str,
+        key: &str,
+        size: u64,
+    ) -> Result<(PartialFile, u64), BeginError> {
+        let root = self.dir()?;
+        self.begin_part(&root, Arc::clone(&root), safe_name, key, size)
+    }
+}

@@ -1,0 +1,212 @@
+//! Trees (PROTOCOL.md B5): a top folder made anew in the drop folder for a folder that is sent, the folders below it, and the files moved or received into them.
+
+use std::io;
+use std::sync::Arc;
+
+use rustix::fs::{AtFlags, Mode, RenameFlags};
+use rustix::io::Errno;
+
+use super::dir::{first_free, open_below, open_regular, Dir, Unplaced};
+use super::partial::PartialFile;
+use super::{BeginError, DropFolder};
+
+/// The small files whose content a folder taken up again is compared with
+/// (PROTOCOL.md B5b), read whole to hash: those whose hash comes before them.
+const COMPARED_UP_TO: u64 = crate::protocol::batch::WORTH_RESUMING;
+
+/// A folder tree being received (batch mode): a top folder made anew in the
+/// drop folder, and folders made inside it as paths name them.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub(super) folder: DropFolder,
+    pub(super) root: Arc<Dir>,
+    /// The top folder's name in the drop folder (numbered if the sent one was taken).
+    pub name: String,
+    pub(super) top: Arc<Dir>,
+    /// The sender's key for the folder it fills (PROTOCOL.md B5b).
+    pub key: Option<String>,
+}
+
+/// What became of a claimed file ([`Tree::adopt`]).
+#[derive(Debug)]
+pub struct Adopted {
+    /// The name it got in its folder; `None` if it was there already, and removed.
+    pub name: Option<String>,
+    pub size: u64,
+    /// Its BLAKE3, in a folder known by a key.
+    pub blake3: Option<String>,
+}
+
+/// Why a claimed file was not moved into its folder.
+#[derive(Debug)]
+pub enum AdoptError {
+    /// The token is unknown, used or expired.
+    NoClaim,
+    /// The file saved is gone from the drop folder.
+    Gone(io::Error),
+    /// A file of that name is there, but not the one that was saved.
+    NotTheSame,
+    /// Reading it to hash it failed.
+    Reading(io::Error),
+    /// Making the folder it goes into failed.
+    Folder(io::Error),
+    /// Moving it failed (its name and every numbered one taken included).
+    Moving(io::Error),
+}
+
+impl DropFolder {
+    /// Makes a new top folder for a tree that is sent (batch mode): `name`, or
+    /// `name (1)`, `name (2)`... when taken, so that nothing already there is
+    /// ever written into. `name` must come from [`crate::names::safe_file_name`].
+    pub fn new_tree(&self, name: &str) -> Result<Tree, BeginError> {
+        let root = self.dir()?;
+        let made = first_free(name, |candidate| {
+            rustix::fs::mkdirat(&root.fd, candidate, Mode::from_raw_mode(0o755))
+        });
+        let name = match made {
+            Ok(name) => name,
+            Err(Unplaced::Failed(e)) => return Err(BeginError::Io(e.into())),
+            Err(Unplaced::AllTaken) => return Err(BeginError::Io(super::dir::all_taken(name))),
+        };
+        let top = open_below(&root, &name).map_err(BeginError::Io)?;
+        Ok(Tree {
+            folder: self.clone(),
+            root,
+            name,
+            top,
+            key: None,
+        })
+    }
+}
+
+impl Tree {
+    /// Whether its top folder is still there, in the drop folder now at its path.
+    pub fn exists(&self) -> bool {
+        self.top.exists()
+            && self
+                .folder
+                .dir()
+                .is_ok_and(|now| Arc::ptr_eq(&now, &self.root))
+    }
+
+    /// Makes the folder at `components` below the top (and those above it).
+    pub fn make(&self, components: &[String]) -> io::Result<()> {
+        self.folder(components).map(drop)
+    }
+
+    /// The folder at `components` below the top (made if missing), never through a link.
+    fn folder(&self, components: &[String]) -> io::Result<Arc<Dir>> {
+        let mut dir = Arc::clone(&self.top);
+        for name in components {
+            match rustix::fs::mkdirat(&dir.fd, name.as_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(e.into()),
+            }
+            dir = open_below(&dir, name)?;
+        }
+        Ok(dir)
+    }
+
+    /// Moves the file a claim token names into the folder at `components`, as
+    /// `safe_name` (or a numbered variant). In a folder known by a key
+    /// (PROTOCOL.md B5b) the file is hashed first, and if `before` (the size
+    /// and BLAKE3 of what was saved there before) is its content, it is
+    /// removed instead: it is there already.
+    pub fn adopt(
+        &self,
+        token: &str,
+        components: &[String],
+        safe_name: &str,
+        before: Option<(u64, &str)>,
+    ) -> Result<Adopted, AdoptError> {
+        let claim = self
+            .folder
+            .take_claim(token, &self.root)
+            .ok_or(AdoptError::NoClaim)?;
+        let stat = rustix::fs::statat(
+            &claim.root.fd,
+            claim.name.as_str(),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .map_err(|e| AdoptError::Gone(e.into()))?;
+        if (stat.st_dev, stat.st_ino) != (claim.dev, claim.ino) {
+            return Err(AdoptError::NotTheSame);
+        }
+        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        let blake3 = match &self.key {
+            Some(_) => {
+                let (file, _) =
+                    open_regular(&claim.root, &claim.name).map_err(AdoptError::Reading)?;
+                Some(crate::file_hash::hash_of(&file, size).map_err(AdoptError::Reading)?)
+            }
+            None => None,
+        };
+        if let (Some((size_before, before)), Some(blake3)) = (before, &blake3) {
+            if size_before == size && before.eq_ignore_ascii_case(blake3) {
+                let _ = rustix::fs::unlinkat(&claim.root.fd, claim.name.as_str(), AtFlags::empty());
+                return Ok(Adopted {
+                    name: None,
+                    size,
+                    blake3: Some(blake3.clone()),
+                });
+            }
+        }
+        let dir = self.folder(components).map_err(AdoptError::Folder)?;
+        let moved = first_free(safe_name, |candidate| {
+            rustix::fs::renameat_with(
+                &claim.root.fd,
+                claim.name.as_str(),
+                &dir.fd,
+                candidate,
+                RenameFlags::NOREPLACE,
+            )
+        });
+        match moved {
+            Ok(name) => Ok(Adopted {
+                name: Some(name),
+                size,
+                blake3,
+            }),
+            Err(Unplaced::Failed(e)) => Err(AdoptError::Moving(e.into())),
+            Err(Unplaced::AllTaken) => Err(AdoptError::Moving(super::dir::all_taken(safe_name))),
+        }
+    }
+
+    /// [`DropFolder::begin_resumable`] in the folder at `components`.
+    pub fn begin_resumable(
+        &self,
+        components: &[String],
+        safe_name: &str,
+        hash: &str,
+        size: u64,
+    ) -> Result<(PartialFile, u64), BeginError> {
+        let dir = self.folder(components).map_err(BeginError::Io)?;
+        self.folder
+            .begin_part(&self.root, dir, safe_name, hash, size)
+    }
+
+    /// Starts a file `safe_name` in the folder at `components`.
+    pub fn begin(
+        &self,
+        components: &[String],
+        safe_name: &str,
+        size: u64,
+    ) -> Result<PartialFile, BeginError> {
+        let dir = self.folder(components).map_err(BeginError::Io)?;
+        self.folder.begin_in(&self.root, dir, safe_name, size)
+    }
+
+    /// The size and BLAKE3 of the small regular file at `components`/`name`
+    /// in this folder, if there is one (nothing is made, no link followed).
+    pub fn small_file_there(&self, components: &[String], name: &str) -> Option<(u64, String)> {
+        let mut dir: Arc<Dir> = Arc::clone(&self.top);
+        for component in components {
+            dir = open_below(&dir, component).ok()?;
+        }
+        let (file, size) = open_regular(&dir, name).ok()?;
+        if size >= COMPARED_UP_TO {
+            return None;
+        }
+        Some((size, crate::file_hash::hash_of(&file, size).ok()?))
+    }
+}
