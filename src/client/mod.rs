@@ -1,6 +1,7 @@
 //! The sender as a library: plan what each file is sent as, upload them `jobs` at a time, and return what came of each, in the order given.
 
 mod batch;
+mod connect;
 mod upload;
 mod verdict;
 
@@ -387,7 +388,7 @@ pub fn upload_all(
 }
 
 /// The path as given, safe to print.
-fn shown_path(path: &Path) -> String {
+pub(super) fn shown_path(path: &Path) -> String {
     names::escape_for_terminal(path.as_os_str().as_bytes())
 }
 

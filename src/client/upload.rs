@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
+use super::connect::{self, Opening};
 use super::{shown_path, verdict, Learned, Planned};
 use crate::config::SendConfig;
 use crate::outcome::{Done, Kept};
@@ -21,13 +22,6 @@ const SLICE: usize = 8 * 1024 * 1024;
 
 /// How long to wait for the rest of a reply that is not `go ahead`.
 const REST_OF_REPLY: Duration = Duration::from_secs(1);
-
-/// The first pause before asking a busy server again, and the longest.
-const FIRST_RETRY: Duration = Duration::from_millis(100);
-const LAST_RETRY: Duration = Duration::from_secs(2);
-
-/// How an ftx server's refusal starts when it is busy, not unwilling.
-const BUSY: &[u8] = b"refused: too many connections";
 
 /// One upload and what it needs.
 pub(super) struct Upload<'a> {
@@ -58,16 +52,7 @@ impl Upload<'_> {
             peer: None,
         });
         let result = self.exchange();
-        let _ = self.events.send(match &result {
-            Ok(done) => Event::Finished {
-                id: self.id,
-                done: done.clone(),
-            },
-            Err(reason) => Event::Failed {
-                id: self.id,
-                reason: reason.clone(),
-            },
-        });
+        let _ = self.events.send(Event::outcome(self.id, &result));
         result
     }
 
@@ -148,36 +133,18 @@ impl Upload<'_> {
     /// the upload away for being busy (`--per-ip`) is asked again, with pauses
     /// that double, for up to `--timeout`.
     fn open(&self, header: &Header) -> Result<TcpStream, String> {
-        let deadline = Instant::now() + self.config.timeout;
-        let mut pause = FIRST_RETRY;
-        loop {
-            match self.try_open(header) {
-                Ok(stream) => return Ok(stream),
-                Err(Opening::Failed(reason)) => return Err(reason),
-                Err(Opening::Busy(reason)) => {
-                    if Instant::now() + pause > deadline {
-                        return Err(format!(
-                            "{reason}; still busy after {}: send fewer files at once (-j 1)",
-                            human_duration(self.config.timeout)
-                        ));
-                    }
-                    self.trace(|| {
-                        format!(
-                            "the server is busy; trying again in {}",
-                            human_duration(pause)
-                        )
-                    });
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(LAST_RETRY);
-                }
-            }
-        }
+        connect::with_retry(
+            self.config,
+            |text| self.trace(|| text),
+            || self.try_open(header),
+        )
     }
 
     fn try_open(&self, header: &Header) -> Result<TcpStream, Opening> {
         let to = &self.config.to;
         let timeout = self.config.timeout;
-        let mut stream = self.connect().map_err(Opening::Failed)?;
+        let mut stream = connect::connect(self.config, self.addresses, self.unreachable)
+            .map_err(Opening::Failed)?;
         self.trace(|| format!("{}: connected to {to}", self.planned.shown()));
         // The header is one small write that the server waits for: send it at once.
         let _ = stream.set_nodelay(true);
@@ -192,37 +159,6 @@ impl Upload<'_> {
         }
         self.read_reply(&mut stream)?;
         Ok(stream)
-    }
-
-    /// Connects to the first address that answers. When none does, says why
-    /// once per run: the files after it fail at once, without trying again.
-    fn connect(&self) -> Result<TcpStream, String> {
-        if self.unreachable.get().is_some() {
-            return Err("not sent: the server cannot be reached (see the first failure)".into());
-        }
-        let mut last = None;
-        for addr in self.addresses {
-            match TcpStream::connect_timeout(addr, self.config.timeout) {
-                Ok(stream) => return Ok(stream),
-                Err(e) => last = Some(e),
-            }
-        }
-        let to = &self.config.to;
-        let reason = match last {
-            Some(e) if e.kind() == ErrorKind::ConnectionRefused => format!(
-                "cannot connect to {to}: nothing is listening there (is the server running, on that port?)"
-            ),
-            Some(e) if protocol::is_timeout(&e) => format!(
-                "cannot connect to {to}: no answer within {} (is the address right, and no firewall in the way?)",
-                human_duration(self.config.timeout)
-            ),
-            Some(e) => format!("cannot connect to {to}: {e}"),
-            None => format!("cannot connect to {to}: it has no address"),
-        };
-        if self.unreachable.set(reason.clone()).is_err() {
-            return Err("not sent: the server cannot be reached (see the first failure)".into());
-        }
-        Err(reason)
     }
 
     /// Waits for `go ahead`. A client queued behind busy workers legitimately
@@ -243,11 +179,7 @@ impl Upload<'_> {
                 let _ = stream.set_read_timeout(Some(REST_OF_REPLY));
                 bad.read_rest(stream);
                 self.trace(|| format!("{to} → client  {}", protocol::hex(&bad.got, 16)));
-                if bad.got.starts_with(BUSY) {
-                    Err(Opening::Busy(bad.to_string()))
-                } else {
-                    Err(Opening::Failed(bad.to_string()))
-                }
+                Err(Opening::refused(&bad.got, bad.to_string()))
             }
             Err(ReplyError::Io(e)) if protocol::is_timeout(&e) => Err(Opening::Failed(format!(
                 "no reply within {}: the server may be busy with other uploads (wait longer with --timeout 5m)",
@@ -259,13 +191,6 @@ impl Upload<'_> {
             ))),
         }
     }
-}
-
-/// Why an upload could not start.
-enum Opening {
-    /// The server turned it away for now (too many connections from here): worth asking again.
-    Busy(String),
-    Failed(String),
 }
 
 /// Opens a file to send, saying plainly why not; with what it is now (its size, say).

@@ -217,7 +217,6 @@ mod tests {
     use super::space::{FreeReading, FREE_READING_FOR};
     use super::*;
     use std::fs;
-    use std::io::Write;
     use std::sync::atomic::Ordering;
 
     fn entries(dir: &Path) -> Vec<String> {
