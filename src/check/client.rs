@@ -8,7 +8,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::wire::{self, Heard};
-use super::{leftovers, Case, Failure, Verdict};
+use super::{leftovers, Case, CaseFailure, Verdict};
 use crate::noise::Noise;
 use crate::protocol::{self, Header, GO_AHEAD, SIZE_LEN};
 
@@ -139,11 +139,11 @@ impl Lab {
     }
 
     /// Runs the client on a fresh file in a fresh folder and serves it as `reply` says.
-    fn play(&self, content: &[u8], reply: Reply) -> Result<Seen, Failure> {
-        let folder =
-            tempfile::tempdir().map_err(|e| Failure::new("a scratch folder", e.to_string(), ""))?;
+    fn play(&self, content: &[u8], reply: Reply) -> Result<Seen, CaseFailure> {
+        let folder = tempfile::tempdir()
+            .map_err(|e| CaseFailure::new("a scratch folder", e.to_string(), ""))?;
         std::fs::write(folder.path().join(FILE_NAME), content)
-            .map_err(|e| Failure::new("a test file", e.to_string(), ""))?;
+            .map_err(|e| CaseFailure::new("a test file", e.to_string(), ""))?;
         let mut child = self.start(folder.path())?;
         let stream = match self.accept(&mut child) {
             Ok(stream) => stream,
@@ -174,7 +174,7 @@ impl Lab {
         })
     }
 
-    fn start(&self, folder: &Path) -> Result<Child, Failure> {
+    fn start(&self, folder: &Path) -> Result<Child, CaseFailure> {
         let port = self
             .listener
             .local_addr()
@@ -188,7 +188,7 @@ impl Lab {
         };
         let args: Vec<String> = self.command.iter().map(fill).collect();
         let stderr = std::fs::File::create(folder.join(".ftx-check-stderr"))
-            .map_err(|e| Failure::new("a scratch file", e.to_string(), ""))?;
+            .map_err(|e| CaseFailure::new("a scratch file", e.to_string(), ""))?;
         let child = Command::new(&args[0])
             .args(&args[1..])
             .current_dir(folder)
@@ -197,7 +197,7 @@ impl Lab {
             .stderr(stderr)
             .spawn()
             .map_err(|e| {
-                Failure::new(
+                CaseFailure::new(
                     format!("to start {}", args[0]),
                     e.to_string(),
                     "check the command after --: the program and its arguments",
@@ -212,7 +212,7 @@ impl Lab {
     }
 
     /// Waits for the client's connection; a client that exits or never connects fails the case.
-    fn accept(&self, child: &mut Child) -> Result<TcpStream, Failure> {
+    fn accept(&self, child: &mut Child) -> Result<TcpStream, CaseFailure> {
         let deadline = Instant::now() + wire::bounded(self.timeout);
         loop {
             match self.listener.accept() {
@@ -222,17 +222,23 @@ impl Lab {
                     return Ok(stream);
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Failure::new("the client's connection", e.to_string(), "")),
+                Err(e) => {
+                    return Err(CaseFailure::new(
+                        "the client's connection",
+                        e.to_string(),
+                        "",
+                    ))
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
-                return Err(Failure::new(
+                return Err(CaseFailure::new(
                     "the client to connect to the server at {host} {port}",
                     format!("it exited ({status}) without connecting"),
                     "does it take the host and port from its arguments? check {host} and {port} in the command",
                 ));
             }
             if Instant::now() >= deadline {
-                return Err(Failure::new(
+                return Err(CaseFailure::new(
                     "the client to connect",
                     format!("no connection within {}", crate::term::human_duration(self.timeout)),
                     "does it take the host and port from its arguments? check {host} and {port} in the command",
@@ -327,11 +333,11 @@ fn split_header(first: &[u8], before: &[u8]) -> (Option<Header>, usize) {
     }
 }
 
-fn header_of(seen: &Seen) -> Result<Header, Failure> {
+fn header_of(seen: &Seen) -> Result<Header, CaseFailure> {
     split_header(&seen.first, &before_reply(seen))
         .0
         .ok_or_else(|| {
-            Failure::new(
+            CaseFailure::new(
                 "a header: 8 size bytes, then the name",
                 wire::shown(&before_reply(seen)),
                 "send the size (8 bytes, big-endian) and the name in one send()",
@@ -345,7 +351,7 @@ fn sent_early(seen: &Seen) -> usize {
 }
 
 /// C1.
-fn size_is_right(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
+fn size_is_right(seen: &Seen, content: &[u8]) -> Result<(), CaseFailure> {
     let header = header_of(seen)?;
     let size = content.len() as u64;
     if header.size == size {
@@ -355,11 +361,11 @@ fn size_is_right(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
         "send os.path.getsize(name).to_bytes(8, \"big\"): the file's size, 8 bytes, big-endian"
             .into()
     });
-    Err(Failure::new(
-        format!("{} ({size})", protocol::hex(&size.to_be_bytes(), 8)),
+    Err(CaseFailure::new(
+        format!("{} ({size})", protocol::hex_dump(&size.to_be_bytes(), 8)),
         format!(
             "{} ({})",
-            protocol::hex(&header.size.to_be_bytes(), 8),
+            protocol::hex_dump(&header.size.to_be_bytes(), 8),
             header.size
         ),
         hint,
@@ -367,7 +373,7 @@ fn size_is_right(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
 }
 
 /// C2.
-fn name_is_right(seen: &Seen) -> Result<(), Failure> {
+fn name_is_right(seen: &Seen) -> Result<(), CaseFailure> {
     let header = header_of(seen)?;
     if header.name == FILE_NAME.as_bytes() {
         return Ok(());
@@ -377,7 +383,7 @@ fn name_is_right(seen: &Seen) -> Result<(), Failure> {
     } else {
         "send the file's name, encoded as UTF-8, right after the 8 size bytes"
     };
-    Err(Failure::new(
+    Err(CaseFailure::new(
         wire::shown(FILE_NAME.as_bytes()),
         wire::shown(&header.name),
         hint,
@@ -386,7 +392,7 @@ fn name_is_right(seen: &Seen) -> Result<(), Failure> {
 
 /// C3: the header came as one message: not the size alone, not part of it
 /// with the rest later.
-fn one_write(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
+fn one_write(seen: &Seen, content: &[u8]) -> Result<(), CaseFailure> {
     let mut expected = (content.len() as u64).to_be_bytes().to_vec();
     expected.extend_from_slice(FILE_NAME.as_bytes());
     let cut = seen.first.len() <= SIZE_LEN
@@ -395,7 +401,7 @@ fn one_write(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
         return Ok(());
     }
     let more = seen.early.len();
-    Err(Failure::new(
+    Err(CaseFailure::new(
         format!("the {} bytes of the header in one message", expected.len()),
         format!(
             "{} first{}",
@@ -408,13 +414,13 @@ fn one_write(seen: &Seen, content: &[u8]) -> Result<(), Failure> {
 }
 
 /// C4.
-fn waits(seen: &Seen) -> Result<(), Failure> {
+fn waits(seen: &Seen) -> Result<(), CaseFailure> {
     header_of(seen)?;
     let early = sent_early(seen);
     if early == 0 {
         return Ok(());
     }
-    Err(Failure::new(
+    Err(CaseFailure::new(
         "nothing until the server says \"go ahead\"",
         format!(
             "{early} bytes of content while the reply was held back for {} ms",
@@ -425,13 +431,13 @@ fn waits(seen: &Seen) -> Result<(), Failure> {
 }
 
 /// C5, C6, C7.
-fn exact_content(seen: &Seen, content: &[u8], timeout: Duration) -> Result<(), Failure> {
+fn exact_content(seen: &Seen, content: &[u8], timeout: Duration) -> Result<(), CaseFailure> {
     let before = before_reply(seen);
     let mut got = before[before.len() - sent_early(seen)..].to_vec();
     got.extend_from_slice(&seen.after.bytes);
     let size = content.len();
     if got.len() < size {
-        return Err(Failure::new(
+        return Err(CaseFailure::new(
             format!("{size} bytes of content"),
             format!(
                 "{} bytes, then the client {}",
@@ -446,21 +452,21 @@ fn exact_content(seen: &Seen, content: &[u8], timeout: Duration) -> Result<(), F
         ));
     }
     if got.len() > size {
-        return Err(Failure::new(
+        return Err(CaseFailure::new(
             format!("{size} bytes of content, then the close"),
             format!("{} bytes", got.len()),
             "send exactly the file's bytes, nothing after them",
         ));
     }
     if got != content {
-        return Err(Failure::new(
+        return Err(CaseFailure::new(
             "the file's bytes",
             "as many bytes, but not the same ones",
             "open the file in binary mode (\"rb\") and send what read() returns",
         ));
     }
     if !seen.after.closed {
-        return Err(Failure::new(
+        return Err(CaseFailure::new(
             "the client to close the connection after the last byte",
             format!("still open after {}", crate::term::human_duration(timeout)),
             "close the socket (sock.close()) once the file is sent: the server waits for it",
@@ -470,10 +476,10 @@ fn exact_content(seen: &Seen, content: &[u8], timeout: Duration) -> Result<(), F
 }
 
 /// C8.
-fn stops_on_bad_reply(seen: &Seen) -> Result<(), Failure> {
+fn stops_on_bad_reply(seen: &Seen) -> Result<(), CaseFailure> {
     let sent = seen.after.bytes.len() + sent_early(seen);
     if sent > 0 {
-        return Err(Failure::new(
+        return Err(CaseFailure::new(
             "no content after the reply \"no thanks\"",
             format!("{sent} bytes of content"),
             "compare the reply with b\"go ahead\" and stop (raise an error) when it differs",
@@ -481,12 +487,12 @@ fn stops_on_bad_reply(seen: &Seen) -> Result<(), Failure> {
     }
     match seen.status {
         Some(status) if !status.success() => Ok(()),
-        Some(_) => Err(Failure::new(
+        Some(_) => Err(CaseFailure::new(
             "an error exit (not 0) after a bad reply",
             "exit code 0",
             "raise an exception (or sys.exit(1)) when the reply is not b\"go ahead\"",
         )),
-        None => Err(Failure::new(
+        None => Err(CaseFailure::new(
             "the client to stop after a bad reply",
             "it was still running",
             "compare the reply with b\"go ahead\" and stop when it differs",
@@ -501,10 +507,10 @@ fn stops_on_bad_reply(seen: &Seen) -> Result<(), Failure> {
 }
 
 /// C9.
-fn does_not_hang(seen: &Seen, timeout: Duration) -> Result<(), Failure> {
+fn does_not_hang(seen: &Seen, timeout: Duration) -> Result<(), CaseFailure> {
     match seen.status {
         Some(_) => Ok(()),
-        None => Err(Failure::new(
+        None => Err(CaseFailure::new(
             "the client to end when the server closes without a reply",
             format!("still running after {}", crate::term::human_duration(timeout)),
             "recv() returns b\"\" when the server closed: treat it as a bad reply, not as \"try again\"",

@@ -40,25 +40,25 @@ pub struct Case {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Pass,
-    Fail(Failure),
+    Fail(CaseFailure),
     Skip(String),
 }
 
 /// A failed case: what was expected, what happened, what to do about it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Failure {
+pub struct CaseFailure {
     pub expected: String,
     pub got: String,
     pub hint: String,
 }
 
-impl Failure {
+impl CaseFailure {
     pub fn new(
         expected: impl Into<String>,
         got: impl Into<String>,
         hint: impl Into<String>,
-    ) -> Failure {
-        Failure {
+    ) -> CaseFailure {
+        CaseFailure {
             expected: expected.into(),
             got: got.into(),
             hint: hint.into(),
@@ -195,7 +195,7 @@ pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
         std::process::exit(Exit::Interrupted.code().into());
     })
     .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
-    let reporter = report::Reporter::new(config);
+    let reporter = report::CaseReporter::new(config);
     reporter.begin(&config.target);
     let run_started = Instant::now();
     wire::set_run_deadline(run_started + RUN_BUDGET);
@@ -213,7 +213,7 @@ pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
     for case in cases {
         let started = Instant::now();
         let verdict = if run_started.elapsed() > RUN_BUDGET {
-            Verdict::Fail(Failure::new(
+            Verdict::Fail(CaseFailure::new(
                 "the case to run",
                 format!(
                     "not run: the whole check's {}s were spent",

@@ -49,15 +49,15 @@ struct Record<'a> {
 }
 
 /// Reports cases as they end, and the whole run at the end.
-pub struct Reporter {
+pub struct CaseReporter {
     json: bool,
     junit: Option<std::path::PathBuf>,
     kind: &'static str,
 }
 
-impl Reporter {
-    pub fn new(config: &CheckConfig) -> Reporter {
-        Reporter {
+impl CaseReporter {
+    pub fn new(config: &CheckConfig) -> CaseReporter {
+        CaseReporter {
             json: config.json,
             junit: config.junit.clone(),
             kind: config.target.kind(),

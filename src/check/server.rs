@@ -7,7 +7,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use super::wire::{self, Heard};
-use super::{leftovers, Case, Failure, Verdict};
+use super::{leftovers, Case, CaseFailure, Verdict};
 use crate::address::Address;
 use crate::noise::Noise;
 use crate::protocol::GO_AHEAD;
@@ -120,7 +120,7 @@ pub struct Probe {
 }
 
 /// One upload as a case plays it.
-struct Upload {
+struct Play {
     name: String,
     content: Vec<u8>,
     /// Content in pieces of this many bytes, with this pause after each.
@@ -129,9 +129,9 @@ struct Upload {
     split_header: bool,
 }
 
-impl Upload {
-    fn new(name: String, content: Vec<u8>) -> Upload {
-        Upload {
+impl Play {
+    fn new(name: String, content: Vec<u8>) -> Play {
+        Play {
             name,
             content,
             pieces: None,
@@ -198,7 +198,7 @@ impl Probe {
                 self.intact(case.id, ".big", Noise::bytes(5, size))
             }
             "S6" => {
-                let mut upload = Upload::new(self.name("S6", ".txt"), Noise::bytes(6, 1500));
+                let mut upload = Play::new(self.name("S6", ".txt"), Noise::bytes(6, 1500));
                 upload.pieces = Some((16, Duration::from_millis(2)));
                 self.upload_and_compare(&upload)
             }
@@ -210,7 +210,7 @@ impl Probe {
             "S12" => self.ten_at_once(),
             "S13" => self.closes_after_content(),
             "S14" => {
-                let mut upload = Upload::new(self.name("S14", ".txt"), b"split header".to_vec());
+                let mut upload = Play::new(self.name("S14", ".txt"), b"split header".to_vec());
                 upload.split_header = true;
                 self.upload_and_compare(&upload)
             }
@@ -230,10 +230,10 @@ impl Probe {
         }
     }
 
-    fn connect(&self) -> Result<TcpStream, Failure> {
+    fn connect(&self) -> Result<TcpStream, CaseFailure> {
         let wait = wire::bounded(self.timeout).max(Duration::from_millis(1));
         let stream = TcpStream::connect_timeout(&self.addr, wait).map_err(|e| {
-            Failure::new(
+            CaseFailure::new(
                 format!("to connect to {}", self.shown),
                 format!("could not: {e}"),
                 "is your server running on that address and port? (if an earlier case made it crash, start it again)",
@@ -245,7 +245,7 @@ impl Probe {
     }
 
     /// S1: the reply is these 8 bytes, in one go, and nothing follows them.
-    fn exact_reply(&self) -> Result<(), Failure> {
+    fn exact_reply(&self) -> Result<(), CaseFailure> {
         let stream = self.connect()?;
         let content = b"reply".to_vec();
         send_header(
@@ -269,7 +269,7 @@ impl Probe {
             } else {
                 "the reply must be exactly the 8 bytes b\"go ahead\""
             };
-            return Err(Failure::new(
+            return Err(CaseFailure::new(
                 "8 bytes: 67 6f 20 61 68 65 61 64 (\"go ahead\")",
                 self.heard(&heard),
                 hint,
@@ -296,25 +296,25 @@ impl Probe {
         text
     }
 
-    fn intact(&self, case: &str, rest: &str, content: Vec<u8>) -> Result<(), Failure> {
-        self.upload_and_compare(&Upload::new(self.name(case, rest), content))
+    fn intact(&self, case: &str, rest: &str, content: Vec<u8>) -> Result<(), CaseFailure> {
+        self.upload_and_compare(&Play::new(self.name(case, rest), content))
     }
 
     /// Uploads, then (with `--dir`) compares the saved file byte for byte.
-    fn upload_and_compare(&self, upload: &Upload) -> Result<(), Failure> {
+    fn upload_and_compare(&self, upload: &Play) -> Result<(), CaseFailure> {
         self.upload(upload)?;
         self.compare_saved(upload)
     }
 
     /// One upload as a careful client makes it: every step bounded, every answer checked.
-    fn upload(&self, upload: &Upload) -> Result<(), Failure> {
+    fn upload(&self, upload: &Play) -> Result<(), CaseFailure> {
         let stream = self.connect()?;
         let size = upload.content.len() as u64;
         send_header(&stream, &upload.name, size, upload.split_header)?;
         self.expect_go_ahead(&stream)?;
         let sent = send_content(&stream, &upload.content, upload.pieces);
         if let Err(at) = sent {
-            return Err(Failure::new(
+            return Err(CaseFailure::new(
                 format!("the server to take all {size} bytes"),
                 format!("it ended the connection after {at} of {size} bytes"),
                 HINT_LAST_CHUNK,
@@ -323,14 +323,14 @@ impl Probe {
         let _ = stream.shutdown(Shutdown::Write);
         let heard = wire::wait_for_close(&stream, self.timeout);
         if heard.reset || (heard.closed && !wire::all_taken(&stream, self.timeout)) {
-            return Err(Failure::new(
+            return Err(CaseFailure::new(
                 format!("the server to read all {size} bytes, then close"),
                 "it reset the connection: it closed without reading every byte",
                 HINT_LAST_CHUNK,
             ));
         }
         if !heard.closed {
-            return Err(Failure::new(
+            return Err(CaseFailure::new(
                 "the server to close the connection once it has every byte",
                 format!(
                     "it was still open {} after the last byte",
@@ -343,7 +343,7 @@ impl Probe {
     }
 
     /// Waits for the reply; a reply that starts with `go ahead` will do here (S1 is strict about it).
-    fn expect_go_ahead(&self, stream: &TcpStream) -> Result<(), Failure> {
+    fn expect_go_ahead(&self, stream: &TcpStream) -> Result<(), CaseFailure> {
         let heard = wire::read_for(stream, GO_AHEAD.len(), self.timeout);
         if heard.bytes.starts_with(GO_AHEAD) {
             return Ok(());
@@ -354,12 +354,12 @@ impl Probe {
         } else {
             "read the header with one recv(), then send b\"go ahead\""
         };
-        Err(Failure::new("\"go ahead\"", self.heard(&heard), hint))
+        Err(CaseFailure::new("\"go ahead\"", self.heard(&heard), hint))
     }
 
     /// With `--dir`: the file is there, under the name sent (or NAME.temp, or a
     /// numbered variant), with every byte; it is removed afterwards.
-    fn compare_saved(&self, upload: &Upload) -> Result<(), Failure> {
+    fn compare_saved(&self, upload: &Play) -> Result<(), CaseFailure> {
         let Some(dir) = &self.dir else { return Ok(()) };
         let deadline = Instant::now() + wire::bounded(self.timeout);
         let stem = upload
@@ -388,14 +388,14 @@ impl Probe {
         }
     }
 
-    fn explain_saved(&self, found: &[PathBuf], upload: &Upload) -> Failure {
+    fn explain_saved(&self, found: &[PathBuf], upload: &Play) -> CaseFailure {
         let size = upload.content.len();
         let expected = format!(
             "a file \"{}\" (or .temp) of {size} bytes, as sent",
             upload.name
         );
         let Some(path) = found.first() else {
-            return Failure::new(
+            return CaseFailure::new(
                 expected,
                 format!(
                     "no such file in {}",
@@ -419,7 +419,7 @@ impl Probe {
         } else {
             "the bytes differ: open the file in binary mode (\"wb\") and write the chunks as they come"
         };
-        Failure::new(
+        CaseFailure::new(
             expected,
             format!("{name}: {} bytes, not the bytes sent", saved.len()),
             hint,
@@ -428,7 +428,7 @@ impl Probe {
 
     /// S8, S9: a client closes early (its sending side only, so that the
     /// server's close can be seen); the server closes too and goes on serving.
-    fn early_close(&self, sent: &[u8], when: &str) -> Result<(), Failure> {
+    fn early_close(&self, sent: &[u8], when: &str) -> Result<(), CaseFailure> {
         let stream = self.connect()?;
         if !sent.is_empty() {
             let _ = (&stream).write_all(sent);
@@ -437,7 +437,7 @@ impl Probe {
         let heard = wire::wait_for_close(&stream, self.timeout);
         drop(stream);
         if !heard.closed && !heard.reset {
-            return Err(Failure::new(
+            return Err(CaseFailure::new(
                 format!("the server to close the connection of a client that closed {when}"),
                 format!(
                     "it was still open after {}",
@@ -452,9 +452,9 @@ impl Probe {
     /// After an early close, the server still answers: the next client gets its
     /// `go ahead` and can send a file (1024 bytes: no short chunk, so that only
     /// this is checked here).
-    fn still_serving(&self, when: &str) -> Result<(), Failure> {
+    fn still_serving(&self, when: &str) -> Result<(), CaseFailure> {
         self.answers(&self.name("after", ".txt")).map_err(|f| {
-            Failure::new(
+            CaseFailure::new(
                 format!("the next client to be served after one closed {when}"),
                 f.got,
                 format!("{}; {HINT_EMPTY_RECV}", f.hint),
@@ -463,7 +463,7 @@ impl Probe {
     }
 
     /// A client gets `go ahead`, sends 1024 bytes and sees the connection end.
-    fn answers(&self, name: &str) -> Result<(), Failure> {
+    fn answers(&self, name: &str) -> Result<(), CaseFailure> {
         let stream = self.connect()?;
         send_header(&stream, name, 1024, false)?;
         self.expect_go_ahead(&stream)?;
@@ -474,7 +474,7 @@ impl Probe {
     }
 
     /// S10: half the content, then the client closes: the server closes, keeps no file, and goes on.
-    fn close_mid_content(&self) -> Result<(), Failure> {
+    fn close_mid_content(&self) -> Result<(), CaseFailure> {
         let name = self.name("S10", ".bin");
         let stream = self.connect()?;
         send_header(&stream, &name, 10_000, false)?;
@@ -484,7 +484,7 @@ impl Probe {
         let heard = wire::wait_for_close(&stream, self.timeout);
         drop(stream);
         if !heard.closed && !heard.reset {
-            return Err(Failure::new(
+            return Err(CaseFailure::new(
                 "the server to close the connection of a client that stopped after 3000 of 10000 bytes",
                 format!("it was still open after {}", crate::term::human_duration(self.timeout)),
                 HINT_EMPTY_RECV,
@@ -502,7 +502,7 @@ impl Probe {
                         .files
                         .push(path.clone());
                 }
-                return Err(Failure::new(
+                return Err(CaseFailure::new(
                     "no file left behind for an upload that stopped half way",
                     format!(
                         "{} ({} of 10000 bytes)",
@@ -519,7 +519,7 @@ impl Probe {
 
     /// S11: the first client pauses after its header; the second must get its
     /// `go ahead` meanwhile (what it then sends is other cases' business).
-    fn two_at_once(&self) -> Result<(), Failure> {
+    fn two_at_once(&self) -> Result<(), CaseFailure> {
         let first = self.connect()?;
         let content = b"first client".to_vec();
         send_header(
@@ -551,7 +551,7 @@ impl Probe {
         }
         drop(second);
         served.map_err(|f| {
-            Failure::new(
+            CaseFailure::new(
                 "the second client served while the first is still connected",
                 f.got,
                 "your server serves one client at a time: while the first client waits, the second \
@@ -562,16 +562,16 @@ impl Probe {
     }
 
     /// S12: ten uploads at the same time, each whole.
-    fn ten_at_once(&self) -> Result<(), Failure> {
-        let uploads: Vec<Upload> = (0..10u8)
+    fn ten_at_once(&self) -> Result<(), CaseFailure> {
+        let uploads: Vec<Play> = (0..10u8)
             .map(|i| {
-                Upload::new(
+                Play::new(
                     self.name("S12", &format!("-{i}.bin")),
                     Noise::bytes(u64::from(i) + 100, 20_000 + usize::from(i) * 999),
                 )
             })
             .collect();
-        let results: Vec<Result<(), Failure>> = thread::scope(|scope| {
+        let results: Vec<Result<(), CaseFailure>> = thread::scope(|scope| {
             let running: Vec<_> = uploads
                 .iter()
                 .map(|u| scope.spawn(move || self.upload(u)))
@@ -583,7 +583,7 @@ impl Probe {
         });
         for (i, result) in results.into_iter().enumerate() {
             result.map_err(|f| {
-                Failure::new(
+                CaseFailure::new(
                     format!("client {} of 10: {}", i + 1, f.expected),
                     f.got,
                     f.hint,
@@ -597,16 +597,13 @@ impl Probe {
     }
 
     /// S13: after the last byte, the server closes (it read them all).
-    fn closes_after_content(&self) -> Result<(), Failure> {
-        self.upload(&Upload::new(
-            self.name("S13", ".txt"),
-            Noise::bytes(13, 5000),
-        ))
+    fn closes_after_content(&self) -> Result<(), CaseFailure> {
+        self.upload(&Play::new(self.name("S13", ".txt"), Noise::bytes(13, 5000)))
     }
 }
 
 /// The header in one write (or, for S14, the size and the name apart).
-fn send_header(stream: &TcpStream, name: &str, size: u64, split: bool) -> Result<(), Failure> {
+fn send_header(stream: &TcpStream, name: &str, size: u64, split: bool) -> Result<(), CaseFailure> {
     let mut header = size.to_be_bytes().to_vec();
     header.extend_from_slice(name.as_bytes());
     let written = if split {
@@ -618,7 +615,7 @@ fn send_header(stream: &TcpStream, name: &str, size: u64, split: bool) -> Result
         (&*stream).write_all(&header)
     };
     written.map_err(|e| {
-        Failure::new(
+        CaseFailure::new(
             "to send the header",
             format!("could not: {e}"),
             "the server closed the connection as soon as the client connected",

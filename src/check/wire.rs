@@ -32,7 +32,7 @@ pub fn shown(bytes: &[u8]) -> String {
     format!(
         "{} bytes: {} (\"{}\")",
         bytes.len(),
-        protocol::hex(bytes, 24),
+        protocol::hex_dump(bytes, 24),
         names::escape_for_terminal(&bytes[..bytes.len().min(64)])
     )
 }

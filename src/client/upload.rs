@@ -170,7 +170,7 @@ impl Upload<'_> {
                 self.trace(|| {
                     format!(
                         "{to} → client  \"go ahead\"  {}",
-                        protocol::hex(GO_AHEAD, 8)
+                        protocol::hex_dump(GO_AHEAD, 8)
                     )
                 });
                 Ok(())
@@ -178,7 +178,7 @@ impl Upload<'_> {
             Err(ReplyError::Bad(mut bad)) => {
                 let _ = stream.set_read_timeout(Some(REST_OF_REPLY));
                 bad.read_rest(stream);
-                self.trace(|| format!("{to} → client  {}", protocol::hex(&bad.got, 16)));
+                self.trace(|| format!("{to} → client  {}", protocol::hex_dump(&bad.got, 16)));
                 Err(Opening::refused(&bad.got, bad.to_string()))
             }
             Err(ReplyError::Io(e)) if protocol::is_timeout(&e) => Err(Opening::Failed(format!(

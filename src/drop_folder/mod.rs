@@ -211,9 +211,7 @@ impl DropFolder {
 
 #[cfg(test)]
 mod tests {
-    use super::dir::NOT_A_FILE;
     use super::partial::{link_through_proc, Temp};
-    use super::parts::STAGING;
     use super::space::{FreeReading, FREE_READING_FOR};
     use super::*;
     use std::fs;
@@ -386,66 +384,6 @@ mod tests {
         assert_eq!(folder.space.outstanding.load(Ordering::SeqCst), 0);
     }
 
-    /// Runs `work` and returns what it gives, failing if it takes seconds (it
-    /// would be waiting on a named pipe for ever).
-    fn soon<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || tx.send(work()));
-        rx.recv_timeout(std::time::Duration::from_secs(5))
-            .expect("waited on a named pipe")
-    }
-
-    /// Named pipes put in the drop folder where the server reads or writes
-    /// (a part, a folder's record, a small file of a folder taken up again)
-    /// are refused at once: a worker waiting on one would wait for ever.
-    #[test]
-    fn named_pipes_in_the_drop_folder_are_refused_not_waited_on() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = DropFolder::open(dir.path()).unwrap();
-        let hash = "ab".repeat(32);
-        fs::create_dir(dir.path().join(STAGING)).unwrap();
-        make_fifo(&dir.path().join(STAGING).join(format!("{hash}-100")));
-        let part = folder.clone();
-        let err = soon(move || part.begin_resumable("big.bin", &hash, 100).map(drop)).unwrap_err();
-        assert!(err.to_string().contains(NOT_A_FILE), "{err}");
-
-        let tree = folder.new_tree("photos").unwrap();
-        folder.note_folder("k", &tree, None).unwrap();
-        make_fifo(&dir.path().join("photos/x.txt"));
-        let (there, taken_up) = soon(move || {
-            (
-                tree.small_file_there(&[], "x.txt"),
-                tree.folder.noted_folder("k").is_some(),
-            )
-        });
-        assert_eq!(there, None);
-        assert!(taken_up, "the record, a file, is read");
-        let record = dir.path().join(STAGING).join(record::file_name("k"));
-        fs::remove_file(&record).unwrap();
-        make_fifo(&record);
-        assert!(soon(move || folder.noted_folder("k").is_none()));
-    }
-
-    /// A file of a tree does not look at the drop folder itself before it is
-    /// linked in (its own folder is looked at after): a drop folder removed
-    /// under it is still said to be so, in the same words.
-    #[test]
-    fn a_file_of_a_tree_sees_the_drop_folder_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        for folder in both_ways(&dir.path().join("drop")) {
-            let tree = folder.new_tree("photos").unwrap();
-            let mut in_flight = tree.begin(&["2024".to_string()], "a.jpg", 3).unwrap();
-            in_flight.write_all(b"abc").unwrap();
-            fs::remove_dir_all(folder.path()).unwrap();
-            let err = in_flight.keep().unwrap_err();
-            assert_eq!(
-                err.to_string(),
-                "the drop folder was removed during the upload"
-            );
-            fs::create_dir(folder.path()).unwrap();
-        }
-    }
-
     #[test]
     fn a_removed_folder_is_reported_as_such_and_used_again_once_made_again() {
         let dir = tempfile::tempdir().unwrap();
@@ -495,30 +433,5 @@ mod tests {
         fs::remove_dir(folder.path()).unwrap();
         fs::write(folder.path(), b"not a folder").unwrap();
         assert!(matches!(folder.begin("x", 1), Err(BeginError::FolderGone)));
-    }
-
-    /// Batches saving resumable files at once: the folder of parts comes and
-    /// goes, never under a batch that is creating its part.
-    #[test]
-    fn parts_of_concurrent_batches_never_lose_their_folder() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = DropFolder::open(dir.path()).unwrap();
-        std::thread::scope(|scope| {
-            for t in 0..4 {
-                let folder = folder.clone();
-                scope.spawn(move || {
-                    for n in 0..300 {
-                        let hash = format!("{:064x}", t * 1000 + n);
-                        let (mut part, held) = folder
-                            .begin_resumable(&format!("{t}-{n}"), &hash, 1)
-                            .unwrap();
-                        assert_eq!(held, 0);
-                        part.write_all(b"x").unwrap();
-                        part.keep().unwrap();
-                    }
-                });
-            }
-        });
-        assert_eq!(entries(dir.path()).len(), 1200);
     }
 }

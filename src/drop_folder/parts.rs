@@ -188,3 +188,83 @@ impl DropFolder {
         self.begin_part(&root, Arc::clone(&root), safe_name, key, size)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::dir::{make_fifo, NOT_A_FILE};
+    use super::super::record;
+    use super::*;
+    use std::fs;
+
+    fn entries(dir: &std::path::Path) -> Vec<String> {
+        fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Runs `work` and returns what it gives, failing if it takes seconds (it
+    /// would be waiting on a named pipe for ever).
+    fn soon<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(work()));
+        rx.recv_timeout(std::time::Duration::from_secs(5))
+            .expect("waited on a named pipe")
+    }
+
+    /// Named pipes put in the drop folder where the server reads or writes
+    /// (a part, a folder's record, a small file of a folder taken up again)
+    /// are refused at once: a worker waiting on one would wait for ever.
+    #[test]
+    fn named_pipes_in_the_drop_folder_are_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let hash = "ab".repeat(32);
+        fs::create_dir(dir.path().join(STAGING)).unwrap();
+        make_fifo(&dir.path().join(STAGING).join(format!("{hash}-100")));
+        let part = folder.clone();
+        let err = soon(move || part.begin_resumable("big.bin", &hash, 100).map(drop)).unwrap_err();
+        assert!(err.to_string().contains(NOT_A_FILE), "{err}");
+
+        let tree = folder.new_tree("photos").unwrap();
+        folder.note_folder("k", &tree, None).unwrap();
+        make_fifo(&dir.path().join("photos/x.txt"));
+        let (there, taken_up) = soon(move || {
+            (
+                tree.small_file_there(&[], "x.txt"),
+                tree.folder.noted_folder("k").is_some(),
+            )
+        });
+        assert_eq!(there, None);
+        assert!(taken_up, "the record, a file, is read");
+        let record = dir.path().join(STAGING).join(record::file_name("k"));
+        fs::remove_file(&record).unwrap();
+        make_fifo(&record);
+        assert!(soon(move || folder.noted_folder("k").is_none()));
+    }
+
+    /// Batches saving resumable files at once: the folder of parts comes and
+    /// goes, never under a batch that is creating its part.
+    #[test]
+    fn parts_of_concurrent_batches_never_lose_their_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        std::thread::scope(|scope| {
+            for t in 0..4 {
+                let folder = folder.clone();
+                scope.spawn(move || {
+                    for n in 0..300 {
+                        let hash = format!("{:064x}", t * 1000 + n);
+                        let (mut part, held) = folder
+                            .begin_resumable(&format!("{t}-{n}"), &hash, 1)
+                            .unwrap();
+                        assert_eq!(held, 0);
+                        part.write_all(b"x").unwrap();
+                        part.keep().unwrap();
+                    }
+                });
+            }
+        });
+        assert_eq!(entries(dir.path()).len(), 1200);
+    }
+}

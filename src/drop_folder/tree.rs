@@ -210,3 +210,36 @@ impl Tree {
         Some((size, crate::file_hash::hash_of(&file, size).ok()?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+    use std::path::Path;
+
+    /// The same folder both ways: unnamed partial files (where the system has them) and named ones.
+    fn both_ways(path: &Path) -> [DropFolder; 2] {
+        let folder = DropFolder::open(path).unwrap();
+        [folder.clone(), folder.with_named_partials()]
+    }
+
+    /// A file of a tree does not look at the drop folder itself before it is
+    /// linked in (its own folder is looked at after): a drop folder removed
+    /// under it is still said to be so, in the same words.
+    #[test]
+    fn a_file_of_a_tree_sees_the_drop_folder_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for folder in both_ways(&dir.path().join("drop")) {
+            let tree = folder.new_tree("photos").unwrap();
+            let mut in_flight = tree.begin(&["2024".to_string()], "a.jpg", 3).unwrap();
+            in_flight.write_all(b"abc").unwrap();
+            fs::remove_dir_all(folder.path()).unwrap();
+            let err = in_flight.keep().unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "the drop folder was removed during the upload"
+            );
+            fs::create_dir(folder.path()).unwrap();
+        }
+    }
+}

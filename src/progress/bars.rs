@@ -7,7 +7,7 @@ use console::{style, Term};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::human::{self, label};
-use super::{Event, Live, Plan, Side, Sink, Summary, Upload};
+use super::{Event, Live, Plan, Side, Sink, Summary, Tracked};
 use crate::term::say_line;
 
 /// Screen rows kept for the footer and the "+N more" line.
@@ -158,7 +158,7 @@ impl Bars {
 
     /// Turns a waiting line into the upload's bar in place. Removing it and
     /// adding a new one would free its row while its spinner may still draw there once more.
-    fn start(&mut self, id: u64, upload: &Upload) {
+    fn start(&mut self, id: u64, upload: &Tracked) {
         if let Some(bar) = self.rows.get(&id) {
             bar.disable_steady_tick();
             bar.set_style(style_upload(self.layout));
@@ -341,7 +341,7 @@ impl Bars {
 }
 
 impl Sink for Bars {
-    fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live) {
+    fn event(&mut self, event: &Event, ended: Option<&Tracked>, live: &Live) {
         match event {
             Event::Started { id, .. } => {
                 if let Some(upload) = live.uploads.get(id) {
@@ -459,7 +459,7 @@ fn hidden_bar(len: Option<u64>) -> ProgressBar {
     ProgressBar::with_draw_target(len, ProgressDrawTarget::hidden())
 }
 
-fn new_bar(upload: &Upload, side: Side, layout: Layout) -> ProgressBar {
+fn new_bar(upload: &Tracked, side: Side, layout: Layout) -> ProgressBar {
     let bar = if let Some(started) = upload.started {
         let bar = hidden_bar(Some(upload.size)).with_style(style_upload(layout));
         bar.set_position(upload.bytes);
@@ -475,12 +475,12 @@ fn new_bar(upload: &Upload, side: Side, layout: Layout) -> ProgressBar {
 }
 
 /// A bar's prefix: its label cut to the width the layout gives it.
-fn prefix(upload: &Upload, layout: Layout) -> String {
+fn prefix(upload: &Tracked, layout: Layout) -> String {
     console::truncate_str(&bar_label(upload, layout), layout.label_width, "…").into_owned()
 }
 
 /// A bar's label: client and name, or only the name when the terminal is narrow.
-fn bar_label(upload: &Upload, layout: Layout) -> String {
+fn bar_label(upload: &Tracked, layout: Layout) -> String {
     match &upload.name {
         Some(name) if layout.label_width < 32 => name.clone(),
         _ => label(upload),
@@ -488,7 +488,7 @@ fn bar_label(upload: &Upload, layout: Layout) -> String {
 }
 
 /// What a waiting upload waits for, in words.
-fn waiting_for(upload: &Upload, side: Side) -> &'static str {
+fn waiting_for(upload: &Tracked, side: Side) -> &'static str {
     match (side, &upload.name) {
         (Side::Serve, Some(_)) => "waiting for a free worker",
         (Side::Serve, None) => "connected, waiting for its header",

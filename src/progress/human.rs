@@ -6,12 +6,12 @@ use std::fmt::Write as _;
 use console::style;
 use indicatif::HumanBytes;
 
-use super::{BatchEnded, Side, Summary, Upload};
+use super::{BatchEnded, Side, Summary, Tracked};
 use crate::outcome::{Done, FileReport, Kept};
 use crate::term::{human_duration, human_rate, plural};
 
 /// What a person reads for an upload: `client  name` on the server, the name sent on the sender.
-pub(super) fn label(upload: &Upload) -> String {
+pub(super) fn label(upload: &Tracked) -> String {
     match (&upload.peer, &upload.name) {
         (Some(peer), Some(name)) => format!("{peer}  {name}"),
         (Some(peer), None) => peer.to_string(),

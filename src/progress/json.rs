@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::{Event, Live, Sink, Summary, Upload};
+use super::{Event, Live, Sink, Summary, Tracked};
 use crate::outcome::Kept;
 
 /// How often `--json` reports the bytes of the uploads in progress.
@@ -35,7 +35,7 @@ struct Who<'a> {
 }
 
 impl<'a> Who<'a> {
-    fn of(upload: &'a Upload) -> Who<'a> {
+    fn of(upload: &'a Tracked) -> Who<'a> {
         Who {
             client: upload.peer.map(|p| p.to_string()),
             name: upload.name.as_deref(),
@@ -161,7 +161,7 @@ fn emit(record: Record<'_>, live: &Live) {
 }
 
 impl Sink for Json {
-    fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live) {
+    fn event(&mut self, event: &Event, ended: Option<&Tracked>, live: &Live) {
         let current = |id: &u64| live.uploads.get(id);
         let record = match event {
             Event::Listening {

@@ -191,7 +191,7 @@ impl ByteCounter {
 
 /// An upload the render thread knows about, from its first event to its last.
 #[derive(Debug, Clone)]
-pub(crate) struct Upload {
+pub(crate) struct Tracked {
     pub peer: Option<SocketAddr>,
     /// The name on the wire, escaped.
     pub name: Option<String>,
@@ -211,7 +211,7 @@ pub(crate) struct Upload {
     pub in_folder: bool,
 }
 
-impl Upload {
+impl Tracked {
     /// A small file of a batch (see [`OWN_LINES_FROM`]): no start line, no time.
     pub fn is_small_of_batch(&self) -> bool {
         self.batched && self.size < OWN_LINES_FROM
@@ -224,8 +224,8 @@ impl Upload {
         self.is_small_of_batch() && self.in_folder
     }
 
-    fn new(peer: Option<SocketAddr>, name: Option<String>, path: Option<String>) -> Upload {
-        Upload {
+    fn new(peer: Option<SocketAddr>, name: Option<String>, path: Option<String>) -> Tracked {
+        Tracked {
             peer,
             name,
             path,
@@ -246,7 +246,7 @@ impl Upload {
 pub(crate) struct Live {
     pub side: Side,
     pub plan: Option<Plan>,
-    pub uploads: BTreeMap<u64, Upload>,
+    pub uploads: BTreeMap<u64, Tracked>,
     /// Counts shown while the run goes on; the outcome of the run is the work's [`Summary`].
     pub shown: Tally,
     /// Bytes moved by uploads in flight, at the last refresh.
@@ -267,11 +267,11 @@ impl Live {
     }
 
     /// Records an event; for the last event of an upload, returns its record as it was.
-    fn apply(&mut self, event: &Event) -> Option<Upload> {
+    fn apply(&mut self, event: &Event) -> Option<Tracked> {
         match event {
             Event::Connected { id, peer } => {
                 self.uploads
-                    .insert(*id, Upload::new(Some(*peer), None, None));
+                    .insert(*id, Tracked::new(Some(*peer), None, None));
                 None
             }
             Event::Queued {
@@ -325,17 +325,17 @@ impl Live {
     }
 
     /// The record of upload `id`, made if its first events were missed.
-    fn record(&mut self, id: u64) -> &mut Upload {
+    fn record(&mut self, id: u64) -> &mut Tracked {
         self.uploads
             .entry(id)
-            .or_insert_with(|| Upload::new(None, None, None))
+            .or_insert_with(|| Tracked::new(None, None, None))
     }
 
-    fn end(&mut self, id: u64) -> Upload {
+    fn end(&mut self, id: u64) -> Tracked {
         let mut upload = self
             .uploads
             .remove(&id)
-            .unwrap_or_else(|| Upload::new(None, None, None));
+            .unwrap_or_else(|| Tracked::new(None, None, None));
         if let Some(counter) = &upload.counter {
             upload.bytes = counter.get();
         }
@@ -383,7 +383,7 @@ impl Live {
 pub(crate) trait Sink: Send {
     /// An event, after [`Live`] recorded it. For the last event of an upload,
     /// `ended` is its record as it was; for the others, look it up in `live`.
-    fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live);
+    fn event(&mut self, event: &Event, ended: Option<&Tracked>, live: &Live);
     /// About ten times a second, after the byte counts were read.
     fn tick(&mut self, _live: &Live) {}
     /// No event waits: whatever was held back goes out now.

@@ -3,7 +3,7 @@
 use indicatif::HumanBytes;
 
 use super::human::{self, label};
-use super::{Event, Live, Side, Sink, Summary, Upload};
+use super::{Event, Live, Side, Sink, Summary, Tracked};
 use crate::term::say_all;
 
 /// Plain lines on stderr, gathered while more events wait and written
@@ -34,7 +34,7 @@ impl Plain {
 }
 
 impl Sink for Plain {
-    fn event(&mut self, event: &Event, ended: Option<&Upload>, live: &Live) {
+    fn event(&mut self, event: &Event, ended: Option<&Tracked>, live: &Live) {
         match event {
             Event::Started { id, size, .. } => {
                 let verb = match self.side {

@@ -102,7 +102,7 @@ pub fn misread_size(header: &Header) -> Option<String> {
 }
 
 /// Bytes as hex pairs (`00 00 04 00`), for `--trace`; long runs end in `…`.
-pub fn hex(bytes: &[u8], max: usize) -> String {
+pub fn hex_dump(bytes: &[u8], max: usize) -> String {
     let shown: Vec<String> = bytes.iter().take(max).map(|b| format!("{b:02x}")).collect();
     let more = if bytes.len() > max { " …" } else { "" };
     format!("{}{more}", shown.join(" "))
@@ -113,12 +113,12 @@ pub fn describe_header(header: &Header) -> [String; 2] {
     [
         format!(
             "size  {}  = {} bytes",
-            hex(&header.size.to_be_bytes(), 8),
+            hex_dump(&header.size.to_be_bytes(), 8),
             header.size
         ),
         format!(
             "name  {}  = \"{}\" ({} bytes)",
-            hex(&header.name, 16),
+            hex_dump(&header.name, 16),
             crate::names::escape_for_terminal(&header.name),
             header.name.len()
         ),

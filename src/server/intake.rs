@@ -19,7 +19,7 @@ use crossbeam_channel::{Sender, TrySendError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::{Shared, Upload};
+use super::{Arrival, Shared};
 use crate::names;
 use crate::outcome::Tally;
 use crate::progress::Event;
@@ -38,7 +38,7 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A connection whose header is still coming.
-struct Pending {
+struct Incoming {
     stream: TcpStream,
     peer: SocketAddr,
     header: HeaderCollector,
@@ -56,7 +56,7 @@ enum Drained {
 
 /// Reads until nothing more has arrived (the poller only says when new bytes
 /// come). The socket stays blocking for its worker; these reads do not wait.
-fn drain(pending: &mut Pending) -> Drained {
+fn drain(pending: &mut Incoming) -> Drained {
     use rustix::io::Errno;
     use rustix::net::RecvFlags;
     let mut chunk = [0u8; 4096];
@@ -93,11 +93,11 @@ pub(super) struct Intake<'a> {
     header_timeout: Duration,
     per_ip: Option<usize>,
     next_id: u64,
-    pending: HashMap<u64, Pending>,
+    pending: HashMap<u64, Incoming>,
     /// (deadline, id) in accept order, so in deadline order too.
     deadlines: VecDeque<(Instant, u64)>,
     /// Complete uploads waiting for a worker, in arrival order.
-    ready: VecDeque<Upload>,
+    ready: VecDeque<Arrival>,
     /// After an accept error, when to try again.
     retry_accept: Option<Instant>,
     last_error: Option<(String, Instant)>,
@@ -144,7 +144,7 @@ impl<'a> Intake<'a> {
 
     /// Runs until the server stops; hands complete uploads to `queue`. Returns
     /// the tally of connections that never reached a worker.
-    pub fn run(mut self, queue: &Sender<Upload>) -> Tally {
+    pub fn run(mut self, queue: &Sender<Arrival>) -> Tally {
         let mut events = Events::with_capacity(1024);
         while !self.shared.stopping() {
             if let Err(e) = self.poll.poll(&mut events, self.next_wake()) {
@@ -218,7 +218,7 @@ impl<'a> Intake<'a> {
             self.fail(id, "refused: too many connections from this address".into());
             return;
         }
-        let mut pending = Pending {
+        let mut pending = Incoming {
             stream,
             peer,
             header: HeaderCollector::new(MAX_RECV_NAME),
@@ -249,7 +249,7 @@ impl<'a> Intake<'a> {
     }
 
     /// A complete upload joins the queue for a worker.
-    fn queue(&mut self, id: u64, pending: Pending) {
+    fn queue(&mut self, id: u64, pending: Incoming) {
         let header = pending.header.complete().expect("complete header");
         let name = if crate::protocol::batch::is_batch(header.size) {
             "(a batch of files from ftx send)".to_string()
@@ -263,7 +263,7 @@ impl<'a> Intake<'a> {
             path: None,
             peer: None,
         });
-        self.ready.push_back(Upload {
+        self.ready.push_back(Arrival {
             id,
             stream: Arc::new(pending.stream),
             peer: pending.peer,
@@ -305,7 +305,7 @@ impl<'a> Intake<'a> {
     }
 
     /// Gives waiting uploads to the pool while it has room; false once the pool is gone.
-    fn hand_off(&mut self, queue: &Sender<Upload>) -> bool {
+    fn hand_off(&mut self, queue: &Sender<Arrival>) -> bool {
         while let Some(upload) = self.ready.pop_front() {
             match queue.try_send(upload) {
                 Ok(()) => {}

@@ -72,7 +72,7 @@ struct Shared {
 }
 
 /// A complete upload: its connection and its header, waiting for or held by a worker.
-struct Upload {
+struct Arrival {
     id: u64,
     /// Shared with the list of active connections (no dup(2) per upload); closed when both let go.
     stream: Arc<TcpStream>,
@@ -178,7 +178,7 @@ impl Server {
         };
         let _ = self.shared.waker.set(Arc::clone(&waker));
         // A stop that came before the waker existed is seen by the intake's first check.
-        let (queue, jobs) = crossbeam_channel::bounded::<Upload>(self.config.workers);
+        let (queue, jobs) = crossbeam_channel::bounded::<Arrival>(self.config.workers);
         let unfinished = Arc::new(batch::unfinished::Unfinished::default());
         let workers: Vec<_> = (0..self.config.workers)
             .map(|n| {
@@ -237,7 +237,7 @@ impl Shared {
     }
 
     /// One upload, from a worker's turn to its outcome.
-    fn work_on(&self, upload: &Upload, worker: &mut worker::Worker, tally: &mut Tally) {
+    fn work_on(&self, upload: &Arrival, worker: &mut worker::Worker, tally: &mut Tally) {
         self.active
             .lock()
             .expect("active lock")

@@ -10,7 +10,7 @@ use indicatif::HumanBytes;
 
 use super::batch::unfinished::Unfinished;
 use super::copy::{Copier, CopyError, Meter};
-use super::Upload;
+use super::Arrival;
 use crate::config::ServeConfig;
 use crate::drop_folder::{BeginError, DropFolder, PartialFile};
 use crate::names;
@@ -34,22 +34,22 @@ pub(super) struct Worker {
 }
 
 /// Why an upload failed, and whether the client had already been told `go ahead`.
-struct Failure {
+struct UploadFailure {
     reason: String,
     /// After `go ahead` the client must see a reset, not a clean close.
     abort: bool,
 }
 
-impl Failure {
-    fn before_go_ahead(reason: impl Into<String>) -> Failure {
-        Failure {
+impl UploadFailure {
+    fn before_go_ahead(reason: impl Into<String>) -> UploadFailure {
+        UploadFailure {
             reason: reason.into(),
             abort: false,
         }
     }
 
-    fn after_go_ahead(reason: impl Into<String>) -> Failure {
-        Failure {
+    fn after_go_ahead(reason: impl Into<String>) -> UploadFailure {
+        UploadFailure {
             reason: reason.into(),
             abort: true,
         }
@@ -77,7 +77,7 @@ impl Worker {
     /// ahead` ends the connection with a reset, so the client sees it failed.
     pub fn receive(
         &mut self,
-        upload: &Upload,
+        upload: &Arrival,
         stopping: &dyn Fn() -> bool,
     ) -> Result<Done, String> {
         let (id, stream, peer) = (upload.id, &*upload.stream, upload.peer);
@@ -107,10 +107,14 @@ impl Worker {
         }
     }
 
-    fn exchange(&mut self, upload: &Upload, stopping: &dyn Fn() -> bool) -> Result<Done, Failure> {
+    fn exchange(
+        &mut self,
+        upload: &Arrival,
+        stopping: &dyn Fn() -> bool,
+    ) -> Result<Done, UploadFailure> {
         let (id, stream, peer, header) = (upload.id, &*upload.stream, upload.peer, &upload.header);
         let idle = self.config.idle_timeout;
-        let io = |e: std::io::Error| Failure::before_go_ahead(e.to_string());
+        let io = |e: std::io::Error| UploadFailure::before_go_ahead(e.to_string());
         stream.set_read_timeout(Some(idle)).map_err(io)?;
         stream.set_write_timeout(Some(idle)).map_err(io)?;
         self.trace(id, || format!("{peer} sent its header; a worker takes it"));
@@ -125,18 +129,18 @@ impl Worker {
                 let reply = format!("{REFUSED}{reason}");
                 let _ = (&*stream).write_all(reply.as_bytes());
                 self.trace(id, || format!("server → {peer}  \"{reply}\""));
-                return Err(Failure::before_go_ahead(format!(
+                return Err(UploadFailure::before_go_ahead(format!(
                     "refused \"{shown}\": {reason}"
                 )));
             }
         };
         (&*stream)
             .write_all(GO_AHEAD)
-            .map_err(|e| Failure::after_go_ahead(format!("sending go ahead: {e}")))?;
+            .map_err(|e| UploadFailure::after_go_ahead(format!("sending go ahead: {e}")))?;
         self.trace(id, || {
             format!(
                 "server → {peer}  \"go ahead\"  {}",
-                protocol::hex(GO_AHEAD, 8)
+                protocol::hex_dump(GO_AHEAD, 8)
             )
         });
         let counter = ByteCounter::default();
@@ -155,11 +159,13 @@ impl Worker {
         let mut meter = Meter::new(&self.config, &counter);
         self.copier
             .copy(stream, &mut partial, size, &mut meter)
-            .map_err(|e| Failure::after_go_ahead(explain(&e, size, &self.config, stopping)))?;
+            .map_err(|e| {
+                UploadFailure::after_go_ahead(explain(&e, size, &self.config, stopping))
+            })?;
         self.trace(id, || format!("{peer} → server  {size} content bytes"));
         let saved_as = partial
             .keep()
-            .map_err(|e| Failure::after_go_ahead(format!("saving the received file: {e}")))?;
+            .map_err(|e| UploadFailure::after_go_ahead(format!("saving the received file: {e}")))?;
         if size == 0 {
             // No content byte proves the client read its `go ahead`: a receipt sent
             // now could reach a classroom client in the same read. Wait for its close.

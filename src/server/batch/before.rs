@@ -108,3 +108,132 @@ impl Session<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::sync::Arc;
+
+    use super::super::unfinished::Unfinished;
+    use super::super::wire::Wire;
+    use super::*;
+    use crate::config::ServeConfig;
+    use crate::drop_folder::DropFolder;
+    use crate::protocol::batch::{self, Trailer};
+    use crate::server::worker::Worker;
+
+    fn frame<'a>(path: &'a str, safe: &'a SafePath, size: u64) -> FileFrame<'a> {
+        FileFrame {
+            id: 0,
+            path,
+            safe: Some(safe),
+            size,
+            offset: 0,
+            before: None,
+            trailer: false,
+            key: None,
+        }
+    }
+
+    /// In a folder taken up again, a file frame with the content saved at
+    /// its path is answered `already`, its content read and not written; other
+    /// content is received; a big file resumed from its end whose hash after
+    /// it is another fails, and the folder forgets it.
+    #[test]
+    fn a_file_saved_there_before_is_answered_without_being_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let unfinished = Arc::new(Unfinished::default());
+        let (events, _seen) = crossbeam_channel::unbounded();
+        let config = Arc::new(ServeConfig::default());
+        let mut worker = Worker::new(config, folder.clone(), events, Arc::clone(&unfinished));
+        let mut tree = folder.new_tree("photos").unwrap();
+        tree.key = Some("k".into());
+        unfinished.started("k", &tree);
+        let small = batch::hex(&blake3::hash(b"hello"));
+        let saved = |size, blake3: &str, part: Option<&str>, name: &str| Saved {
+            size,
+            blake3: blake3.to_string(),
+            part: part.map(str::to_string),
+            saved_as: format!("photos/{name}"),
+        };
+        unfinished.saved("k", "a.txt".into(), saved(5, &small, None, "a.txt"));
+        let big = "ab".repeat(32);
+        let part = "cd".repeat(32);
+        let big_saved = saved(100_000, &big, Some(&part), "big.bin");
+        unfinished.saved("k", "big.bin".into(), big_saved);
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (server, peer) = listener.accept().unwrap();
+        let mut session = Session {
+            peer,
+            worker: &mut worker,
+            wire: Wire::new(&server),
+            trees: HashMap::from([("photos".to_string(), tree)]),
+            buffer: Vec::new(),
+        };
+
+        // The same content: answered as saved then, its bytes skipped.
+        client.write_all(b"hellonext").unwrap();
+        let safe = SafePath::of("photos/a.txt").unwrap();
+        let same = FileFrame {
+            before: Some(&small),
+            ..frame("photos/a.txt", &safe, 5)
+        };
+        let Ok(Some(answer)) = session.saved_there_before(&same, &safe, "k", "a.txt") else {
+            panic!("not answered as saved before");
+        };
+        assert!(answer.already);
+        assert_eq!(answer.saved_as, "photos/a.txt");
+        assert_eq!(answer.hash.as_deref(), Some(small.as_str()));
+        let mut next = [0u8; 4];
+        session.wire.read_exact(&mut next).unwrap();
+        assert_eq!(&next, b"next", "the content was not read past");
+
+        // Other content at that path, or another size: received as usual.
+        let other = "00".repeat(32);
+        let changed = FileFrame {
+            before: Some(&other),
+            ..frame("photos/a.txt", &safe, 5)
+        };
+        assert!(matches!(
+            session.saved_there_before(&changed, &safe, "k", "a.txt"),
+            Ok(None)
+        ));
+        let longer = FileFrame {
+            before: Some(&small),
+            ..frame("photos/a.txt", &safe, 6)
+        };
+        assert!(matches!(
+            session.saved_there_before(&longer, &safe, "k", "a.txt"),
+            Ok(None)
+        ));
+        assert!(unfinished.find("k", "a.txt").is_some(), "still remembered");
+
+        // A big file sent from its end with another hash after it: fails, forgotten.
+        let wrong = batch::line(&Trailer {
+            blake3: "ef".repeat(32),
+        });
+        client.write_all(&wrong).unwrap();
+        let safe = SafePath::of("photos/big.bin").unwrap();
+        let resumed = FileFrame {
+            offset: 100_000,
+            trailer: true,
+            key: Some(&part),
+            ..frame("photos/big.bin", &safe, 100_000)
+        };
+        match session.saved_there_before(&resumed, &safe, "k", "big.bin") {
+            Err(FileError::This(reason)) => {
+                assert!(
+                    reason.contains("the file saved before has BLAKE3"),
+                    "{reason}"
+                )
+            }
+            _ => panic!("another hash after the content passed"),
+        }
+        assert!(unfinished.find("k", "big.bin").is_none(), "not forgotten");
+    }
+}

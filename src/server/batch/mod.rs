@@ -16,7 +16,7 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use super::worker::{say_and_reset, Worker};
-use super::Upload;
+use super::Arrival;
 use crate::names;
 use crate::outcome::Tally;
 use crate::progress::{BatchEnded, Event};
@@ -43,7 +43,7 @@ const DRAIN: Duration = Duration::from_secs(2);
 /// `file_ids`) and counted in the returned tally.
 pub(super) fn receive(
     worker: &mut Worker,
-    upload: &Upload,
+    upload: &Arrival,
     file_ids: &AtomicU64,
     stopping: &dyn Fn() -> bool,
 ) -> Tally {
@@ -121,7 +121,7 @@ fn welcome(stream: &TcpStream, hello: &[u8]) -> bool {
 }
 
 /// Ends a batch before its end (B7), telling the view and the client why.
-fn end_early(worker: &Worker, upload: &Upload, reason: String, stopping: &dyn Fn() -> bool) {
+fn end_early(worker: &Worker, upload: &Arrival, reason: String, stopping: &dyn Fn() -> bool) {
     let reason = if stopping() {
         "cancelled: the server is stopping".to_string()
     } else {

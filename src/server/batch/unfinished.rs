@@ -34,14 +34,14 @@ const MAX_FILES_IN_ALL: usize = 400_000;
 const JOIN_LIFE: Duration = TOKEN_LIFE;
 
 /// Forgets folders nobody fills that are finished and past [`JOIN_LIFE`], or past [`LIFE`].
-fn forget_idle(folders: &mut HashMap<String, Folder>) {
+fn forget_idle(folders: &mut HashMap<String, Filling>) {
     folders.retain(|_, f| {
         f.users > 0 || (f.at.elapsed() < LIFE && (f.broken || f.at.elapsed() < JOIN_LIFE))
     });
 }
 
 #[derive(Debug)]
-struct Folder {
+struct Filling {
     tree: Tree,
     /// By path below the top folder.
     saved: HashMap<String, Saved>,
@@ -57,9 +57,9 @@ struct Folder {
     at: Instant,
 }
 
-impl Folder {
-    fn new(tree: Tree) -> Folder {
-        Folder {
+impl Filling {
+    fn new(tree: Tree) -> Filling {
+        Filling {
             tree,
             saved: HashMap::new(),
             parts: HashMap::new(),
@@ -81,7 +81,7 @@ impl Folder {
 /// The folders being filled, and those left unfinished, by the sender's key.
 #[derive(Debug, Default)]
 pub struct Unfinished {
-    folders: Mutex<HashMap<String, Folder>>,
+    folders: Mutex<HashMap<String, Filling>>,
     /// Told when a batch leaves a folder.
     ended: Condvar,
 }
@@ -101,7 +101,7 @@ impl Unfinished {
         if !folders.contains_key(key) {
             // Written down by a server that stopped before it was finished.
             let (tree, files) = drop_folder.noted_folder(key)?;
-            let mut folder = Folder::new(tree);
+            let mut folder = Filling::new(tree);
             folder.users = 0;
             folder.broken = true;
             folder.from_record = true;
@@ -148,7 +148,7 @@ impl Unfinished {
             }
         }
         tree.note(None);
-        folders.insert(key.to_string(), Folder::new(tree.clone()));
+        folders.insert(key.to_string(), Filling::new(tree.clone()));
     }
 
     /// One more batch fills the folder of `key` (it joined with a token).
