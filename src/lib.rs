@@ -5,10 +5,15 @@
 //! in-process on port 0), and `tests/` drives the real binary end to end.
 //!
 //! ```text
-//! accept loop ──bounded channel──▶ workers ──events──▶ render thread ──▶ bars | plain | JSON
-//! (server/mod.rs)                 (server/worker.rs)   (progress/mod.rs)  (progress/{bars,plain,json}.rs)
+//! intake (mio) ──bounded channel──▶ workers ──events──▶ render thread ──▶ bars | plain | JSON
+//! (server/intake.rs:               (server/worker.rs,   (progress/mod.rs)  (progress/{bars,plain,json}.rs)
+//!  accept, headers)                 server/batch/)
 //!        └──────────── Tally returned by Server::run (outcomes belong to the work) ────────────┘
 //! ```
+//!
+//! The sender: `client/` (classic uploads, `client/batch/` between two ftx
+//! ends); what is kept on disk: `drop_folder/`. README's Architecture
+//! section follows a folder from the sender's plan to its final name.
 
 mod address;
 mod check;

@@ -1,4 +1,4 @@
-//! Batch mode, version 1 (PROTOCOL.md B1-B7): many files and folders over one ftx-to-ftx connection, pipelined, verified with BLAKE3.
+//! Batch mode, version 1 (PROTOCOL.md section 4): the opening, the frames and answers, their lines (bounded in length) and the hash as frames carry it.
 
 use std::io::{self, BufRead, Read};
 

@@ -1,4 +1,4 @@
-//! Moving an upload's content from the socket into its partial file: splice(2) through a pipe on Linux, a reused buffer elsewhere.
+//! Moving content from the socket into its partial file: splice(2) through a pipe on Linux, a reused buffer elsewhere; the one read-write-count loop ([`read_into`]) that classic uploads and batches share.
 //!
 //! splice moves pages socket -> pipe -> file inside the kernel, so content
 //! never crosses into user space. Where it is not available (another OS, a
