@@ -67,9 +67,12 @@ fn is_unsafe_in_name(c: char) -> bool {
     c.is_control() || is_invisible_format(c) || matches!(c, '<' | '>' | ':' | '"' | '|' | '?' | '*')
 }
 
-/// Characters that reorder or hide text: harmless to a file system, misleading on a screen.
+/// Characters that reorder or hide text, or break a line where nothing
+/// shows it (the line and paragraph separators, U+2028 and U+2029: a screen,
+/// or a tool that splits a log into lines, takes them for a new line):
+/// harmless to a file system, misleading on a screen.
 fn is_invisible_format(c: char) -> bool {
-    matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+    matches!(c, '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
 }
 
 /// Splits `name` into stem and extension; the extension includes its dot.
@@ -288,6 +291,11 @@ mod tests {
             "\\u{9b}a\\u{202e}"
         );
         assert_eq!(escape_for_terminal(b"a\\x1b"), "a\\\\x1b");
+        // Line and paragraph separators: a new line to a screen and to tools that split lines.
+        assert_eq!(
+            escape_for_terminal("a\u{2028}b\u{2029}c".as_bytes()),
+            "a\\u{2028}b\\u{2029}c"
+        );
         assert_eq!(escape_for_terminal("ü".as_bytes()), "ü");
     }
 

@@ -1111,3 +1111,39 @@ fn parts_nobody_resumed_for_a_day_are_removed() {
     assert!(!old.exists(), "a day-old part is still there");
     assert!(fresh.exists(), "a fresh part was removed");
 }
+
+/// A file frame whose offset is past its size (PROTOCOL.md B8) does not add
+/// up: the batch ends with that reason, also where the file was saved there
+/// before (B5b), where `size - offset` once wrapped and the server took the
+/// rest of the stream, `end` included, for content.
+#[test]
+fn an_offset_past_the_size_ends_the_batch() {
+    let server = Serve::start(&[]);
+    let key = "ab".repeat(32);
+    let blake3 = blake3::hash(b"hello").to_hex().to_string();
+    let top = serde_json::json!({"top": "t", "key": key});
+    let file = |offset: u64| serde_json::json!({"path": "t/a.txt", "size": 5, "blake3": blake3, "offset": offset});
+    // The first batch saves t/a.txt and breaks off: the folder is unfinished.
+    let mut first = open_batch(&server);
+    first
+        .write_all(format!("{top}\n{}\nhello", file(0)).as_bytes())
+        .unwrap();
+    let mut answers = BufReader::new(first.try_clone().unwrap());
+    for _ in 0..2 {
+        let mut line = String::new();
+        answers.read_line(&mut line).unwrap();
+        assert!(line.contains("\"status\""), "{line}");
+    }
+    drop((first, answers));
+    batch_seen_ended(&server);
+
+    let answers = batch_by_hand(&server, &[(top, Vec::new()), (file(9), Vec::new())]);
+    assert_eq!(answers[0]["saved_as"], "t", "{answers:?}");
+    let last = answers.last().unwrap();
+    assert_eq!(last["status"], "aborted", "{answers:?}");
+    let reason = last["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("offset 9 is past its size of 5"),
+        "{reason}"
+    );
+}

@@ -71,6 +71,12 @@ impl Session<'_> {
         let safe = frame
             .safe
             .ok_or_else(|| FileError::Batch("an empty path".into()))?;
+        if frame.offset > frame.size {
+            return Err(FileError::Batch(format!(
+                "a file frame that does not add up: its offset {} is past its size of {}",
+                frame.offset, frame.size
+            )));
+        }
         over_limit(&self.worker.config, frame.size).map_err(FileError::Batch)?;
         // In a folder taken up again (B5b), a file saved there before with this
         // content is not written again. Its folder's key, and where it is remembered there.
