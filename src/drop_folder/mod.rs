@@ -209,6 +209,13 @@ impl DropFolder {
     }
 }
 
+/// The same folder both ways, for tests: unnamed partial files (where the system has them) and named ones.
+#[cfg(test)]
+fn both_ways(path: &Path) -> [DropFolder; 2] {
+    let folder = DropFolder::open(path).unwrap();
+    [folder.clone(), folder.with_named_partials()]
+}
+
 #[cfg(test)]
 mod tests {
     use super::partial::{link_through_proc, Temp};
@@ -224,12 +231,6 @@ mod tests {
             .collect();
         names.sort();
         names
-    }
-
-    /// The same folder both ways: unnamed partial files (where the system has them) and named ones.
-    fn both_ways(path: &Path) -> [DropFolder; 2] {
-        let folder = DropFolder::open(path).unwrap();
-        [folder.clone(), folder.with_named_partials()]
     }
 
     #[test]

@@ -213,15 +213,8 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use super::super::both_ways;
     use std::fs;
-    use std::path::Path;
-
-    /// The same folder both ways: unnamed partial files (where the system has them) and named ones.
-    fn both_ways(path: &Path) -> [DropFolder; 2] {
-        let folder = DropFolder::open(path).unwrap();
-        [folder.clone(), folder.with_named_partials()]
-    }
 
     /// A file of a tree does not look at the drop folder itself before it is
     /// linked in (its own folder is looked at after): a drop folder removed
