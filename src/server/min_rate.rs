@@ -1,9 +1,12 @@
 //! The minimum rate for content (`--min-rate`): a client that trickles bytes loses its worker within a bounded time, like Apache's `RequestReadTimeout ... MinRate`.
 //!
 //! The idle timeout alone cannot do it: one byte every few seconds restarts it
-//! for ever. Here the time since `go ahead` is cut into windows, and each
-//! window must bring at least `rate × window` bytes. The check runs whenever
-//! bytes arrive; a client that sends nothing at all meets the idle timeout.
+//! for ever. Here time is cut into windows, and each window must bring at
+//! least `rate × window` bytes. The check runs whenever bytes arrive; a client
+//! that sends nothing at all meets the idle timeout. A classic upload's clock
+//! is the time since `go ahead`; a batch's is the time the server spent
+//! waiting for it (`server/batch/wire.rs`), so that its own work never counts
+//! against the client.
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +15,10 @@ use std::time::{Duration, Instant};
 pub struct MinRate {
     rate: u64,
     window: Duration,
-    window_start: Instant,
+    /// Where the wall clock starts, for [`MinRate::check`].
+    origin: Instant,
+    /// When the current window started, on the check's clock.
+    window_start: Duration,
     bytes_at_start: u64,
 }
 
@@ -29,18 +35,29 @@ impl MinRate {
         MinRate {
             rate,
             window,
-            window_start: Instant::now(),
+            origin: Instant::now(),
+            window_start: Duration::ZERO,
             bytes_at_start: 0,
         }
     }
 
+    /// The bytes per second it asks for.
+    pub fn rate(&self) -> u64 {
+        self.rate
+    }
+
     /// `total` bytes have arrived so far: fails if a window ended with too few.
     pub fn check(&mut self, total: u64) -> Result<(), TooSlow> {
-        let elapsed = self.window_start.elapsed();
+        self.check_at(total, self.origin.elapsed())
+    }
+
+    /// As [`MinRate::check`], at `now` on a clock of the caller's (starting at zero).
+    pub fn check_at(&mut self, total: u64, now: Duration) -> Result<(), TooSlow> {
+        let elapsed = now.saturating_sub(self.window_start);
         if elapsed < self.window {
             return Ok(());
         }
-        let got = total - self.bytes_at_start;
+        let got = total.saturating_sub(self.bytes_at_start);
         let due = u128::from(self.rate) * self.window.as_millis() / 1000;
         if u128::from(got) < due {
             return Err(TooSlow {
@@ -48,9 +65,14 @@ impl MinRate {
                 window: elapsed,
             });
         }
-        self.window_start = Instant::now();
+        self.window_start = now;
         self.bytes_at_start = total;
         Ok(())
+    }
+
+    /// How long, at `now` on the caller's clock, until the current window ends.
+    pub fn window_left(&self, now: Duration) -> Duration {
+        (self.window_start + self.window).saturating_sub(now)
     }
 }
 
@@ -76,5 +98,34 @@ mod tests {
         let slow = fast.check(61).unwrap_err();
         assert_eq!(slow.got, 1);
         assert!(slow.window >= Duration::from_millis(50));
+    }
+
+    #[test]
+    fn on_a_given_clock_only_that_clock_counts() {
+        let mut waited = MinRate::new(1000, Duration::from_secs(2));
+        std::thread::sleep(Duration::from_millis(30));
+        assert_eq!(
+            waited.check_at(1, Duration::from_secs(1)),
+            Ok(()),
+            "one second waited of a two-second window"
+        );
+        assert_eq!(
+            waited.window_left(Duration::from_secs(1)),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            waited.check_at(2500, Duration::from_millis(2100)),
+            Ok(()),
+            "2500 bytes in 2.1 s is over 2000 per 2 s"
+        );
+        assert_eq!(
+            waited.window_left(Duration::from_millis(2100)),
+            Duration::from_secs(2)
+        );
+        let slow = waited
+            .check_at(2600, Duration::from_millis(4200))
+            .unwrap_err();
+        assert_eq!(slow.got, 100);
+        assert_eq!(slow.window, Duration::from_millis(2100));
     }
 }

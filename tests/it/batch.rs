@@ -1,15 +1,14 @@
 //! Batch mode between two ftx ends (PROTOCOL.md B1-B7): folders, many files per connection, BLAKE3 checks; classroom peers see nothing of it.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 
 use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::util::{
-    entries, folder_with, ftx_bin, make_fifo, pattern, send_to, stderr_of, write_file,
-    PythonServer, Serve, PATIENCE,
+    batch_by_hand, entries, folder_with, ftx_bin, make_fifo, open_batch, pattern, send_to,
+    stderr_of, write_file, PythonServer, Serve, PATIENCE,
 };
 
 /// Every file below `dir` (relative path -> bytes), and every folder.
@@ -457,35 +456,6 @@ fn ftx_mode_sends_a_classroom_server_one_opening_only() {
     assert!(said.contains("0 saved, 600 failed"), "{said}");
     assert!(said.contains("is not an ftx server"), "{said}");
     assert_eq!(counting.join().unwrap(), 1);
-}
-
-/// Opens a batch by hand (PROTOCOL.md B2): the opening, then the server's welcome line.
-fn open_batch(server: &Serve) -> TcpStream {
-    let mut stream = TcpStream::connect(server.addr).unwrap();
-    stream.set_read_timeout(Some(PATIENCE)).unwrap();
-    stream.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
-    let mut welcome = Vec::new();
-    let mut byte = [0u8; 1];
-    while welcome.last() != Some(&b'\n') {
-        stream.read_exact(&mut byte).unwrap();
-        welcome.push(byte[0]);
-    }
-    assert_eq!(welcome, b"{\"status\":\"go\",\"batch\":1}\n");
-    stream
-}
-
-/// A batch played by hand, as a hostile client would: frames, then the answers.
-fn batch_by_hand(server: &Serve, frames: &[(Value, Vec<u8>)]) -> Vec<Value> {
-    let mut stream = open_batch(server);
-    for (frame, content) in frames {
-        stream.write_all(format!("{frame}\n").as_bytes()).unwrap();
-        stream.write_all(content).unwrap();
-    }
-    stream.write_all(b"{\"end\":true}\n").unwrap();
-    BufReader::new(stream)
-        .lines()
-        .map(|l| serde_json::from_str(&l.unwrap()).unwrap())
-        .collect()
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The integration tests: one binary, one module per area, against the real `ftx` binary and the classroom Python programs.
 
 mod batch;
+mod batch_hostile;
 mod check;
 mod classroom;
 mod cli;

@@ -171,7 +171,7 @@ mod tests {
         let mut session = Session {
             peer,
             worker: &mut worker,
-            wire: Wire::new(&server),
+            wire: Wire::new(&server, &ServeConfig::default()),
             trees: HashMap::from([("photos".to_string(), tree)]),
             buffer: Vec::new(),
         };

@@ -57,10 +57,11 @@ pub(super) fn receive(
     worker.trace(upload.id, || format!("{} opened a batch", upload.peer));
     // The connection's own row (waiting for a worker) goes: its files get rows of their own.
     let _ = worker.events.send(Event::Closed { id: upload.id });
+    let wire = Wire::new(stream, &worker.config);
     let mut session = Session {
         peer: upload.peer,
         worker,
-        wire: Wire::new(stream),
+        wire,
         trees: Default::default(),
         buffer: vec![0; CONTENT_BUFFER],
     };

@@ -1,9 +1,23 @@
-//! A batch connection as the server reads and answers it: the one reader of its frame lines, trailers and content, and the answers it holds until nothing more has arrived to read (PROTOCOL.md B3, B4, B9).
+//! A batch connection as the server reads and answers it: the one reader of its frame lines, trailers and content, each read bounded in time and rate, and the answers it holds until nothing more has arrived to read (PROTOCOL.md B3, B4, B9).
+//!
+//! Every read of the client and every answer goes through [`Client`]: it
+//! waits at most `--idle-timeout` for a byte to move, a frame or trailer
+//! line must be whole within `--header-timeout` of when the server began to
+//! read it, and the bytes the client moves (sent or taken) while the server
+//! waits for it must reach `--min-rate` over each `--min-rate-window` of
+//! waiting. The server's own work (hashing, saving) never counts against the
+//! client. Big content goes around it (splice) under the per-file
+//! `--min-rate` of `server/copy.rs`.
 
+use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
+use std::time::{Duration, Instant};
 
+use crate::config::ServeConfig;
 use crate::protocol::batch::{self, Answer, Frame, Trailer};
+use crate::server::min_rate::MinRate;
+use crate::term::human_duration;
 
 /// The buffer frames are read through; content larger than it goes around it.
 const READ_BUFFER: usize = 64 * 1024;
@@ -13,7 +27,7 @@ const ANSWERS_AT_ONCE: usize = 64 * 1024;
 
 /// What a batch's client sends, read through one buffer, and the answers not sent yet.
 pub(super) struct Wire<'a> {
-    reader: BufReader<&'a TcpStream>,
+    reader: BufReader<Client<'a>>,
     stream: &'a TcpStream,
     /// Answers not sent yet: they go together whenever nothing more has
     /// arrived to read (B9), so that many small files share a write and a
@@ -22,9 +36,21 @@ pub(super) struct Wire<'a> {
 }
 
 impl<'a> Wire<'a> {
-    pub(super) fn new(stream: &'a TcpStream) -> Wire<'a> {
+    pub(super) fn new(stream: &'a TcpStream, config: &ServeConfig) -> Wire<'a> {
+        let client = Client {
+            stream,
+            idle: config.idle_timeout,
+            line_time: config.header_timeout,
+            line_deadline: None,
+            min_rate: config
+                .min_rate()
+                .map(|rate| MinRate::new(rate, config.min_rate_window)),
+            waited: Duration::ZERO,
+            moved: 0,
+            timeouts: [None; 2],
+        };
         Wire {
-            reader: BufReader::with_capacity(READ_BUFFER, stream),
+            reader: BufReader::with_capacity(READ_BUFFER, client),
             stream,
             answers: Vec::new(),
         }
@@ -36,7 +62,7 @@ impl<'a> Wire<'a> {
             self.flush()
                 .map_err(|e| format!("answering the client: {e}"))?;
         }
-        let line = match batch::read_line(self) {
+        let line = match self.line() {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(None),
             Err(e) => return Err(format!("reading a frame: {e}")),
@@ -48,12 +74,23 @@ impl<'a> Wire<'a> {
 
     /// The hash sent after a file's content (B3).
     pub(super) fn trailer(&mut self) -> Result<String, String> {
-        let line = batch::read_line(self)
+        let line = self
+            .line()
             .and_then(|line| line.ok_or_else(|| io::ErrorKind::UnexpectedEof.into()))
             .map_err(|e| format!("reading the hash after the content: {e}"))?;
         batch::parse::<Trailer>(&line)
             .map(|t| t.blake3)
             .map_err(|e| format!("the hash after the content: {e}"))
+    }
+
+    /// One frame or trailer line: at most [`batch::MAX_LINE`] bytes, whole
+    /// within `--header-timeout` of now.
+    fn line(&mut self) -> io::Result<Option<Vec<u8>>> {
+        let client = self.reader.get_mut();
+        client.line_deadline = Some(Instant::now() + client.line_time);
+        let line = batch::read_line(self);
+        self.reader.get_mut().line_deadline = None;
+        line
     }
 
     /// Reads `n` bytes of content and throws them away; false if the client closed first.
@@ -72,12 +109,12 @@ impl<'a> Wire<'a> {
         Ok(())
     }
 
-    /// Sends the answers held so far.
+    /// Sends the answers held so far, within the bounds a read has.
     pub(super) fn flush(&mut self) -> io::Result<()> {
         if self.answers.is_empty() {
             return Ok(());
         }
-        let sent = self.stream.write_all(&self.answers);
+        let sent = self.reader.get_mut().send(&self.answers);
         self.answers.clear();
         sent
     }
@@ -92,7 +129,192 @@ impl<'a> Wire<'a> {
     pub(super) fn socket(&mut self) -> io::Result<&'a TcpStream> {
         debug_assert!(self.reader.buffer().is_empty());
         self.flush()?;
+        let client = self.reader.get_mut();
+        client.set_timeout(Way::Read, client.idle)?;
         Ok(self.stream)
+    }
+}
+
+/// The client's side of the connection as the server waits for it: each
+/// wait bounded by the idle timeout, a line by its deadline, and all of them
+/// by the minimum rate: while the server waits for the client (to send
+/// frames or content, or to take answers), the bytes it moves either way
+/// must reach `--min-rate` over each `--min-rate-window` of waiting.
+struct Client<'a> {
+    stream: &'a TcpStream,
+    idle: Duration,
+    /// How long a line may take (`--header-timeout`).
+    line_time: Duration,
+    /// When the line being read must be whole.
+    line_deadline: Option<Instant>,
+    /// `--min-rate`, on the clock of [`Client::waited`].
+    min_rate: Option<MinRate>,
+    /// The time spent waiting for the client, and the bytes it moved.
+    waited: Duration,
+    moved: u64,
+    /// The read and write timeouts the socket has now.
+    timeouts: [Option<Duration>; 2],
+}
+
+/// Why the server stopped waiting for a batch's client.
+#[derive(Debug)]
+enum TooLong {
+    /// Nothing came for this long.
+    Idle(Duration),
+    /// It took no answers for this long.
+    Deaf(Duration),
+    /// A line was not whole by its deadline.
+    Line(Duration),
+    /// The client moved `got` bytes in `waited` of waiting.
+    Slow {
+        got: u64,
+        waited: Duration,
+        rate: u64,
+    },
+}
+
+impl fmt::Display for TooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TooLong::Idle(limit) => write!(
+                f,
+                "the client sent nothing for {} (--idle-timeout)",
+                human_duration(*limit)
+            ),
+            TooLong::Deaf(limit) => write!(
+                f,
+                "the client took no answers for {} (--idle-timeout)",
+                human_duration(*limit)
+            ),
+            TooLong::Line(limit) => write!(
+                f,
+                "a line not whole within {} (--header-timeout)",
+                human_duration(*limit)
+            ),
+            TooLong::Slow { got, waited, rate } => write!(
+                f,
+                "client too slow: {} in {} of waiting, under the minimum of {}/s (--min-rate)",
+                indicatif::HumanBytes(*got),
+                human_duration(*waited),
+                indicatif::HumanBytes(*rate)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for TooLong {}
+
+/// Which way the server waits.
+#[derive(Clone, Copy, PartialEq)]
+enum Way {
+    Read = 0,
+    Write = 1,
+}
+
+impl Client<'_> {
+    /// Sets the socket's timeout for `way`, when it changes.
+    fn set_timeout(&mut self, way: Way, timeout: Duration) -> io::Result<()> {
+        // Rounded up to whole milliseconds, so that a deadline coming closer
+        // does not cost a system call for every read.
+        let timeout = Duration::from_millis(timeout.as_millis() as u64 + 1);
+        if self.timeouts[way as usize] != Some(timeout) {
+            match way {
+                Way::Read => self.stream.set_read_timeout(Some(timeout))?,
+                Way::Write => self.stream.set_write_timeout(Some(timeout))?,
+            }
+            self.timeouts[way as usize] = Some(timeout);
+        }
+        Ok(())
+    }
+
+    /// Waits at most until the first bound: nothing moved for the idle
+    /// timeout since `began`, the line's deadline, the rate window's end.
+    fn wait(&mut self, way: Way, began: Instant) -> io::Result<()> {
+        let mut wait = self.idle.saturating_sub(began.elapsed());
+        if let Some(deadline) = self.line_deadline.filter(|_| way == Way::Read) {
+            wait = wait.min(deadline.saturating_duration_since(Instant::now()));
+        }
+        if let Some(min_rate) = &self.min_rate {
+            // Woken when the window ends, to be judged then.
+            wait = wait.min(min_rate.window_left(self.waited));
+        }
+        // Zero means no timeout to the socket: judged after one more short wait instead.
+        self.set_timeout(way, wait.max(Duration::from_millis(1)))
+    }
+
+    /// Counts one wait that took since `now` and moved `n` bytes, and judges
+    /// the bounds: the rate, then, if nothing moved, the deadline and the idle timeout.
+    fn waited(&mut self, way: Way, now: Instant, began: Instant, n: usize) -> io::Result<()> {
+        self.waited += now.elapsed();
+        self.moved += n as u64;
+        if let Some(min_rate) = &mut self.min_rate {
+            let rate = min_rate.rate();
+            min_rate.check_at(self.moved, self.waited).map_err(|slow| {
+                io::Error::other(TooLong::Slow {
+                    got: slow.got,
+                    waited: slow.window,
+                    rate,
+                })
+            })?;
+        }
+        if n > 0 {
+            return Ok(());
+        }
+        if way == Way::Read && self.line_deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(io::Error::other(TooLong::Line(self.line_time)));
+        }
+        if began.elapsed() >= self.idle {
+            let why = match way {
+                Way::Read => TooLong::Idle(self.idle),
+                Way::Write => TooLong::Deaf(self.idle),
+            };
+            return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes`, within the bounds.
+    fn send(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        let mut began = Instant::now();
+        while !bytes.is_empty() {
+            self.wait(Way::Write, began)?;
+            let now = Instant::now();
+            match (&*self.stream).write(bytes) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    self.waited(Way::Write, now, began, n)?;
+                    began = Instant::now();
+                }
+                Err(e) if crate::protocol::is_timeout(&e) => {
+                    self.waited(Way::Write, now, began, 0)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Client<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let began = Instant::now();
+        loop {
+            self.wait(Way::Read, began)?;
+            let now = Instant::now();
+            match (&*self.stream).read(buf) {
+                Ok(n) => {
+                    self.waited(Way::Read, now, began, n)?;
+                    return Ok(n);
+                }
+                Err(e) if crate::protocol::is_timeout(&e) => {
+                    self.waited(Way::Read, now, began, 0)?
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
     }
 }
 
