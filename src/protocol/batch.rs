@@ -30,6 +30,10 @@ pub const WORTH_RESUMING: u64 = 64 * 1024;
 /// The longest frame or answer line.
 pub const MAX_LINE: usize = 8192;
 
+/// The most top folders one batch may fill (B10): each holds a descriptor on
+/// the server until the batch ends. `ftx send` opens another batch after this many units.
+pub const MAX_TOPS: usize = 64;
+
 /// True when a header's size field opens a batch.
 pub fn is_batch(size: u64) -> bool {
     size.to_be_bytes() == MAGIC

@@ -175,7 +175,7 @@ impl Worker {
             saved_as: saved_as.clone(),
             size,
             batch: Some(crate::protocol::batch::VERSION),
-            claim: self.folder.claim(&saved_as),
+            claim: self.folder.claim(&saved_as, peer.ip()),
         };
         // A classroom client has closed by now: a failed write changes nothing.
         if (&*stream).write_all(&receipt.encode()).is_ok() {

@@ -1117,3 +1117,29 @@ fn an_offset_past_the_size_ends_the_batch() {
         "{reason}"
     );
 }
+
+/// More top folders than one batch may fill (64, PROTOCOL.md B10) go over
+/// one batch after another, each folder whole.
+#[test]
+fn seventy_folders_go_over_several_batches() {
+    let source = tempfile::tempdir().unwrap();
+    let folders: Vec<PathBuf> = (0..70)
+        .map(|n| {
+            let name = format!("f{n:02}");
+            folder_with(source.path(), &name, &[("a.txt", name.as_bytes())])
+        })
+        .collect();
+    let server = Serve::start(&[]);
+    server
+        .send()
+        .args(["-j", "1"])
+        .args(&folders)
+        .assert()
+        .success();
+    for n in 0..70 {
+        let name = format!("f{n:02}");
+        let got = std::fs::read(server.drop_dir().join(&name).join("a.txt")).unwrap();
+        assert_eq!(got, name.as_bytes());
+    }
+    assert_eq!(entries(server.drop_dir()).len(), 70);
+}

@@ -152,3 +152,138 @@ fn a_batch_that_takes_its_answers_slowly_is_ended_by_the_min_rate() {
     server.wait_for_log("ended: answering the client: client too slow: ");
     classic_upload_is_served(&server, "after-answers.txt");
 }
+
+/// Descriptors the server holds open now.
+fn descriptors_of(server: &Serve) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", server.process.0.id()))
+        .unwrap()
+        .count()
+}
+
+/// One batch naming thousands of top folders (a `dir` frame each) holds at
+/// most 64 of them open: the rest fail with the limit, and the server's
+/// descriptors stay bounded while the batch is still open.
+#[test]
+fn a_batch_fills_at_most_64_top_folders() {
+    let server = Serve::start(&["--workers", "2"]);
+    let before = descriptors_of(&server);
+    let mut flood = open_batch(&server);
+    let frames: String = (0..2000)
+        .map(|n| format!("{{\"dir\":\"d{n}\"}}\n"))
+        .collect();
+    flood.write_all(frames.as_bytes()).unwrap();
+    let mut answers = std::io::BufReader::new(flood.try_clone().unwrap());
+    let mut lines = Vec::new();
+    for _ in 0..2000 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut answers, &mut line).unwrap();
+        lines.push(line);
+    }
+    let held = descriptors_of(&server);
+    assert!(
+        held <= before + 64 + 8,
+        "{held} descriptors open with the batch, {before} before"
+    );
+    assert_eq!(lines.iter().filter(|l| l.contains("\"saved\"")).count(), 64);
+    assert!(
+        lines[64].contains("a batch fills at most 64 top folders: send the rest in another batch"),
+        "{}",
+        lines[64]
+    );
+    assert_eq!(entries(server.drop_dir()).len(), 64);
+    classic_upload_is_served(&server, "meanwhile.txt");
+    flood.write_all(b"{\"end\":true}\n").unwrap();
+}
+
+/// A flood of tokens from another address (127.0.0.2, eight clients:
+/// classic uploads, each with a claim, and top frames, each with a share
+/// token) while a real `ftx send -j 2` runs whose claim and share token wait
+/// 3 s to be used (two slow folders go first): nothing of the sender's is
+/// lost, and its first file is not left loose at the top of the drop folder.
+#[test]
+fn a_token_flood_from_another_client_loses_no_file() {
+    let server = Serve::start(&["--workers", "4"]);
+    let _floods: Vec<_> = (0..8)
+        .map(|n| {
+            let flood = std::process::Command::new("python3")
+                .arg("-c")
+                .arg(FLOOD)
+                .arg(server.addr.port().to_string())
+                .arg(n.to_string())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap();
+            crate::util::Running(flood)
+        })
+        .collect();
+    // The flood has begun once the drop folder holds its first folders.
+    wait_until(
+        || entries(server.drop_dir()).len() > 200,
+        "the flood under way",
+        || server.log(),
+    );
+    let source = tempfile::tempdir().unwrap();
+    let folder = |name: &str, files: &[(String, Vec<u8>)]| {
+        let dir = source.path().join(name);
+        std::fs::create_dir(&dir).unwrap();
+        for (file, content) in files {
+            std::fs::write(dir.join(file), content).unwrap();
+        }
+        dir
+    };
+    let slow = [("big.bin".to_string(), vec![7u8; 300_000])];
+    let photos: Vec<(String, Vec<u8>)> = (0..600)
+        .map(|n| (format!("p{n:03}.jpg"), format!("photo {n}").into_bytes()))
+        .collect();
+    let sent = [
+        folder("a", &slow),
+        folder("a2", &slow),
+        folder("b", &[("tiny.txt".to_string(), b"1".to_vec())]),
+        folder("photos", &photos),
+    ];
+    server
+        .send()
+        .args(["-j", "2", "--rate", "100KiB"])
+        .args(&sent)
+        .assert()
+        .success();
+    assert_eq!(entries(&server.drop_dir().join("photos")).len(), 600);
+    assert_eq!(entries(&server.drop_dir().join("b")), ["tiny.txt"]);
+    let top = entries(server.drop_dir());
+    for name in ["a", "a2", "b", "photos"] {
+        assert!(top.contains(&name.to_string()), "{name} missing");
+    }
+    assert!(
+        !top.iter().any(|e| e == "tiny.txt"),
+        "the first file was left loose at the top"
+    );
+}
+
+/// From 127.0.0.2, for ever: empty classic uploads, then a batch of 1000 top frames.
+const FLOOD: &str = r#"
+import socket, sys, itertools
+port, me = int(sys.argv[1]), sys.argv[2]
+def conn():
+    s = socket.socket()
+    s.bind(("127.0.0.2", 0))
+    s.connect(("127.0.0.1", port))
+    return s
+def flood(n):
+    for k in range(20):
+        s = conn()
+        s.sendall((0).to_bytes(8, "big") + f"c{me}-{n}-{k}.txt".encode())
+        s.recv(100)
+        s.close()
+    s = conn()
+    s.sendall(b"\xffftx/b1\n{\"batch\":1}\n")
+    s.recv(100)
+    s.sendall("".join('{"top":"f%s-%d-%d"}\n' % (me, n, k) for k in range(1000)).encode() + b'{"end":true}\n')
+    while s.recv(65536):
+        pass
+    s.close()
+for n in itertools.count():
+    try:
+        flood(n)
+    except OSError:
+        pass
+"#;

@@ -26,15 +26,30 @@ pub(super) struct Connection<'a> {
 }
 
 impl Connection<'_> {
-    /// Takes units until there are none left, all through one connection.
+    /// Takes units until there are none left, through one connection after
+    /// another: a batch takes at most [`batch::MAX_TOPS`] (each may fill a
+    /// top folder, and the server holds that many at most, B10).
     pub(super) fn serve(&self, work: &Receiver<Unit>) {
+        while let Ok(first) = work.recv() {
+            let units = std::iter::once(first).chain(work.iter().take(batch::MAX_TOPS - 1));
+            if let Err(reason) = self.serve_batch(units) {
+                // No batch opens: nor will the next.
+                for unit in work {
+                    self.fail_unit(&unit, &reason);
+                }
+            }
+        }
+    }
+
+    /// One batch connection for `units`; why it did not open.
+    fn serve_batch(&self, work: impl Iterator<Item = Unit>) -> Result<(), String> {
         let stream = match self.open() {
             Ok(stream) => stream,
             Err(reason) => {
                 for unit in work {
                     self.fail_unit(&unit, &reason);
                 }
-                return;
+                return Err(reason);
             }
         };
         let in_flight = InFlight::default();
@@ -72,6 +87,7 @@ impl Connection<'_> {
                 Err(format!("not sent: the batch broke off ({reason})")),
             );
         }
+        Ok(())
     }
 
     /// Makes `top` on the server in a batch of its own and returns the token

@@ -3,11 +3,13 @@
 use super::session::Session;
 use crate::drop_folder::{AdoptError, Saved, Tree};
 use crate::names::{self, SafePath};
+use crate::protocol::batch::MAX_TOPS;
 
 impl Session<'_> {
     /// The tree a top folder of this batch goes into, made at its first mention.
     pub(super) fn tree(&mut self, top: &str) -> Result<&Tree, String> {
         if !self.trees.contains_key(top) {
+            self.room_for_a_tree()?;
             let tree = self
                 .worker
                 .folder
@@ -16,6 +18,16 @@ impl Session<'_> {
             self.trees.insert(top.to_string(), tree);
         }
         Ok(&self.trees[top])
+    }
+
+    /// Fails once this batch fills [`MAX_TOPS`] top folders (B10): the batch ends.
+    fn room_for_a_tree(&self) -> Result<(), String> {
+        if self.trees.len() >= MAX_TOPS {
+            return Err(format!(
+                "a batch fills at most {MAX_TOPS} top folders: send the rest in another batch"
+            ));
+        }
+        Ok(())
     }
 
     /// The key of the folder (B5b) a path of this batch goes into, if it has one.
@@ -41,6 +53,7 @@ impl Session<'_> {
             Some(token) => self.join(sent, token),
             None => {
                 if let Some(key) = key.filter(|_| !self.trees.contains_key(&sent)) {
+                    self.room_for_a_tree()?;
                     // B5b: the folder this sender left unfinished, or a new one known by its key.
                     let unfinished = &self.worker.unfinished;
                     let tree = match unfinished.resume(key, &self.worker.folder) {
@@ -62,7 +75,7 @@ impl Session<'_> {
                 let token = self
                     .worker
                     .folder
-                    .share_tree(&tree)
+                    .share_tree(&tree, self.peer.ip())
                     .ok_or("sharing a folder: no random token")?;
                 Ok((tree.name, token))
             }
@@ -86,6 +99,7 @@ impl Session<'_> {
             }
             Some(_) => {}
             None => {
+                self.room_for_a_tree()?;
                 if let Some(key) = &tree.key {
                     self.worker.unfinished.joined(key);
                 }

@@ -51,6 +51,7 @@ pub(super) fn receive(
     let _ = stream.set_read_timeout(Some(worker.config.idle_timeout));
     let _ = stream.set_write_timeout(Some(worker.config.idle_timeout));
     worker.folder.expire_parts();
+    worker.folder.expire_tokens();
     if !welcome(stream, &upload.header.name) {
         return Tally::default();
     }
