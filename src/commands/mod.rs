@@ -32,8 +32,10 @@ fn stop_on_ctrl_c(
     ctrlc::set_handler(move || {
         if signals.fetch_add(1, Ordering::SeqCst) == 0 {
             seen.store(true, Ordering::SeqCst);
-            let _ = notices.send(Event::Notice(first.into()));
             stopper.stop();
+            // Never waits: with the output stalled and its queue full, this
+            // handler must still see the second Ctrl-C.
+            let _ = notices.try_send(Event::Notice(first.into()));
         } else {
             folder.remove_partials();
             crate::term::restore_terminal();

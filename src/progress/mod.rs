@@ -392,6 +392,15 @@ pub(crate) trait Sink: Send {
     fn summary(&mut self, summary: &Summary, live: &Live);
 }
 
+/// How many events may wait for the render thread. Past that, whoever sends
+/// one waits for it, the way a logger holds back a program whose output is
+/// not read (a stalled `--json` consumer, a paused pager): the memory they
+/// take stays bounded, no outcome line is lost, and the work goes on as soon
+/// as the output moves. Progress is not sent as events (the render thread
+/// reads each upload's byte counter), so a busy server sends a few events per
+/// file, far fewer than this between two of the render thread's reads.
+pub const EVENTS_WAITING: usize = 1024;
+
 /// The render thread and the way to reach it.
 pub struct Reporter {
     events: Sender<Event>,
@@ -406,7 +415,7 @@ impl Reporter {
             Output::Plain => Box::new(plain::Plain::new(side)),
             Output::Json => Box::new(json::Json::new()),
         };
-        let (events, rx) = crossbeam_channel::unbounded();
+        let (events, rx) = crossbeam_channel::bounded(EVENTS_WAITING);
         let thread = thread::Builder::new()
             .name("render".into())
             .spawn(move || render(&rx, Live::new(side, plan), sink))

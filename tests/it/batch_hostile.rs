@@ -287,3 +287,100 @@ for n in itertools.count():
     except OSError:
         pass
 "#;
+
+/// The resident memory of process `pid`, in bytes.
+fn resident(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib * 1024
+}
+
+/// With `--json` going into a pipe nobody reads, a batch of 5,000 files with
+/// 1 KB names does not pile its events up in memory: the server waits for
+/// its output once 1,024 events wait (a few per file), and goes on, every
+/// file saved, once the output is read.
+#[test]
+fn a_stalled_output_holds_the_server_back_in_bounded_memory() {
+    use std::io::BufRead;
+    let drop = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::util::ftx_bin())
+        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(drop.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let pid = child.id();
+    let _server = crate::util::Running(child);
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = crate::util::address_in(&first.replace('"', " "));
+    let mut batch = TcpStream::connect(addr).unwrap();
+    batch.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
+    let mut welcome = [0u8; 26];
+    batch.read_exact(&mut welcome).unwrap();
+    assert_eq!(&welcome, b"{\"status\":\"go\",\"batch\":1}\n");
+    let long = "n".repeat(1000);
+    let mut writer = batch.try_clone().unwrap();
+    let sending = std::thread::spawn(move || {
+        for n in 0..5_000 {
+            let frame = format!("{{\"path\":\"{n:05}{long}\",\"size\":0}}\n");
+            writer.write_all(frame.as_bytes()).unwrap();
+        }
+        writer.write_all(b"{\"end\":true}\n").unwrap();
+    });
+    // Answers are read as they come, so only the output holds the server back.
+    let answers = std::thread::spawn(move || {
+        let mut lines = 0;
+        let mut last = String::new();
+        for line in std::io::BufReader::new(batch).lines() {
+            last = line.unwrap();
+            lines += 1;
+            if last.contains("\"end\"") || last.contains("aborted") {
+                break;
+            }
+        }
+        (lines, last)
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let held = resident(pid);
+    assert!(
+        held < 64 * 1024 * 1024,
+        "{} MiB resident with the output stalled",
+        held >> 20
+    );
+    let saved_while_stalled = entries(drop.path()).len();
+    assert!(
+        saved_while_stalled <= 1024,
+        "{saved_while_stalled} files saved with the output stalled"
+    );
+    // The output moves again: everything goes through.
+    let reading = std::thread::spawn(move || {
+        let mut finished = 0;
+        for line in out.lines() {
+            let line = line.unwrap();
+            if line.contains("\"finished\"") {
+                finished += 1;
+                if finished == 5_000 {
+                    break;
+                }
+            }
+        }
+        finished
+    });
+    let (lines, last) = answers.join().unwrap();
+    assert_eq!(lines, 5_001, "5,000 answers and the end: {last}");
+    sending.join().unwrap();
+    assert_eq!(
+        reading.join().unwrap(),
+        5_000,
+        "every outcome line, none lost"
+    );
+    assert_eq!(entries(drop.path()).len(), 5_000);
+}
