@@ -130,6 +130,13 @@ impl DropFolder {
                 io::Error::from(e)
             ),
         }
+        parts::check_staging(&dir).map_err(|e| {
+            anyhow::anyhow!(
+                "the drop folder {}: {e}: remove it (it holds only unfinished parts) \
+                 or choose another folder with -d",
+                path.display()
+            )
+        })?;
         Ok(DropFolder {
             path,
             current: Arc::new(Mutex::new((Arc::new(dir), Instant::now()))),

@@ -10,10 +10,11 @@
 
 use std::io::{self, BufRead, Write};
 
-use rustix::fs::{AtFlags, OFlags};
+use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
 
-use super::dir::{open_below, open_regular};
+use super::dir::open_below;
+use super::parts::staged;
 use super::tree::Tree;
 use super::DropFolder;
 
@@ -104,7 +105,9 @@ impl DropFolder {
     pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<(String, Saved)>)> {
         let root = self.dir().ok()?;
         let staging = Self::staging_if_any(&root)?;
-        let (file, _) = open_regular(&staging, &file_name(key)).ok()?;
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let fd = rustix::fs::openat(&staging.fd, file_name(key), flags, Mode::empty()).ok()?;
+        let (file, _) = staged(fd).ok()?;
         let mut lines = io::BufReader::new(file).lines().map_while(Result::ok);
         let top: TopLine = serde_json::from_str(&lines.next()?).ok()?;
         // One safe name, as this server wrote it: never a path.
