@@ -70,6 +70,8 @@ pub struct DropFolder {
     tokens: Arc<tokens::Tokens>,
     /// Batch mode: parts being written (B8).
     parts: Arc<parts::Parts>,
+    /// Where the search for a free numbered name goes on.
+    numbering: Arc<dir::Numbering>,
 }
 
 /// Why an upload could not start.
@@ -79,6 +81,8 @@ pub enum BeginError {
     NoSpace { size: u64, free: u64 },
     /// Nothing is at the folder's path any more, or something that is not a folder.
     FolderGone,
+    /// The name and every numbered name are taken.
+    AllTaken(String),
     /// Creating the file failed.
     Io(io::Error),
 }
@@ -94,6 +98,11 @@ impl std::fmt::Display for BeginError {
                 HumanBytes(*free)
             ),
             BeginError::FolderGone => write!(f, "the drop folder was removed"),
+            BeginError::AllTaken(name) => write!(
+                f,
+                "{name} and {} numbered names are all taken in the drop folder",
+                dir::MAX_NUMBERED
+            ),
             BeginError::Io(e) => write!(f, "cannot create a file in the drop folder: {e}"),
         }
     }
@@ -146,6 +155,7 @@ impl DropFolder {
             named: Arc::default(),
             tokens: Arc::default(),
             parts: Arc::default(),
+            numbering: Arc::default(),
         })
     }
 

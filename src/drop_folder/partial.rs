@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
-use super::dir::{all_taken, first_free, Dir, Unplaced};
+use super::dir::{all_taken, Dir, Unplaced};
 use super::{BeginError, DropFolder};
 
 /// Temporary files start with this, so they are hidden and easy to recognise.
@@ -72,6 +72,7 @@ impl DropFolder {
         safe_name: &str,
         size: u64,
     ) -> Result<PartialFile, BeginError> {
+        self.name_for(&dir, safe_name)?;
         self.space.reserve(&dir, size)?;
         match self.create_partial(&dir) {
             Ok((file, temp)) => Ok(self.partial(file, temp, safe_name, dir, root, size)),
@@ -84,6 +85,16 @@ impl DropFolder {
                     BeginError::FolderGone
                 })
             }
+        }
+    }
+
+    /// Fails, before anything is received, when `safe_name` and every
+    /// numbered name are taken in `dir`.
+    pub(super) fn name_for(&self, dir: &Dir, safe_name: &str) -> Result<(), BeginError> {
+        match self.numbering.any_free(dir, safe_name) {
+            Ok(()) => Ok(()),
+            Err(Unplaced::AllTaken) => Err(BeginError::AllTaken(safe_name.to_string())),
+            Err(Unplaced::Failed(e)) => Err(BeginError::Io(e.into())),
         }
     }
 
@@ -229,7 +240,8 @@ impl PartialFile {
             }
         }
         let name = self.name.clone();
-        match first_free(&name, |candidate| self.place(candidate)) {
+        let (numbering, dir) = (Arc::clone(&self.folder.numbering), Arc::clone(&self.dir));
+        match numbering.first_free(&dir, &name, |candidate| self.place(candidate)) {
             Ok(kept) => {
                 self.done = true;
                 if !self.dir.exists() {

@@ -217,7 +217,8 @@ impl DropFolder {
             self.part_done(&part);
             e
         };
-        // The space goes first: a file refused for its size leaves no part.
+        // The name and the space go first: a file refused leaves no part.
+        self.name_for(&dir, safe_name).map_err(free_part)?;
         let mut needed = size - self.held(key, size);
         self.space.reserve(root, needed).map_err(free_part)?;
         let free_all = |e| {

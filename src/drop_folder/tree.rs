@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustix::fs::{AtFlags, Mode, RenameFlags};
 use rustix::io::Errno;
 
-use super::dir::{first_free, open_below, open_regular, Dir, Unplaced};
+use super::dir::{open_below, open_regular, Dir, Unplaced};
 use super::partial::PartialFile;
 use super::{BeginError, DropFolder};
 
@@ -60,7 +60,7 @@ impl DropFolder {
     /// ever written into. `name` must come from [`crate::names::safe_file_name`].
     pub fn new_tree(&self, name: &str) -> Result<Tree, BeginError> {
         let root = self.dir()?;
-        let made = first_free(name, |candidate| {
+        let made = self.numbering.first_free(&root, name, |candidate| {
             rustix::fs::mkdirat(&root.fd, candidate, Mode::from_raw_mode(0o755))
         });
         let name = match made {
@@ -152,15 +152,18 @@ impl Tree {
             }
         }
         let dir = self.folder(components).map_err(AdoptError::Folder)?;
-        let moved = first_free(safe_name, |candidate| {
-            rustix::fs::renameat_with(
-                &claim.root.fd,
-                claim.name.as_str(),
-                &dir.fd,
-                candidate,
-                RenameFlags::NOREPLACE,
-            )
-        });
+        let moved = self
+            .folder
+            .numbering
+            .first_free(&dir, safe_name, |candidate| {
+                rustix::fs::renameat_with(
+                    &claim.root.fd,
+                    claim.name.as_str(),
+                    &dir.fd,
+                    candidate,
+                    RenameFlags::NOREPLACE,
+                )
+            });
         match moved {
             Ok(name) => Ok(Adopted {
                 name: Some(name),

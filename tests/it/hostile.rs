@@ -571,3 +571,32 @@ fn a_drop_folder_that_cannot_be_written_stops_the_server_at_start() {
     assert!(said.contains("choose another folder with -d"), "{said}");
     assert!(!said.contains("listening on"), "{said}");
 }
+
+/// When a name and all 9,999 numbered names are taken, an upload of that
+/// name is refused before `go ahead`, not failed after its whole content.
+#[test]
+fn an_upload_whose_names_are_all_taken_is_refused_before_go_ahead() {
+    let server = Serve::start(&[]);
+    std::fs::write(server.drop_dir().join("same.txt"), b"").unwrap();
+    for n in 1..=9999 {
+        std::fs::write(server.drop_dir().join(format!("same ({n}).txt")), b"").unwrap();
+    }
+    let reply = reply_to(&server, 5, b"same.txt");
+    assert_eq!(
+        reply,
+        "refused: same.txt and 9999 numbered names are all taken in the drop folder",
+        "{}",
+        server.log()
+    );
+    classic_other_name_saved(&server);
+}
+
+/// Another name is still saved.
+fn classic_other_name_saved(server: &Serve) {
+    upload(server, b"other.txt", b"fine");
+    wait_until(
+        || server.drop_dir().join("other.txt").exists(),
+        "other.txt",
+        || server.log(),
+    );
+}
