@@ -159,6 +159,13 @@ pub fn escape_for_terminal(raw: &[u8]) -> String {
     out
 }
 
+/// The most folders a path of a batch may go down (PROTOCOL.md B3).
+pub const MAX_DEPTH: usize = 64;
+
+/// The longest a path of a batch may be once made safe, in bytes: with the
+/// drop folder's own path it stays under the system's 4096 (`PATH_MAX`).
+pub const MAX_PATH: usize = 3072;
+
 /// A path from a batch's frame (PROTOCOL.md B3), made safe: the top folder
 /// (if any), the folders below it, the file's name.
 pub struct SafePath {
@@ -168,16 +175,26 @@ pub struct SafePath {
 }
 
 impl SafePath {
-    /// Each component is made safe the way names are; `..`, `.` and empty ones cannot leave the drop folder.
-    pub fn of(path: &str) -> Option<SafePath> {
+    /// Each component is made safe the way names are; `..`, `.` and empty
+    /// ones cannot leave the drop folder. Refused, with the reason: a path
+    /// with nothing left, more than [`MAX_DEPTH`] folders deep, or longer than
+    /// [`MAX_PATH`] bytes.
+    pub fn of(path: &str) -> Result<SafePath, String> {
         let mut parts: Vec<String> = path
             .split(['/', '\\'])
             .filter(|c| !c.is_empty() && *c != "." && *c != "..")
             .map(|c| safe_file_name(c.as_bytes()))
             .collect();
-        let name = parts.pop()?;
+        if parts.len() > MAX_DEPTH + 1 {
+            return Err(format!("a path more than {MAX_DEPTH} folders deep"));
+        }
+        let length = parts.iter().map(|p| p.len() + 1).sum::<usize>();
+        if length > MAX_PATH + 1 {
+            return Err(format!("a path longer than {MAX_PATH} bytes"));
+        }
+        let name = parts.pop().ok_or("an empty path")?;
         let top = (!parts.is_empty()).then(|| parts.remove(0));
-        Some(SafePath {
+        Ok(SafePath {
             top,
             folders: parts,
             name,
@@ -337,11 +354,37 @@ mod tests {
         assert_eq!((p.top.as_deref(), p.name.as_str()), (Some("a"), "b"));
         let p = SafePath::of("notes.txt").unwrap();
         assert_eq!((p.top, p.name.as_str()), (None, "notes.txt"));
-        assert!(SafePath::of("../..").is_none());
+        assert_eq!(
+            SafePath::of("../..").err().as_deref(),
+            Some("an empty path")
+        );
         let p = SafePath::of(".hidden/\u{1b}[2J").unwrap();
         assert_eq!(
             (p.top.as_deref(), p.name.as_str()),
             (Some("hidden"), "_[2J")
+        );
+    }
+
+    /// A path deeper or longer than a batch may make is refused, with the
+    /// reason; one just inside both is taken.
+    #[test]
+    fn paths_too_deep_or_too_long_are_refused() {
+        let deep = |folders: usize| format!("{}x.txt", "d/".repeat(folders));
+        assert!(SafePath::of(&deep(MAX_DEPTH)).is_ok());
+        assert_eq!(
+            SafePath::of(&deep(MAX_DEPTH + 1)).err().as_deref(),
+            Some("a path more than 64 folders deep")
+        );
+        let twelve = (0..12)
+            .map(|_| "c".repeat(250))
+            .collect::<Vec<_>>()
+            .join("/");
+        assert_eq!(twelve.len(), 3011);
+        assert!(SafePath::of(&twelve).is_ok());
+        let thirteen = format!("{twelve}/{}", "e".repeat(100));
+        assert_eq!(
+            SafePath::of(&thirteen).err().as_deref(),
+            Some("a path longer than 3072 bytes")
         );
     }
 }

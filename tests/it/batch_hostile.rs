@@ -384,3 +384,33 @@ fn a_stalled_output_holds_the_server_back_in_bounded_memory() {
     );
     assert_eq!(entries(drop.path()).len(), 5_000);
 }
+
+/// A file frame 3,000 folders deep (one 6 KB line) is refused on its own,
+/// its content read past: no folder is made for it, and the next file of the
+/// batch is saved.
+#[test]
+fn a_path_too_deep_fails_its_file_and_makes_no_folder() {
+    let server = Serve::start(&[]);
+    let deep = format!("{}x.txt", "d/".repeat(3000));
+    let answers = crate::util::batch_by_hand(
+        &server,
+        &[
+            (
+                serde_json::json!({"path": deep, "size": 5}),
+                b"12345".to_vec(),
+            ),
+            (
+                serde_json::json!({"path": "ok/y.txt", "size": 2}),
+                b"ok".to_vec(),
+            ),
+        ],
+    );
+    assert_eq!(answers[0]["status"], "failed", "{answers:?}");
+    assert_eq!(answers[0]["reason"], "a path more than 64 folders deep");
+    assert_eq!(answers[1]["status"], "saved", "{answers:?}");
+    assert_eq!(entries(server.drop_dir()), ["ok"]);
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("ok/y.txt")).unwrap(),
+        b"ok"
+    );
+}

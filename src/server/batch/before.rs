@@ -128,7 +128,7 @@ mod tests {
         FileFrame {
             id: 0,
             path,
-            safe: Some(safe),
+            safe: Ok(safe),
             size,
             offset: 0,
             before: None,

@@ -42,8 +42,8 @@ pub(super) struct FileFrame<'a> {
     pub(super) id: u64,
     /// The path as sent.
     pub(super) path: &'a str,
-    /// The path made safe (`None`: nothing was left of it).
-    pub(super) safe: Option<&'a SafePath>,
+    /// The path made safe, or why it could not be.
+    pub(super) safe: Result<&'a SafePath, &'a str>,
     pub(super) size: u64,
     /// Bytes the server held already, not sent again (B8).
     pub(super) offset: u64,
@@ -68,15 +68,20 @@ impl Session<'_> {
         frame: &FileFrame<'_>,
         stopping: &dyn Fn() -> bool,
     ) -> Result<FileSaved, FileError> {
-        let safe = frame
-            .safe
-            .ok_or_else(|| FileError::Batch("an empty path".into()))?;
         if frame.offset > frame.size {
             return Err(FileError::Batch(format!(
                 "a file frame that does not add up: its offset {} is past its size of {}",
                 frame.offset, frame.size
             )));
         }
+        let safe = match frame.safe {
+            Ok(safe) => safe,
+            Err(reason) => {
+                // Refused, but its content comes all the same: read past it.
+                self.skip(frame)?;
+                return Err(FileError::This(reason.to_string()));
+            }
+        };
         over_limit(&self.worker.config, frame.size).map_err(FileError::Batch)?;
         // In a folder taken up again (B5b), a file saved there before with this
         // content is not written again. Its folder's key, and where it is remembered there.
@@ -131,6 +136,23 @@ impl Session<'_> {
             hash,
             already: false,
         })
+    }
+
+    /// Reads a refused file's content (and trailer) and throws it away.
+    fn skip(&mut self, frame: &FileFrame<'_>) -> Result<(), FileError> {
+        let whole = self
+            .wire
+            .skip(frame.size - frame.offset)
+            .map_err(|e| FileError::Batch(format!("reading past a refused file: {e}")))?;
+        if !whole {
+            return Err(FileError::Batch(
+                "the client closed in the middle of a file".into(),
+            ));
+        }
+        if frame.trailer {
+            self.wire.trailer().map_err(FileError::Batch)?;
+        }
+        Ok(())
     }
 
     /// Where the file goes: a partial file, or, for a verified file with a

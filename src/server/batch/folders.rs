@@ -46,8 +46,8 @@ impl Session<'_> {
         key: Option<&str>,
     ) -> Result<(String, String), String> {
         // Named as a file's path names it, made safe the same way.
-        let sent = SafePath::of(&format!("{top}/-"))
-            .and_then(|p| p.top)
+        let sent = SafePath::of(&format!("{top}/-"))?
+            .top
             .ok_or("an empty top folder name")?;
         match join {
             Some(token) => self.join(sent, token),
@@ -112,7 +112,7 @@ impl Session<'_> {
 
     /// A claim frame (B4a): the file a classic upload saved moves to `path`, under its tree.
     pub(super) fn adopt(&mut self, token: &str, path: &str) -> Result<String, String> {
-        let safe = SafePath::of(path).ok_or("an empty path")?;
+        let safe = SafePath::of(path)?;
         let top = safe
             .top
             .clone()
@@ -146,7 +146,7 @@ impl Session<'_> {
 
     /// A folder frame: the folder, under its tree; what it is called in the drop folder.
     pub(super) fn make_dir(&mut self, dir: &str) -> Result<String, String> {
-        let path = SafePath::of(dir).ok_or("an empty folder path")?;
+        let path = SafePath::of(dir)?;
         let (top, folders) = match path.top {
             Some(top) => {
                 let mut folders = path.folders;

@@ -75,7 +75,7 @@ impl Session<'_> {
                     let frame = FileFrame {
                         id: file_ids.fetch_add(1, Ordering::Relaxed),
                         path: &path,
-                        safe: safe.as_ref(),
+                        safe: safe.as_ref().map_err(String::as_str),
                         size,
                         offset,
                         before: blake3.as_deref(),
@@ -126,7 +126,7 @@ impl Session<'_> {
         let result = self.file(frame, stopping);
         if result.is_err() {
             // Its folder, if known by a key, is unfinished (B5b).
-            if let Some(key) = frame.safe.and_then(|p| self.key_of(p)) {
+            if let Some(key) = frame.safe.ok().and_then(|p| self.key_of(p)) {
                 self.worker.unfinished.failed(&key);
             }
         }
@@ -166,7 +166,7 @@ impl Session<'_> {
             ),
         };
         counted.all.count(&outcome);
-        if frame.safe.is_some_and(|s| s.top.is_some()) {
+        if frame.safe.is_ok_and(|s| s.top.is_some()) {
             counted.in_folders.count(&outcome);
         }
         self.worker.report(frame.id, outcome);
