@@ -134,8 +134,7 @@ impl DropFolder {
 
     /// The name of the part of a file with this key and size; `None` for a key that is not 64 hex digits.
     fn part_name(key: &str, size: u64) -> Option<String> {
-        (key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| format!("{}-{size}", key.to_ascii_lowercase()))
+        crate::protocol::batch::is_key(key).then(|| format!("{}-{size}", key.to_ascii_lowercase()))
     }
 
     /// Bytes held of the file with this key and size, from an earlier batch.

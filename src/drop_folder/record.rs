@@ -8,7 +8,7 @@
 //! folder. Removed once the folder is finished; expired with the parts after
 //! a day without a write. Both line kinds are written and read here only.
 
-use std::io::{self, BufRead, Write};
+use std::io::{self, Write};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
 use serde::{Deserialize, Serialize};
@@ -17,6 +17,7 @@ use super::dir::open_below;
 use super::parts::staged;
 use super::tree::Tree;
 use super::DropFolder;
+use crate::protocol::batch::read_line;
 
 /// A file saved in a keyed folder: what a later batch compares a file with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +45,11 @@ struct FileLine {
     #[serde(flatten)]
     saved: Saved,
 }
+
+/// The longest a folder's record may grow: past it, big files saved are no
+/// longer written down (a server started again has them sent again), and a
+/// longer one found is not taken up. Its lines are at most a frame line long.
+pub const MAX_RECORD: u64 = 16 << 20;
 
 pub(super) fn file_name(key: &str) -> String {
     format!(
@@ -87,6 +93,9 @@ impl DropFolder {
             text.push_str(&serde_json::to_string(&line).map_err(io::Error::other)?);
             text.push('\n');
         }
+        if size + text.len() as u64 > MAX_RECORD {
+            return Err(io::Error::other("the folder's record is full"));
+        }
         record.write_all(text.as_bytes())
     }
 
@@ -107,8 +116,13 @@ impl DropFolder {
         let staging = Self::staging_if_any(&root)?;
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let fd = rustix::fs::openat(&staging.fd, file_name(key), flags, Mode::empty()).ok()?;
-        let (file, _) = staged(fd).ok()?;
-        let mut lines = io::BufReader::new(file).lines().map_while(Result::ok);
+        let (file, size) = staged(fd).ok()?;
+        if size > MAX_RECORD {
+            return None;
+        }
+        let mut reader = io::BufReader::new(io::Read::take(file, MAX_RECORD));
+        let mut lines = std::iter::from_fn(|| read_line(&mut reader).ok().flatten())
+            .filter_map(|line| String::from_utf8(line).ok());
         let top: TopLine = serde_json::from_str(&lines.next()?).ok()?;
         // One safe name, as this server wrote it: never a path.
         if crate::names::safe_file_name(top.top.as_bytes()) != top.top {
@@ -162,6 +176,34 @@ mod tests {
             part: Some("p".into()),
             saved_as: "photos/a".into(),
         }
+    }
+
+    /// A record stops growing at MAX_RECORD, and one longer than that (put
+    /// there by hand) is not read.
+    #[test]
+    fn a_record_is_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let tree = folder.new_tree("photos").unwrap();
+        let mut long = big("h");
+        long.saved_as = "s".repeat(7000);
+        let mut full = None;
+        for n in 0..(MAX_RECORD / 7000 + 10) {
+            if let Err(e) = folder.note_folder("k", &tree, Some((&n.to_string(), &long))) {
+                full = Some(e.to_string());
+                break;
+            }
+        }
+        assert_eq!(full.as_deref(), Some("the folder's record is full"));
+        let record = dir.path().join(".ftx-partial").join(file_name("k"));
+        assert!(std::fs::metadata(&record).unwrap().len() <= MAX_RECORD);
+        assert!(folder.noted_folder("k").is_some());
+        let file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&record)
+            .unwrap();
+        file.set_len(MAX_RECORD + 1).unwrap();
+        assert!(folder.noted_folder("k").is_none(), "too long to be read");
     }
 
     #[test]

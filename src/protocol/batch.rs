@@ -34,6 +34,12 @@ pub const MAX_LINE: usize = 8192;
 /// the server until the batch ends. `ftx send` opens another batch after this many units.
 pub const MAX_TOPS: usize = 64;
 
+/// Whether `key` can be a key (B5b, B8): 64 hex digits, as BLAKE3 gives.
+/// A frame's key that is anything else is taken as no key.
+pub fn is_key(key: &str) -> bool {
+    key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// True when a header's size field opens a batch.
 pub fn is_batch(size: u64) -> bool {
     size.to_be_bytes() == MAGIC

@@ -414,3 +414,54 @@ fn a_path_too_deep_fails_its_file_and_makes_no_folder() {
         b"ok"
     );
 }
+
+/// Bytes of every file in `dir` (0 if it is not there).
+fn bytes_below(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .map(|e| e.metadata().unwrap().len())
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Empty verified files with long paths and keys, in a folder known by its
+/// key, batch cut off: only files received into a part are written down, so
+/// the folder's record stays one line; a key that is not 64 hex digits (4 KB
+/// of them) is no key, and writes nothing down.
+#[test]
+fn records_hold_only_files_received_into_parts() {
+    let server = Serve::start(&[]);
+    let empty = "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262";
+    for (top, key) in [("photos", "ab".repeat(32)), ("other", "c".repeat(4000))] {
+        let mut batch = open_batch(&server);
+        let mut frames = format!("{{\"top\":\"{top}\",\"key\":\"{key}\"}}\n");
+        for n in 0..500 {
+            frames.push_str(&format!(
+                "{{\"path\":\"{top}/{n:03}{}\",\"size\":0,\"blake3\":\"{empty}\",\"key\":\"{}\"}}\n",
+                "x".repeat(3000),
+                "cd".repeat(32)
+            ));
+        }
+        batch.write_all(frames.as_bytes()).unwrap();
+        let mut answers = std::io::BufReader::new(batch);
+        for _ in 0..501 {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut answers, &mut line).unwrap();
+            assert!(
+                line.contains("\"saved\"") || line.contains("\"top\""),
+                "{line}"
+            );
+        }
+        // Cut off: the folder is left unfinished.
+    }
+    wait_until(
+        || server.log().matches(" ended: ").count() == 2,
+        "both batches seen ending",
+        || server.log(),
+    );
+    let records = bytes_below(&server.drop_dir().join(".ftx-partial"));
+    assert!(records < 1024, "{records} bytes written down");
+}

@@ -117,7 +117,11 @@ impl Session<'_> {
             let saved = Saved {
                 size: frame.size,
                 blake3: blake3.clone(),
-                part: frame.key.map(str::to_string),
+                // Written down only for a file received into a part.
+                part: frame
+                    .key
+                    .filter(|_| frame.verified() && frame.size >= batch::WORTH_RESUMING)
+                    .map(str::to_string),
                 saved_as: saved_as.clone(),
             };
             self.worker.unfinished.saved(&key, below, saved);

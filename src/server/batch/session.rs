@@ -9,7 +9,7 @@ use crate::drop_folder::Tree;
 use crate::names::{self, SafePath};
 use crate::outcome::{Done, Tally};
 use crate::progress::Event;
-use crate::protocol::batch::{Answer, Frame, Wanted};
+use crate::protocol::batch::{self, Answer, Frame, Wanted};
 use crate::server::worker::Worker;
 
 /// One batch being read.
@@ -51,7 +51,8 @@ impl Session<'_> {
                     Err(reason) => Answer::Failed { path, reason },
                 },
                 Frame::Top { top, join, key } => {
-                    let (saved_as, token) = self.top(&top, join.as_deref(), key.as_deref())?;
+                    let key = key.as_deref().filter(|k| batch::is_key(k));
+                    let (saved_as, token) = self.top(&top, join.as_deref(), key)?;
                     Answer::Top {
                         top,
                         saved_as,
@@ -80,7 +81,7 @@ impl Session<'_> {
                         offset,
                         before: blake3.as_deref(),
                         trailer,
-                        key: key.as_deref(),
+                        key: key.as_deref().filter(|k| batch::is_key(k)),
                     };
                     self.file_frame(&frame, counted, stopping)?
                 }

@@ -29,6 +29,17 @@ const MAX_FOLDERS: usize = 256;
 /// be saved twice): it is forgotten instead.
 const MAX_FILES: usize = 100_000;
 const MAX_FILES_IN_ALL: usize = 400_000;
+/// The memory they may take, per folder and in all, counted as
+/// [`weight`] says: a folder that would go past either is forgotten too.
+const MAX_BYTES: usize = 64 << 20;
+const MAX_BYTES_IN_ALL: usize = 128 << 20;
+
+/// What remembering a file takes: its strings, and about as much again for
+/// the maps that hold them.
+fn weight(path: &str, saved: &Saved) -> usize {
+    let strings = path.len() + saved.blake3.len() + saved.saved_as.len();
+    2 * (strings + saved.part.as_ref().map_or(0, |p| p.len())) + 64
+}
 
 /// How long a finished folder is remembered for batches joining it late: a share token's life.
 const JOIN_LIFE: Duration = TOKEN_LIFE;
@@ -38,6 +49,26 @@ fn forget_idle(folders: &mut HashMap<String, Filling>) {
     folders.retain(|_, f| {
         f.users > 0 || (f.at.elapsed() < LIFE && (f.broken || f.at.elapsed() < JOIN_LIFE))
     });
+}
+
+/// Room for one more folder under [`MAX_FOLDERS`]: the oldest nobody fills
+/// goes, with its record. False if every one is being filled.
+fn make_room(folders: &mut HashMap<String, Filling>) -> bool {
+    if folders.len() < MAX_FOLDERS {
+        return true;
+    }
+    let oldest = folders
+        .iter()
+        .filter(|(_, f)| f.users == 0)
+        .min_by_key(|(_, f)| f.at)
+        .map(|(k, _)| k.clone());
+    match oldest.and_then(|oldest| folders.remove(&oldest)) {
+        Some(gone) => {
+            gone.tree.forget();
+            true
+        }
+        None => false,
+    }
 }
 
 #[derive(Debug)]
@@ -55,6 +86,8 @@ struct Filling {
     /// files are known only by what the folder holds.
     from_record: bool,
     at: Instant,
+    /// What its files take in memory ([`weight`]).
+    bytes: usize,
 }
 
 impl Filling {
@@ -67,6 +100,7 @@ impl Filling {
             broken: false,
             from_record: false,
             at: Instant::now(),
+            bytes: 0,
         }
     }
 
@@ -74,7 +108,19 @@ impl Filling {
         if let Some(part) = &saved.part {
             self.parts.insert(part.clone(), saved.size);
         }
+        if let Some(old) = self.saved.remove(&path) {
+            self.bytes -= weight(&path, &old);
+        }
+        self.bytes += weight(&path, &saved);
         self.saved.insert(path, saved);
+    }
+
+    /// Whether one more file of `weight` goes past its bounds.
+    fn full(&self, weight: usize, in_all: (usize, usize)) -> bool {
+        self.saved.len() >= MAX_FILES
+            || in_all.0 >= MAX_FILES_IN_ALL
+            || self.bytes + weight > MAX_BYTES
+            || in_all.1 + weight > MAX_BYTES_IN_ALL
     }
 }
 
@@ -96,16 +142,26 @@ impl Unfinished {
     /// [`SIBLINGS_WAIT`]: the same command run again at once takes it up.
     pub fn resume(&self, key: &str, drop_folder: &DropFolder) -> Option<Tree> {
         let deadline = Instant::now() + SIBLINGS_WAIT;
+        let known = self
+            .folders
+            .lock()
+            .expect("unfinished lock")
+            .contains_key(key);
+        // Written down by a server that stopped before it was finished: read
+        // without the lock, which other batches need meanwhile (MAX_RECORD bounds it).
+        let noted = (!known).then(|| drop_folder.noted_folder(key)).flatten();
         let mut folders = self.folders.lock().expect("unfinished lock");
         forget_idle(&mut folders);
-        if !folders.contains_key(key) {
-            // Written down by a server that stopped before it was finished.
-            let (tree, files) = drop_folder.noted_folder(key)?;
+        let room = folders.contains_key(key) || make_room(&mut folders);
+        if let (false, true, Some((tree, files))) = (folders.contains_key(key), room, noted) {
             let mut folder = Filling::new(tree);
             folder.users = 0;
             folder.broken = true;
             folder.from_record = true;
             for (path, saved) in files {
+                if folder.full(weight(&path, &saved), (0, 0)) {
+                    break;
+                }
                 folder.add(path, saved);
             }
             folders.insert(key.to_string(), folder);
@@ -136,16 +192,8 @@ impl Unfinished {
     pub fn started(&self, key: &str, tree: &Tree) {
         let mut folders = self.folders.lock().expect("unfinished lock");
         forget_idle(&mut folders);
-        if folders.len() >= MAX_FOLDERS {
-            let oldest = folders
-                .iter()
-                .filter(|(_, f)| f.users == 0)
-                .min_by_key(|(_, f)| f.at)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(oldest) => drop(folders.remove(&oldest)),
-                None => return,
-            }
+        if !make_room(&mut folders) {
+            return;
         }
         tree.note(None);
         folders.insert(key.to_string(), Filling::new(tree.clone()));
@@ -186,16 +234,22 @@ impl Unfinished {
     /// `path` (below the top folder) was saved in the folder of `key`.
     pub fn saved(&self, key: &str, path: String, saved: Saved) {
         let mut folders = self.folders.lock().expect("unfinished lock");
-        let mut in_all: usize = folders.values().map(|f| f.saved.len()).sum();
-        if in_all >= MAX_FILES_IN_ALL {
+        let this = weight(&path, &saved);
+        let in_all = |folders: &HashMap<String, Filling>| {
+            folders
+                .values()
+                .fold((0, 0), |(n, b), f| (n + f.saved.len(), b + f.bytes))
+        };
+        let mut all = in_all(&folders);
+        if all.0 >= MAX_FILES_IN_ALL || all.1 + this > MAX_BYTES_IN_ALL {
             // Finished folders nobody fills go first.
             folders.retain(|_, f| f.users > 0 || f.broken);
-            in_all = folders.values().map(|f| f.saved.len()).sum();
+            all = in_all(&folders);
         }
         let Some(folder) = folders.get_mut(key) else {
             return;
         };
-        if folder.saved.len() >= MAX_FILES || in_all >= MAX_FILES_IN_ALL {
+        if folder.full(this, all) {
             folder.tree.forget();
             folders.remove(key);
             return;
@@ -219,6 +273,7 @@ impl Unfinished {
         let mut folders = self.folders.lock().expect("unfinished lock");
         if let Some(folder) = folders.get_mut(key) {
             if let Some(saved) = folder.saved.remove(path) {
+                folder.bytes -= weight(path, &saved);
                 if let Some(part) = saved.part {
                     folder.parts.remove(&part);
                 }
@@ -253,6 +308,30 @@ mod tests {
             part: Some("p".into()),
             saved_as: "photos/a".into(),
         }
+    }
+
+    /// The memory a folder's files take is bounded in bytes, not only in
+    /// count: long paths get a folder forgotten long before 100,000 files.
+    #[test]
+    fn a_folder_is_forgotten_past_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = DropFolder::open(dir.path()).unwrap();
+        let mut tree = folder.new_tree("photos").unwrap();
+        tree.key = Some("k".into());
+        let unfinished = Unfinished::default();
+        unfinished.started("k", &tree);
+        let long = |n: usize| format!("{n:06}{}", "p".repeat(3000));
+        let one = weight(&long(0), &saved("h"));
+        let fit = MAX_BYTES / one;
+        for n in 0..fit {
+            unfinished.saved("k", long(n), saved("h"));
+        }
+        assert!(unfinished.find("k", &long(0)).is_some(), "{fit} files fit");
+        unfinished.saved("k", long(fit), saved("h"));
+        assert!(
+            unfinished.find("k", &long(0)).is_none(),
+            "past {MAX_BYTES} bytes the folder is forgotten"
+        );
     }
 
     #[test]
