@@ -2,6 +2,7 @@
 
 mod batch;
 mod connect;
+mod secret;
 mod upload;
 mod verdict;
 

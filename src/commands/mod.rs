@@ -32,10 +32,11 @@ fn stop_on_ctrl_c(
     ctrlc::set_handler(move || {
         if signals.fetch_add(1, Ordering::SeqCst) == 0 {
             seen.store(true, Ordering::SeqCst);
-            stopper.stop();
-            // Never waits: with the output stalled and its queue full, this
-            // handler must still see the second Ctrl-C.
+            // Before the cancelled uploads' lines; never waits: with the
+            // output stalled and its queue full, this handler must still
+            // see the second Ctrl-C.
             let _ = notices.try_send(Event::Notice(first.into()));
+            stopper.stop();
         } else {
             folder.remove_partials();
             crate::term::restore_terminal();

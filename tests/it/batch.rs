@@ -917,7 +917,8 @@ fn a_file_changed_since_it_was_saved_in_a_folder_taken_up_fails_once_then_goes_b
     let out = server.send().arg(&top).assert().code(1);
     let said = String::from_utf8_lossy(&out.get_output().stderr).into_owned();
     assert!(
-        said.contains("photos/big.bin") && said.contains("the file saved before has BLAKE3"),
+        said.contains("photos/big.bin")
+            && said.contains("the file saved before is not the sender's BLAKE3"),
         "{said}"
     );
     server.send().arg(&top).assert().success();
@@ -1142,4 +1143,66 @@ fn seventy_folders_go_over_several_batches() {
         assert_eq!(got, name.as_bytes());
     }
     assert_eq!(entries(server.drop_dir()).len(), 70);
+}
+
+/// Part keys are the sender's own (mixed with a secret in its state
+/// folder): another user sending the same file, same path, size, time and
+/// inode, makes a key of its own and resumes nothing of the first one's
+/// part; the first user's next run resumes it.
+#[test]
+fn another_user_cannot_take_up_a_part() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 3));
+    let (first, other) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let as_user = |state: &Path| {
+        let mut send = std::process::Command::new(ftx_bin());
+        send.env("XDG_STATE_HOME", state);
+        send
+    };
+    let mut sender = crate::util::Running(
+        as_user(first.path())
+            .args(["send", "--plain", "--ftx", "--rate", "2MiB", "--to"])
+            .arg(server.addr.to_string())
+            .arg(&big)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    crate::util::wait_until(
+        || part_bytes(server.drop_dir()) > 500_000,
+        "part of the big file on the server",
+        || server.log(),
+    );
+    sender.signal("KILL");
+    sender.wait_exit();
+    batch_seen_ended(&server);
+    let resumed_from = |state: &Path| {
+        let out = assert_cmd::Command::from_std(as_user(state))
+            .args(["send", "--json", "--ftx", "--to", &server.addr.to_string()])
+            .arg(&big)
+            .timeout(PATIENCE)
+            .assert()
+            .success();
+        let finished = String::from_utf8_lossy(&out.get_output().stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|e| e["event"] == "finished")
+            .unwrap();
+        finished["resumed_from"].as_u64().unwrap_or(0)
+    };
+    assert_eq!(
+        resumed_from(other.path()),
+        0,
+        "another user resumed the part"
+    );
+    assert!(
+        part_bytes(server.drop_dir()) > 500_000,
+        "the first one's part is kept"
+    );
+    std::fs::remove_file(server.drop_dir().join("big.bin")).unwrap();
+    assert!(
+        resumed_from(first.path()) > 0,
+        "the first user's run resumes"
+    );
 }

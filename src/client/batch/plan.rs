@@ -116,16 +116,17 @@ fn folder_key(path: &Path) -> Option<String> {
     let path = std::fs::canonicalize(path).ok()?;
     let meta = std::fs::metadata(&path).ok()?;
     Some(key_of(
-        b"ftx folder key 1\0",
+        b"ftx folder key 2\0",
         &path,
         &[meta.dev(), meta.ino()],
     ))
 }
 
-/// BLAKE3 of `tag`, the bytes of `path` and `numbers`: a key that names a
-/// file or folder of this machine without reading it.
+/// BLAKE3 of `tag`, the bytes of `path` and `numbers`, keyed with this
+/// user's secret: a key that names a file or folder of this machine without
+/// reading it, and that no one else can make.
 fn key_of(tag: &[u8], path: &Path, numbers: &[u64]) -> String {
-    let mut hasher = blake3::Hasher::new();
+    let mut hasher = blake3::Hasher::new_keyed(crate::client::secret::secret());
     hasher.update(tag);
     hasher.update(path.as_os_str().as_encoded_bytes());
     for n in numbers {
@@ -152,5 +153,5 @@ pub(super) fn part_key(planned: &Planned) -> Result<String, String> {
         meta.dev(),
         meta.ino(),
     ];
-    Ok(key_of(b"ftx part key 1\0", &path, &numbers))
+    Ok(key_of(b"ftx part key 2\0", &path, &numbers))
 }

@@ -68,9 +68,9 @@ impl Session<'_> {
             None if frame.trailer && offset == size && frame.key == before.part.as_deref() => {
                 let blake3 = self.wire.trailer().map_err(FileError::Batch)?;
                 if !blake3.eq_ignore_ascii_case(&before.blake3) {
+                    // Not the hash saved: the client sent none of that file's bytes now.
                     return Err(FileError::This(format!(
-                        "verification failed: the file saved before has BLAKE3 {}, the sender's is {}",
-                        before.blake3,
+                        "verification failed: the file saved before is not the sender's BLAKE3 {}",
                         names::escape_for_terminal(blake3.as_bytes())
                     )));
                 }
@@ -228,7 +228,8 @@ mod tests {
         match session.saved_there_before(&resumed, &safe, "k", "big.bin") {
             Err(FileError::This(reason)) => {
                 assert!(
-                    reason.contains("the file saved before has BLAKE3"),
+                    reason.contains("the file saved before is not the sender's BLAKE3")
+                        && !reason.contains(&big),
                     "{reason}"
                 )
             }

@@ -285,8 +285,10 @@ impl Session<'_> {
         if let (Some(expected), Some(got)) = (&expected, got) {
             if !expected.eq_ignore_ascii_case(got) {
                 partial.discard();
+                // Never the hash the server found: with a part resumed, it
+                // is the hash of bytes this client may not have sent.
                 return Err(FileError::This(format!(
-                    "verification failed: the content's BLAKE3 is {got}, the sender's is {}",
+                    "verification failed: what arrived is not the sender's BLAKE3 {}",
                     names::escape_for_terminal(expected.as_bytes())
                 )));
             }
