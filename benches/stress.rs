@@ -1,7 +1,7 @@
-//! Hostile-load harness: silent and slow clients, tricklers, 10,000 clients at once, memory after 90,000 connections; loopback only, bounded, stops by itself.
+//! Hostile-load harness: silent and slow clients, tricklers, 10,000 clients at once, memory after 90,000 connections, and batch mode's attacks; loopback only, bounded, stops by itself.
 //!
-//! Run: `cargo bench --bench stress` (about two minutes); `-- --quick` for
-//! smaller counts; `-- --only slow,trickle,burst,memory` for parts; `-- --write
+//! Run: `cargo bench --bench stress` (about three minutes); `-- --quick` for
+//! smaller counts; `-- --only slow,trickle,burst,memory,batch` for parts; `-- --write
 //! RELIABILITY.md` to write the results there with the commit they were
 //! measured on. Clients come from many loopback addresses (127.0.x.y), so no
 //! single address runs out of ports. Every scenario has a deadline and kills
@@ -22,6 +22,9 @@ use std::time::{Duration, Instant};
 use ftx::noise::Noise;
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
+
+#[path = "support/batch_attacks.rs"]
+mod batch_attacks;
 
 /// A scenario that has not finished by then is cut short, and says so.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
@@ -59,6 +62,20 @@ fn main() {
             (6000, 3000)
         } else {
             (60_000, 30_000)
+        }));
+    }
+    if wanted("batch") {
+        report.push(batch_attacks::slow_batches());
+        report.push(batch_attacks::descriptor_flood(if quick {
+            2000
+        } else {
+            20_000
+        }));
+        report.push(batch_attacks::record_flood(if quick { 20 } else { 200 }));
+        report.push(batch_attacks::blocked_output(if quick {
+            5000
+        } else {
+            20_000
         }));
     }
     let command = format!(
