@@ -187,7 +187,7 @@ pub fn record_flood(batches: usize) -> String {
         "## Folders left unfinished stay small\n\n\
          `ftx serve -w 8`: {batches} batches, each a top folder with a key and 500 empty verified \
          files with 3 KB paths and part keys, cut off before their end ({} in all).\n\
-         Goal: memory within the registry's bound (128 MiB counted, about half of it resident), and folder \
+         Goal: memory within the registry's bound (128 MiB as it counts), and folder \
          records only for files received into parts (none here).\n\n\
          | measure | value |\n| --- | ---: |\n\
          | server resident: at start / at the end (peak) | {} / {} ({}) |\n\

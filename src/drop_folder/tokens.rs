@@ -108,6 +108,12 @@ impl DropFolder {
             .map(|t| t.what.clone())
     }
 
+    /// Drops the share tokens of `tree`: no other batch may join it any more.
+    pub fn unshare_tree(&self, tree: &Tree) {
+        let mut shared = self.tokens.shared.lock().expect("trees lock");
+        shared.retain(|_, t| !Arc::ptr_eq(&t.what.top, &tree.top));
+    }
+
     /// Drops the tokens past their life, and with them the folders they hold open.
     pub fn expire_tokens(&self) {
         let claims = &self.tokens.claims;

@@ -54,6 +54,21 @@ pub enum AdoptError {
     Moving(io::Error),
 }
 
+impl Tree {
+    /// Removes the top folder if it is still empty (a batch that made it
+    /// broke off before anything went in), with its share tokens; a folder
+    /// that holds anything, or is not this one any more, stays.
+    pub fn remove_if_empty(&self) {
+        let there =
+            rustix::fs::statat(&self.root.fd, self.name.as_str(), AtFlags::SYMLINK_NOFOLLOW);
+        if there.is_ok_and(|s| (s.st_dev, s.st_ino) == (self.top.dev, self.top.ino)) {
+            self.folder.unshare_tree(self);
+            // Fails, and nothing happens, if it is not empty.
+            let _ = rustix::fs::unlinkat(&self.root.fd, self.name.as_str(), AtFlags::REMOVEDIR);
+        }
+    }
+}
+
 impl DropFolder {
     /// Makes a new top folder for a tree that is sent (batch mode): `name`, or
     /// `name (1)`, `name (2)`... when taken, so that nothing already there is

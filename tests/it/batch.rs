@@ -659,7 +659,11 @@ fn a_batch_that_breaks_off_leaves_no_partial_file() {
     stream.write_all(&[1u8; 40_000]).unwrap();
     drop(stream);
     server.wait_for_log("t/half.bin  client closed after 40000 of 100000 bytes");
-    assert!(entries(&server.drop_dir().join("t")).is_empty());
+    batch_seen_ended(&server);
+    assert!(
+        entries(server.drop_dir()).is_empty(),
+        "no partial file, and no empty folder t/"
+    );
     // The server goes on.
     let src = tempfile::tempdir().unwrap();
     let file = write_file(src.path(), "after.txt", b"after");

@@ -465,3 +465,28 @@ fn records_hold_only_files_received_into_parts() {
     let records = bytes_below(&server.drop_dir().join(".ftx-partial"));
     assert!(records < 1024, "{records} bytes written down");
 }
+
+/// A batch that makes top folders and breaks off leaves none of them
+/// behind empty (each was a numbered folder for ever); one it put a file or
+/// a folder it was asked for in (and answered saved) stays.
+#[test]
+fn a_batch_that_breaks_off_leaves_no_empty_folder() {
+    let server = Serve::start(&[]);
+    let mut batch = open_batch(&server);
+    batch
+        .write_all(b"{\"top\":\"empty\"}\n{\"dir\":\"also/inner\"}\n{\"path\":\"kept/a.txt\",\"size\":2}\nok")
+        .unwrap();
+    let mut answers = std::io::BufReader::new(batch.try_clone().unwrap());
+    for _ in 0..3 {
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut answers, &mut line).unwrap();
+    }
+    batch.write_all(b"not a frame\n").unwrap();
+    assert!(aborted_reason(&mut batch).contains("a frame that cannot be read"));
+    wait_until(
+        || server.log().contains(" ended: "),
+        "the batch seen ending",
+        || server.log(),
+    );
+    assert_eq!(entries(server.drop_dir()), ["also", "kept"]);
+}

@@ -173,6 +173,7 @@ mod tests {
             worker: &mut worker,
             wire: Wire::new(&server, &ServeConfig::default()),
             trees: HashMap::from([("photos".to_string(), tree)]),
+            made: Vec::new(),
             buffer: Vec::new(),
         };
 

@@ -16,6 +16,7 @@ impl Session<'_> {
                 .new_tree(top)
                 .map_err(|e| e.to_string())?;
             self.trees.insert(top.to_string(), tree);
+            self.made.push(top.to_string());
         }
         Ok(&self.trees[top])
     }

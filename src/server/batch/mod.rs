@@ -64,14 +64,26 @@ pub(super) fn receive(
         worker,
         wire,
         trees: Default::default(),
+        made: Vec::new(),
         buffer: vec![0; CONTENT_BUFFER],
     };
     let began = Instant::now();
     let mut counted = Counted::default();
     let read = session.frames(file_ids, &mut counted, stopping);
+    if read.is_err() {
+        // A batch that broke off leaves no empty folder of its own behind
+        // (one known by a key stays: it is taken up again, B5b).
+        for sent in &session.made {
+            let tree = &session.trees[sent];
+            if tree.key.is_none() {
+                tree.remove_if_empty();
+            }
+        }
+    }
     let mut into: Vec<String> = session
         .trees
         .values()
+        .filter(|t| t.exists())
         .map(|t| names::escape_for_terminal(t.name.as_bytes()))
         .collect();
     into.sort();

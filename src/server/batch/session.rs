@@ -18,8 +18,10 @@ pub(super) struct Session<'a> {
     pub(super) peer: std::net::SocketAddr,
     pub(super) worker: &'a mut Worker,
     pub(super) wire: Wire<'a>,
-    /// Top folders made in this batch, by the name sent.
+    /// Top folders this batch fills, by the name sent.
     pub(super) trees: HashMap<String, Tree>,
+    /// Those of them it made (not joined, nor taken up again), by the name sent.
+    pub(super) made: Vec<String>,
     /// Content goes through here, one buffer for the whole batch.
     pub(super) buffer: Vec<u8>,
 }
