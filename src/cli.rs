@@ -275,6 +275,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     pub per_ip: Option<u16>,
 
+    /// The name this server tells senders that ask (the hello on the UDP port) [default: the host name]
+    #[arg(long, value_name = "NAME", conflicts_with = "no_hello")]
+    pub name: Option<String>,
+
+    /// Do not answer hellos on the UDP port: senders learn that this is ftx from their first file
+    #[arg(long)]
+    pub no_hello: bool,
+
     #[command(flatten)]
     pub view: ViewArgs,
 

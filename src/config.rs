@@ -35,6 +35,10 @@ pub struct ServeConfig {
     /// Receive each upload at most this many bytes per second.
     pub rate: Option<u64>,
     pub output: Output,
+    /// What the server calls itself in its hello (PROTOCOL.md section 5).
+    pub name: String,
+    /// Answer hellos on the UDP port.
+    pub hello: bool,
 }
 
 impl Default for ServeConfig {
@@ -56,6 +60,8 @@ impl Default for ServeConfig {
             trace: false,
             rate: None,
             output: Output::Plain,
+            name: crate::server::hello::default_name(),
+            hello: true,
         }
     }
 }
@@ -87,6 +93,8 @@ impl ServeConfig {
             trace: args.view.trace,
             rate: args.rate,
             output: Output::choose(args.view.plain, args.view.json),
+            name: args.name.unwrap_or_else(crate::server::hello::default_name),
+            hello: !args.no_hello,
         })
     }
 }

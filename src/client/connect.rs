@@ -2,7 +2,7 @@
 
 use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::config::SendConfig;
@@ -68,14 +68,29 @@ pub(super) fn with_retry<T>(
     }
 }
 
-/// Connects to the first of `addresses` that answers. When none does, says
-/// why once per run (in `unreachable`): the connections after it fail at
-/// once, without trying again.
+/// How a run reaches the server: why it cannot (said once), and the
+/// connection made while the hello was asked (PROTOCOL.md section 5), for
+/// the first upload or batch to take.
+#[derive(Debug, Default)]
+pub(super) struct Reach {
+    /// Set by the first upload that could not connect: the others do not try.
+    pub(super) unreachable: OnceLock<String>,
+    /// The first connection, made while the hello was asked, or why it could not be made.
+    pub(super) early: Mutex<Option<Result<TcpStream, String>>>,
+}
+
+/// Connects to the first of `addresses` that answers (or takes the
+/// connection made early). When none does, says why once per run (in
+/// `reach`): the connections after it fail at once, without trying again.
 pub(super) fn connect(
     config: &SendConfig,
     addresses: &[SocketAddr],
-    unreachable: &OnceLock<String>,
+    reach: &Reach,
 ) -> Result<TcpStream, String> {
+    if let Some(early) = reach.early.lock().expect("early lock").take() {
+        return early;
+    }
+    let unreachable = &reach.unreachable;
     if unreachable.get().is_some() {
         return Err(SEE_FIRST.into());
     }

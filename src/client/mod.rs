@@ -2,6 +2,7 @@
 
 mod batch;
 mod connect;
+mod hello;
 mod secret;
 mod upload;
 mod verdict;
@@ -11,7 +12,7 @@ use std::net::SocketAddr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::thread;
 
 use crossbeam_channel::Sender;
@@ -251,7 +252,7 @@ struct Context<'a> {
     addresses: &'a [SocketAddr],
     events: &'a Sender<Event>,
     learned: Learned,
-    unreachable: OnceLock<String>,
+    reach: connect::Reach,
     reports: Mutex<Vec<Option<FileReport>>>,
 }
 
@@ -305,7 +306,7 @@ impl Context<'_> {
                             addresses: self.addresses,
                             events: self.events,
                             learned: &self.learned,
-                            unreachable: &self.unreachable,
+                            reach: &self.reach,
                         }
                         .run();
                         self.report(
@@ -340,7 +341,7 @@ pub fn upload_all(
         addresses,
         events,
         learned: Learned::default(),
-        unreachable: OnceLock::new(),
+        reach: connect::Reach::default(),
         reports: Mutex::new(vec![None; run.files.len()]),
     };
     if !run.links.is_empty() {
@@ -352,6 +353,20 @@ pub fn upload_all(
     }
     if config.ftx {
         // Told the server is ftx: no classic first file to learn it from.
+        batch::send(&context, run, None);
+        return context.into_reports(run);
+    }
+    let sendable = run.files.iter().any(|f| f.problem.is_none());
+    let said = (!config.classic && sendable)
+        .then(|| hello::ask(config, addresses, &context.reach))
+        .flatten();
+    if said.is_some_and(|s| s.batch >= crate::protocol::batch::VERSION) {
+        // It said it is ftx before the first byte (PROTOCOL.md section 5):
+        // every file goes in batches, the first one too.
+        context
+            .learned
+            .ftx
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         batch::send(&context, run, None);
         return context.into_reports(run);
     }

@@ -3,12 +3,12 @@
 use std::fs::File;
 use std::io::{self, ErrorKind, Read, Seek, SeekFrom};
 use std::net::{SocketAddr, TcpStream};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 
-use super::connect::{self, Opening};
+use super::connect::{self, Opening, Reach};
 use super::{shown_path, verdict, Learned, Planned};
 use crate::config::SendConfig;
 use crate::outcome::{Done, Kept};
@@ -31,8 +31,7 @@ pub(super) struct Upload<'a> {
     pub addresses: &'a [SocketAddr],
     pub events: &'a Sender<Event>,
     pub learned: &'a Learned,
-    /// Set by the first upload that could not connect: the others do not try.
-    pub unreachable: &'a OnceLock<String>,
+    pub reach: &'a Reach,
 }
 
 /// Why sending the content stopped, after how many bytes.
@@ -143,8 +142,8 @@ impl Upload<'_> {
     fn try_open(&self, header: &Header) -> Result<TcpStream, Opening> {
         let to = &self.config.to;
         let timeout = self.config.timeout;
-        let mut stream = connect::connect(self.config, self.addresses, self.unreachable)
-            .map_err(Opening::Failed)?;
+        let mut stream =
+            connect::connect(self.config, self.addresses, self.reach).map_err(Opening::Failed)?;
         self.trace(|| format!("{}: connected to {to}", self.planned.shown()));
         // The header is one small write that the server waits for: send it at once.
         let _ = stream.set_nodelay(true);

@@ -87,6 +87,17 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
     if let Some(rate) = config.rate {
         terms.push(format!("{}/s per upload", HumanBytes(rate)));
     }
+    match server.hello() {
+        Ok(udp) => terms.push(format!(
+            "answers hellos as \"{}\" on UDP port {}",
+            crate::names::escape_for_terminal(config.name.as_bytes()),
+            udp.port()
+        )),
+        Err(why) => terms.push(format!(
+            "{}: senders learn it is ftx from their first file",
+            style(format!("no hello ({why})")).yellow()
+        )),
+    }
     let limits = server.limits();
     match limits.open_files {
         Some(files) if files < FEW_OPEN_FILES => terms.push(format!(

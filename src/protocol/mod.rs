@@ -15,6 +15,7 @@
 //! sends nothing more until it hears `go ahead`, so nothing else can be mixed in.
 
 pub mod batch;
+pub mod hello;
 pub mod receipt;
 
 use std::fmt;

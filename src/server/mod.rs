@@ -10,13 +10,14 @@
 
 mod batch;
 mod copy;
+pub mod hello;
 mod intake;
 mod min_rate;
 mod worker;
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 
@@ -39,6 +40,8 @@ const DEFAULT_BACKLOG: i32 = 4096;
 /// A bound server, ready to run.
 pub struct Server {
     listener: TcpListener,
+    /// Where hellos are answered (PROTOCOL.md section 5), or why they are not.
+    hello: Result<UdpSocket, String>,
     folder: DropFolder,
     config: Arc<ServeConfig>,
     shared: Arc<Shared>,
@@ -66,6 +69,8 @@ struct Shared {
     waker: OnceLock<Arc<Waker>>,
     /// Ids for the files of batches, apart from connection ids.
     file_ids: AtomicU64,
+    /// Workers receiving now (the hello says how many are free).
+    busy: AtomicUsize,
     /// The intake holds complete uploads the pool had no room for: a worker that
     /// takes one must wake it. Otherwise nobody needs waking.
     uploads_waiting: AtomicBool,
@@ -121,8 +126,14 @@ impl Server {
             let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&listener, window);
         }
         rustix::net::listen(&listener, backlog).context("setting the listen backlog")?;
+        let bound = listener.local_addr().context("the listener's address")?;
+        let hello = match config.hello {
+            true => hello::bind(bound).map_err(|e| format!("UDP port {}: {e}", bound.port())),
+            false => Err("--no-hello".to_string()),
+        };
         Ok(Server {
             listener,
+            hello,
             folder,
             config: Arc::new(config.clone()),
             shared: Arc::new(Shared {
@@ -147,6 +158,14 @@ impl Server {
     /// The drop folder files are saved into.
     pub fn folder(&self) -> &DropFolder {
         &self.folder
+    }
+
+    /// The UDP address hellos are answered on, or why there is none.
+    pub fn hello(&self) -> Result<SocketAddr, String> {
+        match &self.hello {
+            Ok(socket) => socket.local_addr().map_err(|e| e.to_string()),
+            Err(why) => Err(why.clone()),
+        }
     }
 
     /// What the system allows: backlog and open files.
@@ -207,11 +226,33 @@ impl Server {
             })
             .collect();
         drop(jobs);
+        let hellos = self.hello.as_ref().ok().map(|socket| {
+            let said = crate::protocol::hello::Said {
+                ftx: 1,
+                batch: crate::protocol::batch::VERSION,
+                name: self.config.name.clone(),
+                port: self.local_addr().port(),
+                workers: self.config.workers,
+                free: self.config.workers,
+            };
+            let (socket, shared) = (socket.try_clone(), Arc::clone(&self.shared));
+            thread::Builder::new()
+                .name("hello".into())
+                .spawn(move || {
+                    if let Ok(socket) = socket {
+                        hello::answer(&socket, said, &shared);
+                    }
+                })
+                .expect("spawn hello thread")
+        });
 
         let mut tally = intake.run(&queue);
         drop(queue);
         for worker in workers {
             tally.add(worker.join().expect("worker thread"));
+        }
+        if let Some(hellos) = hellos {
+            let _ = hellos.join();
         }
         tally
     }
@@ -238,6 +279,12 @@ impl Shared {
 
     /// One upload, from a worker's turn to its outcome.
     fn work_on(&self, upload: &Arrival, worker: &mut worker::Worker, tally: &mut Tally) {
+        self.busy.fetch_add(1, Ordering::Relaxed);
+        self.receive(upload, worker, tally);
+        self.busy.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn receive(&self, upload: &Arrival, worker: &mut worker::Worker, tally: &mut Tally) {
         self.active
             .lock()
             .expect("active lock")

@@ -162,9 +162,10 @@ fn trace_shows_the_header_bytes_go_ahead_and_receipt_on_both_ends() {
     let server = Serve::start(&["--trace"]);
     let src = tempfile::tempdir().unwrap();
     let file = write_file(src.path(), "hi.txt", b"hello");
+    // The classroom exchange (an ftx server told by its hello would get a batch).
     server
         .send()
-        .arg("--trace")
+        .args(["--trace", "--classic"])
         .arg(&file)
         .assert()
         .success()
@@ -350,7 +351,13 @@ fn a_paced_server_paces_what_the_sender_shows() {
     let file = write_file(src.path(), "paced.bin", &pattern(1_000_000, 5));
     let mut send = Running(
         Command::new(ftx_bin())
-            .args(["send", "--json", "--to", &server.addr.to_string()])
+            .args([
+                "send",
+                "--json",
+                "--classic",
+                "--to",
+                &server.addr.to_string(),
+            ])
             .arg(&file)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

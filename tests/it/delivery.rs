@@ -208,7 +208,8 @@ fn stderr_to_end(process: &mut Running) -> String {
 #[test]
 fn stopping_or_killing_the_server_mid_upload_fails_the_sender() {
     for signal in ["INT", "KILL"] {
-        let mut server = Serve::start(&[]);
+        // Classic uploads (a batch keeps a resumable part when killed).
+        let mut server = Serve::start(&["--no-hello"]);
         let src = tempfile::tempdir().unwrap();
         let file = write_file(src.path(), "homework.zip", &pattern(20 << 20, 4));
         let mut sender = paced_send(&server, &file);
@@ -228,7 +229,8 @@ fn stopping_or_killing_the_server_mid_upload_fails_the_sender() {
 /// uploads in flight fail, and the folder is used again once it is made again.
 fn drop_folder_removed_and_made_again(parent: &Path) {
     let drop = parent.join("drop");
-    let server = Serve::start_at(tempfile::tempdir().unwrap(), &drop, &[]);
+    // Classic uploads: what their receipts say.
+    let server = Serve::start_at(tempfile::tempdir().unwrap(), &drop, &["--no-hello"]);
     let src = tempfile::tempdir().unwrap();
     let small = write_file(src.path(), "small.txt", b"hello");
     let big = write_file(src.path(), "big.bin", &pattern(6 << 20, 7));

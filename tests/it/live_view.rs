@@ -442,7 +442,8 @@ fn plain_in_a_terminal_prints_lines_not_bars() {
 
 #[test]
 fn sender_ends_with_a_table_of_every_file() {
-    let (_server_term, addr, _dir) = serve_in_terminal(&[], 24, 140);
+    // Without the hello, the smallest file goes classically: a row with a rate of its own.
+    let (_server_term, addr, _dir) = serve_in_terminal(&["--no-hello"], 24, 140);
     let src = tempfile::tempdir().unwrap();
     let good = crate::util::write_file(src.path(), "good.txt", b"fine");
     let also = crate::util::write_file(src.path(), "also.bin", &crate::util::pattern(1_500_000, 1));
@@ -493,7 +494,7 @@ fn sender_ends_with_a_table_of_every_file() {
 /// it still has its own.
 #[test]
 fn a_batch_of_small_files_is_one_line_on_the_server() {
-    let (term, addr, _dir) = serve_in_terminal(&[], 30, 140);
+    let (term, addr, _dir) = serve_in_terminal(&["--no-hello"], 30, 140);
     let src = tempfile::tempdir().unwrap();
     let top = src.path().join("d");
     std::fs::create_dir(&top).unwrap();

@@ -7,6 +7,7 @@ mod classroom;
 mod cli;
 mod delivery;
 mod failures;
+mod hello;
 mod hostile;
 mod interop;
 mod live_view;

@@ -130,10 +130,10 @@ impl Connection<'_> {
     fn try_open(&self) -> Result<TcpStream, Opening> {
         let config = self.context.config;
         // A server found not to be ftx is not sent another opening (PROTOCOL.md B1a).
-        if let Some(reason) = self.context.unreachable.get() {
+        if let Some(reason) = self.context.reach.unreachable.get() {
             return Err(Opening::Failed(reason.clone()));
         }
-        let stream = connect::connect(config, self.context.addresses, &self.context.unreachable)
+        let stream = connect::connect(config, self.context.addresses, &self.context.reach)
             .map_err(Opening::Failed)?;
         let _ = stream.set_nodelay(true);
         let set = |e: std::io::Error| Opening::Failed(e.to_string());
@@ -152,7 +152,7 @@ impl Connection<'_> {
                      taking it for a classic upload (it may keep a stray file); send without --ftx",
                     config.to
                 );
-                let _ = self.context.unreachable.set(reason.clone());
+                let _ = self.context.reach.unreachable.set(reason.clone());
                 Err(Opening::Failed(reason))
             }
             Ok(Welcome::Other(got)) if got.starts_with(protocol::REFUSED.as_bytes()) => {

@@ -1,0 +1,230 @@
+//! The hello on the UDP port (PROTOCOL.md section 5): answered by `ftx serve` with its nonce and no more bytes than asked, rate-limited; used by `ftx send` so that an ftx server gets batches from the first file, while a classroom server sees only classic bytes whatever its UDP port does.
+
+use std::net::UdpSocket;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::util::{
+    entries, folder_with, ftx_bin, send_to, stderr_of, write_file, PythonServer, Serve, PATIENCE,
+};
+
+const QUESTION: &[u8] = b"\xffftx/h1\n";
+const ANSWER: &[u8] = b"\xffftx/H1\n";
+
+/// A UDP socket that asks the server at `port`.
+fn asker(port: u16) -> UdpSocket {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket.connect(("127.0.0.1", port)).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    socket
+}
+
+/// A question of `len` bytes with `nonce`.
+fn question(nonce: &[u8; 16], len: usize) -> Vec<u8> {
+    let mut q = QUESTION.to_vec();
+    q.extend_from_slice(nonce);
+    q.resize(len, 0);
+    q
+}
+
+#[test]
+fn a_hello_is_answered_with_its_nonce_and_no_more_bytes_than_asked() {
+    let server = Serve::start(&["--workers", "3", "--name", "room-101"]);
+    server.wait_for_log("answers hellos as \"room-101\" on UDP port");
+    let socket = asker(server.addr.port());
+    let nonce = *b"0123456789abcdef";
+    socket.send(&question(&nonce, 256)).unwrap();
+    let mut got = [0u8; 1024];
+    let n = socket.recv(&mut got).unwrap();
+    assert!(n <= 256, "{n} bytes answered to 256");
+    assert_eq!(&got[..8], ANSWER);
+    assert_eq!(&got[8..24], &nonce, "the nonce is echoed");
+    let said: Value = serde_json::from_slice(got[24..n].trim_ascii_end()).unwrap();
+    assert_eq!(said["ftx"], 1);
+    assert_eq!(said["batch"], 1);
+    assert_eq!(said["name"], "room-101");
+    assert_eq!(said["port"], server.addr.port());
+    assert_eq!(
+        (said["workers"].as_u64(), said["free"].as_u64()),
+        (Some(3), Some(3))
+    );
+
+    // The shortest question answered gets an answer that fits in it; shorter
+    // ones, or anything that is not a question, get nothing.
+    socket.send(&question(&nonce, 128)).unwrap();
+    let n = socket.recv(&mut got).unwrap();
+    assert!(n <= 128, "{n}");
+    for unanswered in [
+        question(&nonce, 127),
+        vec![0u8; 256],
+        b"GET / HTTP/1.0\r\n\r\n".to_vec(),
+    ] {
+        socket.send(&unanswered).unwrap();
+        assert!(socket.recv(&mut got).is_err(), "answered {unanswered:?}");
+    }
+}
+
+#[test]
+fn hellos_are_rate_limited_per_source() {
+    let server = Serve::start(&[]);
+    let socket = asker(server.addr.port());
+    for n in 0..50u8 {
+        socket.send(&question(&[n; 16], 256)).unwrap();
+    }
+    let mut got = [0u8; 1024];
+    let mut answers = 0;
+    while socket.recv(&mut got).is_ok() {
+        answers += 1;
+    }
+    assert_eq!(answers, 10, "10 answers a second to one source");
+}
+
+/// The `finished` events of `ftx send --json` to `addr`.
+fn finished(addr: &str, args: &[&Path], extra: &[&str]) -> Vec<Value> {
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args(["send", "--json", "--to", addr])
+        .args(extra)
+        .args(args)
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    String::from_utf8_lossy(&out.get_output().stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "finished")
+        .collect()
+}
+
+/// Told by the hello, `ftx send` uses batches from the first file: a single
+/// file is verified, a folder of one file keeps its folder, an empty folder
+/// is made.
+#[test]
+fn an_ftx_server_gets_batches_from_the_first_file() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let one = write_file(src.path(), "one.txt", b"just me");
+    let got = finished(&server.addr.to_string(), &[&one], &[]);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["verified"], true, "{:?}", got[0]);
+    let folder = folder_with(src.path(), "solo", &[("a.txt", b"alone")]);
+    std::fs::create_dir(src.path().join("bare")).unwrap();
+    let out = send_to(&server.addr.to_string())
+        .arg(&folder)
+        .arg(src.path().join("bare"))
+        .assert()
+        .success();
+    assert!(!stderr_of(&out).contains("not sent"), "{}", stderr_of(&out));
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("solo/a.txt")).unwrap(),
+        b"alone"
+    );
+    assert!(
+        server.drop_dir().join("bare").is_dir(),
+        "the empty folder is made"
+    );
+    assert_eq!(entries(server.drop_dir()), ["bare", "one.txt", "solo"]);
+}
+
+/// What the classroom server's UDP port does while `ftx send` runs.
+enum Udp {
+    /// Nothing listens: the kernel answers "port unreachable".
+    Closed,
+    /// A listener that never answers (as a firewall that drops).
+    Silent,
+    /// A listener that answers every question with an answer for another nonce.
+    Liar,
+}
+
+/// A classroom Python server, whatever its UDP port does, gets classic
+/// uploads only: every file whole under its name, nothing else kept, the
+/// run a success.
+#[test]
+fn a_classroom_server_sees_only_classic_bytes_whatever_its_udp_port_does() {
+    for udp in [Udp::Closed, Udp::Silent, Udp::Liar] {
+        let python = PythonServer::classroom();
+        let listener = match udp {
+            Udp::Closed => None,
+            Udp::Silent | Udp::Liar => Some(UdpSocket::bind(("127.0.0.1", python.port)).unwrap()),
+        };
+        if let (Udp::Liar, Some(socket)) = (&udp, &listener) {
+            let socket = socket.try_clone().unwrap();
+            std::thread::spawn(move || {
+                let mut q = [0u8; 512];
+                while let Ok((n, from)) = socket.recv_from(&mut q) {
+                    let mut lie = ANSWER.to_vec();
+                    lie.extend_from_slice(&[0u8; 16]);
+                    lie.extend_from_slice(
+                        br#"{"ftx":1,"batch":1,"name":"x","port":1,"workers":1,"free":1}"#,
+                    );
+                    lie.truncate(n);
+                    let _ = socket.send_to(&lie, from);
+                }
+            });
+        }
+        let src = tempfile::tempdir().unwrap();
+        let one = write_file(src.path(), "one.txt", b"one");
+        let folder = folder_with(src.path(), "solo", &[("a.txt", b"alone")]);
+        let out = send_to(&python.address()).arg(&one).assert().success();
+        assert!(
+            stderr_of(&out).contains("1 delivered"),
+            "{}",
+            stderr_of(&out)
+        );
+        let out = send_to(&python.address()).arg(&folder).assert().success();
+        assert!(
+            stderr_of(&out).contains("1 delivered"),
+            "{}",
+            stderr_of(&out)
+        );
+        assert_eq!(
+            entries(python.dir.path()),
+            ["a.txt.temp", "one.txt.temp"],
+            "only the files, whole"
+        );
+        assert_eq!(
+            std::fs::read(python.dir.path().join("one.txt.temp")).unwrap(),
+            b"one"
+        );
+        assert_eq!(
+            std::fs::read(python.dir.path().join("a.txt.temp")).unwrap(),
+            b"alone"
+        );
+    }
+}
+
+/// `ftx send` asks once per run, and `--classic` never asks.
+#[test]
+fn the_hello_is_sent_once_and_never_with_classic() {
+    let python = PythonServer::classroom();
+    let listener = UdpSocket::bind(("127.0.0.1", python.port)).unwrap();
+    listener
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let one = write_file(src.path(), "one.txt", b"one");
+    let two = write_file(src.path(), "two.txt", b"two");
+    let heard = || {
+        let mut q = [0u8; 512];
+        let mut n = 0;
+        while listener.recv(&mut q).is_ok() {
+            n += 1;
+        }
+        n
+    };
+    send_to(&python.address())
+        .arg(&one)
+        .arg(&two)
+        .assert()
+        .success();
+    assert_eq!(heard(), 1, "one question per run");
+    send_to(&python.address())
+        .arg("--classic")
+        .arg(&one)
+        .assert()
+        .success();
+    assert_eq!(heard(), 0, "--classic asks nothing");
+}
