@@ -123,6 +123,8 @@ pub enum Command {
     /// Show a server and several clients at work, in one command
     #[command(after_help = DEMO_HELP)]
     Demo(DemoArgs),
+    /// List the ftx servers on the local networks (those that answer a hello)
+    Find(FindArgs),
     /// Grade a student's server or client against the classroom protocol, case by case
     #[command(subcommand)]
     Check(CheckCommand),
@@ -135,7 +137,7 @@ pub enum Command {
     /// Print a man page (roff), e.g. `ftx man send > ftx-send.1`, or write them all with --dir
     #[command(after_help = MAN_HELP)]
     Man {
-        /// The page: serve, send, check, demo, completions or man [default: ftx, the overview]
+        /// The page: serve, send, find, check, demo, completions or man [default: ftx, the overview]
         #[arg(value_name = "COMMAND")]
         page: Option<String>,
 
@@ -209,6 +211,21 @@ pub struct CheckArgs {
     /// List the cases and exit
     #[arg(long)]
     pub list: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct FindArgs {
+    /// The port the servers listen on
+    #[arg(short, long, value_name = "PORT", default_value_t = crate::protocol::DEFAULT_PORT)]
+    pub port: u16,
+
+    /// How long to listen for answers
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    pub wait: Duration,
+
+    /// Print one JSON object per server on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -313,7 +330,7 @@ pub struct ViewArgs {
 
 #[derive(Debug, Args)]
 pub struct SendArgs {
-    /// The server: PORT, HOST, HOST:PORT or [IPv6]:PORT
+    /// The server: PORT, HOST, HOST:PORT, [IPv6]:PORT, or @NAME[:PORT] for the server on the local networks that `ftx find` lists by that name
     #[arg(short, long, value_name = "ADDR", default_value = "127.0.0.1:12000")]
     pub to: String,
 

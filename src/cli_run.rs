@@ -38,7 +38,7 @@ fn man(page: Option<&str>, dir: Option<&std::path::Path>) -> Result<Exit, Failur
         None | Some("ftx") => cli,
         Some(name) => cli.find_subcommand(name).cloned().ok_or_else(|| {
             Failure::Usage(anyhow::anyhow!(
-                "there is no page for '{name}': try serve, send, check, demo, completions or man"
+                "there is no page for '{name}': try serve, send, find, check, demo, completions or man"
             ))
         })?,
     };
@@ -68,6 +68,7 @@ pub fn run(command: Command) -> Result<Exit, Failure> {
         Command::Demo(args) => {
             commands::demo::demo(&DemoConfig::from_args(&args)).map_err(Failure::Run)
         }
+        Command::Find(args) => commands::find::find(&args).map_err(Failure::Run),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "ftx", &mut std::io::stdout());
             Ok(Exit::Success)

@@ -145,7 +145,23 @@ impl Default for SendConfig {
 
 impl SendConfig {
     pub fn from_args(args: SendArgs) -> anyhow::Result<SendConfig> {
-        let to = Address::parse(&args.to, "127.0.0.1").context("--to")?;
+        let to = match args.to.strip_prefix('@') {
+            // A server by the name its hello gives (no host name has an @).
+            Some(named) => {
+                let (name, port) = match named.rsplit_once(':') {
+                    Some((name, port)) if port.parse::<u16>().is_ok() => {
+                        (name, port.parse().unwrap_or(DEFAULT_PORT))
+                    }
+                    _ => (named, DEFAULT_PORT),
+                };
+                let addr = crate::client::hello::named(name, port).context("--to")?;
+                Address {
+                    host: addr.ip().to_string(),
+                    port: addr.port(),
+                }
+            }
+            None => Address::parse(&args.to, "127.0.0.1").context("--to")?,
+        };
         if to.port == 0 {
             bail!("--to: port 0 cannot be connected to");
         }

@@ -68,3 +68,103 @@ fn send_question(addr: SocketAddr, nonce: &Nonce) -> Option<UdpSocket> {
     socket.send(&hello::question(nonce)).ok()?;
     Some(socket)
 }
+
+/// How long `ftx find` and `--to @NAME` listen for answers.
+pub const FIND_WAIT: Duration = Duration::from_secs(1);
+
+/// An ftx server that answered a find: where (each address it answered
+/// from, this machine's loopback last), and what it said.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub addrs: Vec<SocketAddr>,
+    pub said: Said,
+}
+
+/// Asks the local networks for ftx servers on `port` (H4): one question to
+/// the broadcast address of each IPv4 interface that has one, and to
+/// loopback; every answer with the nonce that comes within `wait`, once per
+/// server address, sorted by name.
+pub fn find(port: u16, wait: Duration) -> std::io::Result<Vec<Found>> {
+    let socket = UdpSocket::bind("0.0.0.0:0")?;
+    socket.set_broadcast(true)?;
+    let mut nonce: Nonce = [0; hello::NONCE_LEN];
+    rustix::rand::getrandom(&mut nonce, rustix::rand::GetRandomFlags::empty())?;
+    let question = hello::question(&nonce);
+    let mut targets = vec![std::net::Ipv4Addr::LOCALHOST];
+    for iface in if_addrs::get_if_addrs().unwrap_or_default() {
+        if let if_addrs::IfAddr::V4(v4) = iface.addr {
+            targets.extend(v4.broadcast);
+        }
+    }
+    targets.sort();
+    targets.dedup();
+    for target in targets {
+        // A network that refuses it (no route) is one fewer to ask.
+        let _ = socket.send_to(&question, (target, port));
+    }
+    let deadline = Instant::now() + wait;
+    let mut found: Vec<Found> = Vec::new();
+    let mut datagram = [0u8; hello::QUESTION_LEN];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        socket.set_read_timeout(Some(left))?;
+        match socket.recv_from(&mut datagram) {
+            Ok((n, from)) => {
+                let Some(said) = hello::read_answer(&datagram[..n], &nonce) else {
+                    continue;
+                };
+                let addr = SocketAddr::new(from.ip(), said.port);
+                match found.iter_mut().find(|f| f.said.id == said.id) {
+                    Some(known) if !known.addrs.contains(&addr) => known.addrs.push(addr),
+                    Some(_) => {}
+                    None => found.push(Found {
+                        addrs: vec![addr],
+                        said,
+                    }),
+                }
+            }
+            Err(e) if crate::protocol::is_timeout(&e) => break,
+            // An error from one network ("port unreachable" from loopback, say): the others may still answer.
+            Err(_) => {}
+        }
+    }
+    for server in &mut found {
+        server.addrs.sort_by_key(|a| (a.ip().is_loopback(), *a));
+    }
+    found.sort_by(|a, b| (&a.said.name, &a.addrs).cmp(&(&b.said.name, &b.addrs)));
+    Ok(found)
+}
+
+/// The one server on the local networks that calls itself `name` (`--to
+/// @NAME`): its address (loopback if it is this machine).
+pub fn named(name: &str, port: u16) -> anyhow::Result<SocketAddr> {
+    let shown = crate::names::escape_for_terminal(name.as_bytes());
+    let found: Vec<Found> = find(port, FIND_WAIT)?
+        .into_iter()
+        .filter(|f| f.said.name == name)
+        .collect();
+    match &found[..] {
+        [one] => Ok(*one
+            .addrs
+            .iter()
+            .find(|a| a.ip().is_loopback())
+            .unwrap_or(&one.addrs[0])),
+        [] => anyhow::bail!(
+            "no ftx server called \"{shown}\" answered on the local networks within {} (on port {port}): \
+             is it running? `ftx find` lists those that answer",
+            crate::term::human_duration(FIND_WAIT)
+        ),
+        several => anyhow::bail!(
+            "{} servers call themselves \"{shown}\": {}; choose one with --to ADDRESS",
+            several.len(),
+            several
+                .iter()
+                .map(|f| f.addrs[0].to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}

@@ -2,7 +2,7 @@
 
 mod batch;
 mod connect;
-mod hello;
+pub mod hello;
 mod secret;
 mod upload;
 mod verdict;

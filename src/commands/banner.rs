@@ -51,6 +51,15 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
             }
         }
     }
+    // Found by name where its hello is heard: on every address, so broadcasts too.
+    if server.hello().is_ok() && addr.ip().is_unspecified() && !away.is_empty() {
+        let name = crate::names::escape_for_terminal(config.name.as_bytes());
+        let by_name = match addr.port() {
+            crate::protocol::DEFAULT_PORT => format!("ftx send -t @{name} FILE..."),
+            port => format!("ftx send -t @{name}:{port} FILE..."),
+        };
+        crate::say!("    or, on the same network: {}", style(by_name).bold());
+    }
     let ips: Vec<String> = away.iter().chain(&here).map(IpAddr::to_string).collect();
     say_terms(
         "  ",

@@ -2,6 +2,7 @@
 
 mod banner;
 pub mod demo;
+pub mod find;
 pub mod send;
 pub mod serve;
 

@@ -42,6 +42,9 @@ pub struct Said {
     pub workers: usize,
     /// Workers free now.
     pub free: usize,
+    /// This run of the server (random at its start): one server answering
+    /// on several of its addresses is seen as one.
+    pub id: String,
 }
 
 /// A question with `nonce`.
@@ -107,6 +110,7 @@ mod tests {
             port: 12000,
             workers: 8,
             free: 3,
+            id: "ab".repeat(8),
         }
     }
 

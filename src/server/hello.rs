@@ -1,4 +1,4 @@
-//! The server's side of the hello (PROTOCOL.md section 5): one thread answering questions on the UDP port with the TCP port's number, rate-limited per source and in all, never with more bytes than it was sent.
+//! The server's side of the hello (PROTOCOL.md section 5): one thread answering questions on the UDP port with the TCP port's number, from the local networks only, rate-limited per source and in all, never with more bytes than it was sent.
 
 use std::collections::HashMap;
 use std::io;
@@ -19,6 +19,9 @@ const IN_ALL: u32 = 1000;
 /// How often the thread looks whether the server is stopping.
 const LOOK: Duration = Duration::from_millis(200);
 
+/// How long the machine's networks are taken as they were last read.
+const NETWORKS_FOR: Duration = Duration::from_secs(10);
+
 /// The UDP socket hellos are answered on: the TCP listener's address and port.
 pub(super) fn bind(listening: SocketAddr) -> io::Result<UdpSocket> {
     let socket = UdpSocket::bind(listening)?;
@@ -32,9 +35,17 @@ pub fn default_name() -> String {
     String::from_utf8_lossy(uname.nodename().to_bytes()).into_owned()
 }
 
+/// 8 random bytes in hex: which run of a server answers (H2 `id`).
+pub(super) fn run_id() -> String {
+    let mut random = [0u8; 8];
+    let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
+    random.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Answers hellos on `socket` until the server stops.
 pub(super) fn answer(socket: &UdpSocket, said: Said, shared: &Arc<Shared>) {
     let mut limits = Limits::default();
+    let mut local = Local::default();
     let mut question = [0u8; hello::QUESTION_LEN + 1];
     while !shared.stopping() {
         let (len, from) = match socket.recv_from(&mut question) {
@@ -47,7 +58,7 @@ pub(super) fn answer(socket: &UdpSocket, said: Said, shared: &Arc<Shared>) {
         let Some(nonce) = hello::nonce_of(&question[..len]) else {
             continue;
         };
-        if !limits.allow(from.ip()) {
+        if !local.has(from.ip()) || !limits.allow(from.ip()) {
             continue;
         }
         let busy = shared.busy.load(Ordering::Relaxed);
@@ -58,6 +69,60 @@ pub(super) fn answer(socket: &UdpSocket, said: Said, shared: &Arc<Shared>) {
         if let Some(bytes) = hello::answer(&nonce, &now, len) {
             let _ = socket.send_to(&bytes, from);
         }
+    }
+}
+
+/// The networks of this machine's interfaces: only a source on one of them
+/// (or on loopback) is answered, so that the server is found by no one
+/// outside the local networks (H4).
+#[derive(Default)]
+struct Local {
+    read: Option<Instant>,
+    networks: Vec<(IpAddr, IpAddr)>,
+}
+
+impl Local {
+    fn has(&mut self, source: IpAddr) -> bool {
+        if self.read.is_none_or(|at| at.elapsed() >= NETWORKS_FOR) {
+            self.read = Some(Instant::now());
+            self.networks = if_addrs::get_if_addrs()
+                .unwrap_or_default()
+                .into_iter()
+                .map(|iface| match iface.addr {
+                    if_addrs::IfAddr::V4(v4) => (IpAddr::V4(v4.ip), IpAddr::V4(v4.netmask)),
+                    if_addrs::IfAddr::V6(v6) => (IpAddr::V6(v6.ip), IpAddr::V6(v6.netmask)),
+                })
+                .collect();
+        }
+        let source = canonical(source);
+        source.is_loopback()
+            || self
+                .networks
+                .iter()
+                .any(|(ip, mask)| same_network(source, *ip, *mask))
+    }
+}
+
+/// An IPv4 address seen through an IPv6 socket, as IPv4.
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// Whether `a` is on the network of `ip` with `mask`.
+fn same_network(a: IpAddr, ip: IpAddr, mask: IpAddr) -> bool {
+    match (a, ip, mask) {
+        (IpAddr::V4(a), IpAddr::V4(ip), IpAddr::V4(mask)) => {
+            let m = u32::from(mask);
+            u32::from(a) & m == u32::from(ip) & m
+        }
+        (IpAddr::V6(a), IpAddr::V6(ip), IpAddr::V6(mask)) => {
+            let m = u128::from(mask);
+            u128::from(a) & m == u128::from(ip) & m
+        }
+        _ => false,
     }
 }
 
@@ -97,6 +162,24 @@ impl Limits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_local_networks_are_answered() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let (net, mask) = (ip("192.168.4.20"), ip("255.255.255.0"));
+        assert!(same_network(ip("192.168.4.77"), net, mask));
+        assert!(!same_network(ip("192.168.5.77"), net, mask));
+        assert!(!same_network(ip("8.8.8.8"), net, mask));
+        let (net6, mask6) = (ip("fd00:1::5"), ip("ffff:ffff:ffff:ffff::"));
+        assert!(same_network(ip("fd00:1::99"), net6, mask6));
+        assert!(!same_network(ip("fd00:2::99"), net6, mask6));
+        assert!(Local::default().has(ip("127.0.0.1")));
+        assert!(Local::default().has(ip("::ffff:127.0.0.1")));
+        assert!(
+            !Local::default().has(ip("203.0.113.9")),
+            "a documentation address is no one's network here"
+        );
+    }
 
     #[test]
     fn answers_are_limited_per_source_and_in_all() {

@@ -234,6 +234,7 @@ impl Server {
                 port: self.local_addr().port(),
                 workers: self.config.workers,
                 free: self.config.workers,
+                id: hello::run_id(),
             };
             let (socket, shared) = (socket.try_clone(), Arc::clone(&self.shared));
             thread::Builder::new()

@@ -327,6 +327,7 @@ fn man_pages_exist_for_every_command() {
             "ftx-check.1",
             "ftx-completions.1",
             "ftx-demo.1",
+            "ftx-find.1",
             "ftx-man.1",
             "ftx-send.1",
             "ftx-serve.1",
