@@ -140,10 +140,13 @@ impl Link {
                 .status()
                 .is_ok_and(|s| s.success())
         };
-        let _ = Command::new("ip").args(["netns", "del", NS]).status();
-        let _ = Command::new("ip")
-            .args(["link", "del", "ftxbench-tx"])
-            .status();
+        // What an earlier run left, if anything.
+        for gone in [
+            &["netns", "del", NS][..],
+            &["link", "del", "ftxbench-tx"][..],
+        ] {
+            let _ = Command::new("ip").args(gone).stderr(Stdio::null()).status();
+        }
         let made = run(&format!("netns add {NS}"))
             && run("link add ftxbench-tx type veth peer name ftxbench-rx")
             && run(&format!("link set ftxbench-rx netns {NS}"))

@@ -44,26 +44,30 @@ pub fn say_without_waiting(line: &str) {
 static SAVED_TERMIOS: std::sync::Mutex<Option<rustix::termios::Termios>> =
     std::sync::Mutex::new(None);
 
-/// Stops the terminal from echoing `^C` while bars are drawn: the echo lands
-/// at the end of the last bar's row, wraps it, and leaves a torn bar on the
-/// screen. Undone by [`restore_terminal`].
-pub fn quiet_ctrl_c_echo() {
+/// Stops the terminal from echoing what is typed while bars are drawn (an
+/// Enter moves the cursor, `^C` lands at the end of the last bar's row):
+/// either leaves torn copies of bars on the screen. Undone by
+/// [`restore_terminal`].
+pub fn quiet_echo() {
     use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
     let stdin = std::io::stdin();
     let Ok(mut settings) = tcgetattr(&stdin) else {
         return; // not a terminal
     };
+    let echoes = LocalModes::ECHO | LocalModes::ECHOCTL;
     let mut saved = SAVED_TERMIOS.lock().expect("termios lock");
-    if saved.is_none() && settings.local_modes.contains(LocalModes::ECHOCTL) {
+    if saved.is_none() && settings.local_modes.intersects(echoes) {
         *saved = Some(settings.clone());
-        settings.local_modes.remove(LocalModes::ECHOCTL);
+        settings.local_modes.remove(echoes);
         let _ = tcsetattr(&stdin, OptionalActions::Now, &settings);
     }
 }
 
-/// Puts back what [`quiet_ctrl_c_echo`] changed, if anything.
+/// Puts back what [`quiet_echo`] changed, if anything. What was typed
+/// meanwhile, unseen, is thrown away rather than left for the shell to run.
 pub fn restore_terminal() {
     if let Some(settings) = SAVED_TERMIOS.lock().expect("termios lock").take() {
+        let _ = rustix::termios::tcflush(std::io::stdin(), rustix::termios::QueueSelector::IFlush);
         let _ = rustix::termios::tcsetattr(
             std::io::stdin(),
             rustix::termios::OptionalActions::Now,

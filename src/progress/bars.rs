@@ -104,7 +104,7 @@ impl Merged {
 
 impl Bars {
     pub fn new(side: Side, plan: Option<Plan>) -> Bars {
-        crate::term::quiet_ctrl_c_echo();
+        crate::term::quiet_echo();
         let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
         let footer = match plan {
             Some(plan) if plan.files > 1 => {

@@ -732,3 +732,24 @@ fn a_narrow_terminal_keeps_every_bar_on_one_row() {
         );
     }
 }
+
+/// Keys typed at the server's terminal while bars are drawn (a teacher
+/// pressing Enter) are not echoed, and leave no copy of a bar behind.
+#[test]
+fn typed_keys_do_not_garble_the_bars() {
+    let (mut term, addr, _dir) = serve_in_terminal(&[], 24, 100);
+    let mut client = RawClient::start_upload(addr, 1_000_000, b"slow.bin");
+    client.stream.write_all(&[1u8; 300_000]).unwrap();
+    term.wait_for("30%");
+    term.keys.write_all(b"typed\r\r\r").unwrap();
+    term.keys.flush().unwrap();
+    thread::sleep(std::time::Duration::from_millis(300));
+    client.stream.write_all(&[1u8; 300_000]).unwrap();
+    let screen = term.wait_for("60%");
+    assert!(!screen.contains("typed"), "the keys were echoed:\n{screen}");
+    assert_eq!(
+        screen.matches("slow.bin").count(),
+        1,
+        "one row for the upload, no copy left behind:\n{screen}"
+    );
+}
