@@ -722,7 +722,7 @@ for path in open({list:?}).read().split("\n"):
     });
     let n = files.len() as f64;
     let names = [
-        "`ftx send -j 8 FILES` -> `ftx serve` (batches after the first file)",
+        "`ftx send -j 8 FILES` -> `ftx serve` (batches, the first file too: told by the hello)",
         "Python client in a loop -> `ftx serve`",
         "`tar c | nc -N` -> `nc -l | tar x`",
         "`cp -r` (same file system)",
@@ -764,7 +764,7 @@ fn lan(bench: &Bench, rounds: usize) {
     let tar_dir = bench.drop_dir("drop-lan-tar");
     let nc = have_nc();
     let names = [
-        "`ftx send -j 8 FILES` (batches after the first file)",
+        "`ftx send -j 8 FILES` (batches, the first file too: told by the hello)",
         "`ftx send --classic -j 8 FILES` (one connection per file)",
         "`ftx send DIR` (the folder, one batch)",
         "`tar c | nc -N` -> `nc -l | tar x`",
@@ -788,6 +788,29 @@ fn lan(bench: &Bench, rounds: usize) {
     );
     let n = files.len() as f64;
     contest_table(&names, &times, 0, "files/s", |m| n / m.as_secs_f64());
+    out!("");
+    // One small file alone: what the hello saves, in round trips.
+    let one = &files[..1];
+    let names = [
+        "`ftx send ONE` (told by the hello: one batch, verified)",
+        "`ftx send --classic ONE`",
+    ];
+    let times = alternate(rounds, names.len(), |which| {
+        let took = match which {
+            0 => bench.ftx_send(proxy.addr, one, 1),
+            _ => bench.ftx_send_with(proxy.addr, one, 1, &["--classic"]),
+        };
+        clear(&drop);
+        Some(took)
+    });
+    out!(
+        "## One file of 4 KiB over the same link (a round trip is {} ms)\n",
+        2 * LAN_DELAY.as_millis()
+    );
+    let round_trip = (2 * LAN_DELAY).as_secs_f64();
+    contest_table(&names, &times, 0, "round trips", |m| {
+        m.as_secs_f64() / round_trip
+    });
     out!("");
 }
 

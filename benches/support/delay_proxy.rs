@@ -1,7 +1,7 @@
-//! A loopback TCP proxy that holds every byte back a fixed time in each direction: a LAN-like round trip for the benchmarks, on this machine alone.
+//! A loopback TCP proxy that holds every byte back a fixed time in each direction, and relays datagrams on the UDP port of the same number the same way (the hello): a LAN-like round trip for the benchmarks, on this machine alone.
 
 use std::io::{Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
@@ -20,6 +20,10 @@ impl DelayProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
         let addr = listener.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
+        // Where the port's number is free on UDP too, datagrams go the same way.
+        if let Ok(udp) = UdpSocket::bind(addr) {
+            relay(udp, target, delay, Arc::clone(&stop));
+        }
         let stopping = Arc::clone(&stop);
         thread::spawn(move || {
             for client in listener.incoming() {
@@ -48,6 +52,35 @@ impl Drop for DelayProxy {
         // Wakes the accept loop so that it sees the flag.
         let _ = TcpStream::connect(self.addr);
     }
+}
+
+/// Datagrams from a client go to `target`'s UDP port, and the target's to the
+/// last client that sent one, each `delay` later.
+fn relay(socket: UdpSocket, target: SocketAddr, delay: Duration, stop: Arc<AtomicBool>) {
+    let _ = socket.set_read_timeout(Some(Duration::from_millis(200)));
+    thread::spawn(move || {
+        let mut client: Option<SocketAddr> = None;
+        let mut datagram = [0u8; 2048];
+        while !stop.load(Ordering::SeqCst) {
+            let Ok((n, from)) = socket.recv_from(&mut datagram) else {
+                continue;
+            };
+            let to = if from == target {
+                match client {
+                    Some(client) => client,
+                    None => continue,
+                }
+            } else {
+                client = Some(from);
+                target
+            };
+            let (bytes, socket) = (datagram[..n].to_vec(), socket.try_clone().unwrap());
+            thread::spawn(move || {
+                thread::sleep(delay);
+                let _ = socket.send_to(&bytes, to);
+            });
+        }
+    });
 }
 
 /// One direction: a reader stamps each chunk, a writer sends it once it is due.
