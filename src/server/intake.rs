@@ -251,7 +251,8 @@ impl<'a> Intake<'a> {
     /// A complete upload joins the queue for a worker.
     fn queue(&mut self, id: u64, pending: Incoming) {
         let header = pending.header.complete().expect("complete header");
-        let name = if crate::protocol::batch::is_batch(header.size) {
+        let batch = crate::protocol::batch::is_batch(header.size);
+        let name = if batch {
             "(a batch of files from ftx send)".to_string()
         } else {
             names::escape_for_terminal(&header.name)
@@ -259,7 +260,8 @@ impl<'a> Intake<'a> {
         let _ = self.events.send(Event::Queued {
             id,
             name,
-            size: Some(header.size),
+            // A batch's opening has no size: its 8 bytes are the opening's magic.
+            size: (!batch).then_some(header.size),
             path: None,
             peer: None,
         });

@@ -1221,3 +1221,34 @@ fn another_user_cannot_take_up_a_part() {
         "the first user's run resumes"
     );
 }
+
+/// `serve --json` shows a batch waiting for a worker without a size: the
+/// opening's first 8 bytes are its magic, not a size (it read
+/// 18403524986835972362 bytes).
+#[test]
+fn a_batch_waiting_has_no_size_in_json() {
+    use std::io::BufRead;
+    let drop = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(crate::util::ftx_bin())
+        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(drop.path())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let _server = crate::util::Running(child);
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    let addr = crate::util::address_in(&first.replace('"', " "));
+    let mut batch = std::net::TcpStream::connect(addr).unwrap();
+    batch.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
+    let queued = out
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap())
+        .find(|e| e["event"] == "queued")
+        .unwrap();
+    assert!(queued.get("size").is_none(), "{queued}");
+    assert_eq!(queued["name"], "(a batch of files from ftx send)");
+}
