@@ -1252,3 +1252,25 @@ fn a_batch_waiting_has_no_size_in_json() {
     assert!(queued.get("size").is_none(), "{queued}");
     assert_eq!(queued["name"], "(a batch of files from ftx send)");
 }
+
+/// `serve --trace` shows a batch's exchange: each frame and each answer as
+/// its line, and the content's bytes.
+#[test]
+fn trace_shows_a_batchs_frames_and_answers() {
+    let server = Serve::start(&["--trace"]);
+    let src = tempfile::tempdir().unwrap();
+    let folder = folder_with(src.path(), "trd", &[("a.txt", b"a\n")]);
+    server.send().arg(&folder).assert().success();
+    let log = server.wait_for_log("{\"status\":\"end\"}");
+    for line in [
+        " opened a batch",
+        " → server  {\"top\":\"trd\"",
+        " → server  {\"path\":\"trd/a.txt\",\"size\":2,",
+        " → server  2 content bytes",
+        "{\"status\":\"saved\",\"path\":\"trd/a.txt\"",
+        " → server  {\"end\":true}",
+    ] {
+        assert!(log.contains(line), "{line:?} not in:\n{log}");
+    }
+    assert!(log.contains("trace server → 127.0.0.1:"), "{log}");
+}

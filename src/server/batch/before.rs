@@ -169,6 +169,7 @@ mod tests {
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (server, peer) = listener.accept().unwrap();
         let mut session = Session {
+            id: 1,
             peer,
             worker: &mut worker,
             wire: Wire::new(&server, &ServeConfig::default()),

@@ -105,6 +105,9 @@ impl Session<'_> {
         counter.add(frame.offset);
         let started = Instant::now();
         let hash = self.content(&mut partial, frame, &counter, stopping)?;
+        let (id, peer, sent) = (self.id, self.peer, frame.size - frame.offset);
+        self.worker
+            .trace(id, || format!("{peer} → server  {sent} content bytes"));
         self.compare(&mut partial, frame, hash.as_deref())?;
         let kept = partial
             .keep()

@@ -60,6 +60,7 @@ pub(super) fn receive(
     let _ = worker.events.send(Event::Closed { id: upload.id });
     let wire = Wire::new(stream, &worker.config);
     let mut session = Session {
+        id: upload.id,
         peer: upload.peer,
         worker,
         wire,
@@ -104,6 +105,9 @@ pub(super) fn receive(
         wire.flush()
             .map_err(|e| format!("answering the client: {e}"))
     };
+    if read.is_ok() {
+        session.trace_line("server →", &batch::line(&Answer::End));
+    }
     let ended = read.and_then(|()| session.wire.answer(&Answer::End));
     let ended = ended.and_then(|()| answered(&mut session.wire));
     if ended.is_err() {

@@ -12,9 +12,13 @@ use crate::progress::Event;
 use crate::protocol::batch::{self, Answer, Frame, Wanted};
 use crate::server::worker::Worker;
 
+/// The most of a frame or answer line `--trace` shows.
+const TRACED: usize = 160;
+
 /// One batch being read.
 pub(super) struct Session<'a> {
-    /// The client, for the view.
+    /// The connection's id and its client, for the view and `--trace`.
+    pub(super) id: u64,
     pub(super) peer: std::net::SocketAddr,
     pub(super) worker: &'a mut Worker,
     pub(super) wire: Wire<'a>,
@@ -46,6 +50,7 @@ impl Session<'_> {
                 .wire
                 .frame()?
                 .ok_or("the client closed without ending the batch")?;
+            self.trace_line("→ server", &batch::line(&frame));
             let answer = match frame {
                 Frame::End { .. } => return Ok(()),
                 Frame::Claim { claim, path } => match self.adopt(&claim, &path) {
@@ -88,8 +93,22 @@ impl Session<'_> {
                     self.file_frame(&frame, counted, stopping)?
                 }
             };
+            self.trace_line("server →", &batch::line(&answer));
             self.wire.answer(&answer)?;
         }
+    }
+
+    /// One frame or answer line for `--trace`, escaped, cut to a screen line.
+    pub(super) fn trace_line(&self, way: &str, line: &[u8]) {
+        self.worker.trace(self.id, || {
+            let line = line.trim_ascii_end();
+            let shown = names::escape_for_terminal(&line[..line.len().min(TRACED)]);
+            let cut = if line.len() > TRACED { " ..." } else { "" };
+            match way {
+                "→ server" => format!("{} {way}  {shown}{cut}", self.peer),
+                _ => format!("{way} {}  {shown}{cut}", self.peer),
+            }
+        });
     }
 
     /// B8: the bytes held of each file asked about. Saved whole by an earlier
