@@ -1274,3 +1274,23 @@ fn trace_shows_a_batchs_frames_and_answers() {
     }
     assert!(log.contains("trace server → 127.0.0.1:"), "{log}");
 }
+
+/// The server killed under a big verified file: the sender says the file
+/// failed and that running the same command again resumes it (its part is kept).
+#[test]
+fn a_batch_cut_off_says_that_running_again_resumes() {
+    let mut server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 5));
+    let mut sender = paced_send_under_way(&server, &[big], &[], std::process::Stdio::piped());
+    server.signal("KILL");
+    server.wait_exit();
+    assert_eq!(sender.wait_exit(), Some(1));
+    let mut said = String::new();
+    std::io::Read::read_to_string(&mut sender.0.stderr.take().unwrap(), &mut said).unwrap();
+    assert!(
+        said.contains("big.bin")
+            && said.contains("run the same command again to resume it where it stopped"),
+        "{said}"
+    );
+}

@@ -131,10 +131,21 @@ impl Connection<'_> {
             }
         };
         if let Some(reason) = ended {
-            // Everything sent and not answered failed.
+            // Everything sent and not answered failed; a big verified file
+            // left its part on the server (B8), for the next run to resume.
             while let Some(waiting) = in_flight.unanswered() {
                 if let Pending::File { index, .. } = waiting {
-                    self.finish(index, Err(reason.clone()));
+                    let resumable = self.context.config.verify
+                        && self.run.files[index]
+                            .size
+                            .is_some_and(|size| size >= batch::WORTH_RESUMING);
+                    let reason = match resumable {
+                        true => format!(
+                            "{reason}; run the same command again to resume it where it stopped"
+                        ),
+                        false => reason.clone(),
+                    };
+                    self.finish(index, Err(reason));
                 }
             }
             let _ = stream.shutdown(Shutdown::Both);
