@@ -163,7 +163,10 @@ impl Bars {
             bar.disable_steady_tick();
             bar.set_style(style_upload(self.layout));
             bar.set_length(upload.size);
-            bar.set_position(0);
+            // A resumed file starts where it stopped: those bytes are not
+            // counted in its rate (the estimator takes them as its start).
+            bar.set_position(upload.resumed);
+            bar.tick();
             bar.reset_elapsed();
             bar.reset_eta();
             bar.set_prefix(prefix(upload, self.layout));
@@ -462,7 +465,11 @@ fn hidden_bar(len: Option<u64>) -> ProgressBar {
 fn new_bar(upload: &Tracked, side: Side, layout: Layout) -> ProgressBar {
     let bar = if let Some(started) = upload.started {
         let bar = hidden_bar(Some(upload.size)).with_style(style_upload(layout));
-        bar.set_position(upload.bytes);
+        // From where it started (a resumed file: where it stopped), so that
+        // the rate counts what came since; the next draw moves it on.
+        bar.set_position(upload.resumed);
+        bar.tick();
+        bar.reset_eta();
         bar.set_elapsed(started.elapsed());
         bar
     } else {

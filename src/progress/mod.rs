@@ -205,6 +205,8 @@ pub(crate) struct Tracked {
     pub started: Option<Instant>,
     /// Bytes counted at the last refresh.
     pub bytes: u64,
+    /// Bytes the other end held already when it started (a resumed file, B8).
+    pub resumed: u64,
     /// One of the files of a batch connection.
     pub batched: bool,
     /// A file inside a folder sent.
@@ -234,6 +236,7 @@ impl Tracked {
             socket: None,
             started: None,
             bytes: 0,
+            resumed: 0,
             batched: false,
             in_folder: false,
         }
@@ -304,6 +307,9 @@ impl Live {
                 upload.in_folder = *in_folder;
                 upload.name = Some(name.clone());
                 upload.size = *size;
+                // A resumed file starts with what the other end held already.
+                upload.bytes = counter.get();
+                upload.resumed = upload.bytes;
                 upload.counter = Some(counter.clone());
                 upload.socket.clone_from(socket);
                 upload.started = Some(Instant::now());

@@ -753,3 +753,58 @@ fn typed_keys_do_not_garble_the_bars() {
         "one row for the upload, no copy left behind:\n{screen}"
     );
 }
+
+/// Bytes of the parts the server keeps (PROTOCOL.md B8).
+fn part_bytes(drop: &std::path::Path) -> u64 {
+    std::fs::read_dir(drop.join(".ftx-partial"))
+        .map(|d| {
+            d.flatten()
+                .map(|e| e.metadata().map_or(0, |m| m.len()))
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// A resumed file's bar on the server starts where the file stopped, and its
+/// rate counts only what comes now (it read 1.19 GiB/s for a 1 MiB/s send).
+#[test]
+fn a_resumed_file_shows_the_rate_of_what_comes_now() {
+    let (term, addr, dir) = serve_in_terminal(&[], 24, 140);
+    let src = tempfile::tempdir().unwrap();
+    let big = crate::util::write_file(src.path(), "big.bin", &crate::util::pattern(8 << 20, 6));
+    let send = |rate: &str| {
+        crate::util::Running(
+            std::process::Command::new(ftx_bin())
+                .args(["send", "--plain", "--rate", rate, "--to", &addr.to_string()])
+                .arg(&big)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
+    };
+    let mut first = send("8MiB");
+    wait_until(
+        || part_bytes(dir.path()) > 4 << 20,
+        "half the file held",
+        || term.contents(),
+    );
+    first.signal("KILL");
+    first.wait_exit();
+    term.wait_for("big.bin  ");
+    let _second = send("1MiB");
+    let row = || {
+        term.rows()
+            .into_iter()
+            .find(|r| r.contains("big.bin") && r.contains('%'))
+    };
+    wait_until(|| row().is_some(), "the resumed bar", || term.contents());
+    thread::sleep(std::time::Duration::from_millis(1500));
+    let row = row().unwrap_or_else(|| term.contents());
+    assert!(!row.contains("GiB/s"), "{row}");
+    let words: Vec<&str> = row.split_whitespace().collect();
+    let mib: f64 = words
+        .windows(2)
+        .find_map(|w| (w[1] == "MiB/s").then(|| w[0].parse().ok()).flatten())
+        .unwrap_or_else(|| panic!("no rate in {row:?}"));
+    assert!(mib < 4.0, "{mib} MiB/s shown for a 1 MiB/s send: {row}");
+}

@@ -93,6 +93,8 @@ impl Session<'_> {
         }
         let (mut partial, top) = self.begin(frame, safe)?;
         let counter = ByteCounter::default();
+        // Held already: where a resumed file's bar starts.
+        counter.add(frame.offset);
         let _ = self.worker.events.send(Event::Started {
             id: frame.id,
             name: names::escape_for_terminal(frame.path.as_bytes()),
@@ -102,7 +104,6 @@ impl Session<'_> {
             batched: true,
             in_folder: safe.top.is_some(),
         });
-        counter.add(frame.offset);
         let started = Instant::now();
         let hash = self.content(&mut partial, frame, &counter, stopping)?;
         let (id, peer, sent) = (self.id, self.peer, frame.size - frame.offset);
