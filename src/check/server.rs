@@ -316,7 +316,7 @@ impl Probe {
         if let Err(at) = sent {
             return Err(CaseFailure::new(
                 format!("the server to take all {size} bytes"),
-                format!("it ended the connection after {at} of {size} bytes"),
+                format!("it ended the connection after {at} of {size} bytes had gone out"),
                 HINT_LAST_CHUNK,
             ));
         }
@@ -630,10 +630,22 @@ fn send_content(
     pieces: Option<(usize, Duration)>,
 ) -> Result<(), usize> {
     let (piece, pause) = pieces.unwrap_or((content.len().max(1), Duration::ZERO));
+    // Counted write by write, not chunk by chunk: a server that stops part
+    // way through one big write has still taken what went before.
     let mut sent = 0;
     for chunk in content.chunks(piece) {
-        (&*stream).write_all(chunk).map_err(|_| sent)?;
-        sent += chunk.len();
+        let mut rest = chunk;
+        while !rest.is_empty() {
+            match (&*stream).write(rest) {
+                Ok(0) => return Err(sent),
+                Ok(n) => {
+                    sent += n;
+                    rest = &rest[n..];
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(sent),
+            }
+        }
         if !pause.is_zero() {
             thread::sleep(pause);
         }

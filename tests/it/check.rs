@@ -303,3 +303,62 @@ fn ctrl_c_stops_what_the_check_started() {
     assert_eq!(checker.wait_exit(), Some(130));
     crate::util::wait_until(|| !running(), "the client to be stopped", String::new);
 }
+
+/// A server that stops reading part way through a big file: S5 says how
+/// far the file got (it said "after 0 of 33554555 bytes", counting only
+/// whole writes of the file).
+#[test]
+fn s5_says_how_far_the_file_got() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut header = [0u8; 1024];
+                if conn.read(&mut header).unwrap_or(0) == 0 {
+                    return;
+                }
+                let _ = conn.write_all(b"go ahead");
+                // One MiB, then a close with the rest unread (a reset).
+                let mut taken = 0;
+                let mut buf = [0u8; 64 * 1024];
+                while taken < 1 << 20 {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => taken += n,
+                    }
+                }
+            });
+        }
+    });
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args([
+            "check",
+            "server",
+            &addr.to_string(),
+            "S5",
+            "--json",
+            "--big",
+            "8MiB",
+        ])
+        .args(["--timeout", "2s"])
+        .timeout(RUN_LIMIT)
+        .assert()
+        .code(1);
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    let case: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["id"] == "S5")
+        .unwrap_or_else(|| panic!("{text}"));
+    let got = case["got"].as_str().unwrap_or_default().to_string();
+    let after: u64 = got
+        .split("after ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {case}"));
+    assert!(after >= 1 << 20, "{case}");
+}
