@@ -341,7 +341,7 @@ fn s5_says_how_far_the_file_got() {
             "S5",
             "--json",
             "--big",
-            "8MiB",
+            "32MiB",
         ])
         .args(["--timeout", "2s"])
         .timeout(RUN_LIMIT)
