@@ -51,6 +51,13 @@ fn forget_idle(folders: &mut HashMap<String, Filling>) {
     });
 }
 
+/// Files remembered and the bytes they take ([`weight`]), in all.
+fn in_all(folders: &HashMap<String, Filling>) -> (usize, usize) {
+    folders
+        .values()
+        .fold((0, 0), |(n, b), f| (n + f.saved.len(), b + f.bytes))
+}
+
 /// Room for one more folder under [`MAX_FOLDERS`]: the oldest nobody fills
 /// goes, with its record. False if every one is being filled.
 fn make_room(folders: &mut HashMap<String, Filling>) -> bool {
@@ -158,11 +165,14 @@ impl Unfinished {
             folder.users = 0;
             folder.broken = true;
             folder.from_record = true;
+            let mut all = in_all(&folders);
             for (path, saved) in files {
-                if folder.full(weight(&path, &saved), (0, 0)) {
+                let this = weight(&path, &saved);
+                if folder.full(this, all) {
                     break;
                 }
                 folder.add(path, saved);
+                all = (all.0 + 1, all.1 + this);
             }
             folders.insert(key.to_string(), folder);
         }
@@ -235,11 +245,6 @@ impl Unfinished {
     pub fn saved(&self, key: &str, path: String, saved: Saved) {
         let mut folders = self.folders.lock().expect("unfinished lock");
         let this = weight(&path, &saved);
-        let in_all = |folders: &HashMap<String, Filling>| {
-            folders
-                .values()
-                .fold((0, 0), |(n, b), f| (n + f.saved.len(), b + f.bytes))
-        };
         let mut all = in_all(&folders);
         if all.0 >= MAX_FILES_IN_ALL || all.1 + this > MAX_BYTES_IN_ALL {
             // Finished folders nobody fills go first.
