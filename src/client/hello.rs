@@ -24,8 +24,7 @@ const GRACE_CAP: Duration = Duration::from_millis(250);
 /// batch to take). What it said, if it answered in time.
 pub(super) fn ask(config: &SendConfig, addresses: &[SocketAddr], reach: &Reach) -> Option<Said> {
     let addr = *addresses.first()?;
-    let mut nonce: Nonce = [0; hello::NONCE_LEN];
-    rustix::rand::getrandom(&mut nonce, rustix::rand::GetRandomFlags::empty()).ok()?;
+    let nonce = nonce().ok()?;
     let asked = send_question(addr, &nonce);
     let began = Instant::now();
     let first = connect::connect(config, addresses, reach);
@@ -52,6 +51,13 @@ pub(super) fn ask(config: &SendConfig, addresses: &[SocketAddr], reach: &Reach) 
             Err(_) => return None,
         }
     }
+}
+
+/// 16 random bytes for one question.
+fn nonce() -> std::io::Result<Nonce> {
+    let mut nonce: Nonce = [0; hello::NONCE_LEN];
+    rustix::rand::getrandom(&mut nonce, rustix::rand::GetRandomFlags::empty())?;
+    Ok(nonce)
 }
 
 /// Sends the question; the socket the answer will come to.
@@ -87,8 +93,7 @@ pub struct Found {
 pub fn find(port: u16, wait: Duration) -> std::io::Result<Vec<Found>> {
     let socket = UdpSocket::bind("0.0.0.0:0")?;
     socket.set_broadcast(true)?;
-    let mut nonce: Nonce = [0; hello::NONCE_LEN];
-    rustix::rand::getrandom(&mut nonce, rustix::rand::GetRandomFlags::empty())?;
+    let nonce = nonce()?;
     let question = hello::question(&nonce);
     let mut targets = vec![std::net::Ipv4Addr::LOCALHOST];
     for iface in if_addrs::get_if_addrs().unwrap_or_default() {

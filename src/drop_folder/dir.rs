@@ -67,8 +67,14 @@ pub(super) fn open_below(dir: &Dir, name: &str) -> io::Result<Arc<Dir>> {
 /// followed, and without waiting, so that a named pipe put there is refused,
 /// not waited on.
 pub(super) fn open_regular(dir: &Dir, name: &str) -> io::Result<(File, u64)> {
+    regular(open_to_read(dir, name)?)
+}
+
+/// Opens `name` in `dir` to read it, whatever it is, never following a link
+/// nor waiting: for [`regular`], or a stricter check, to judge.
+pub(super) fn open_to_read(dir: &Dir, name: &str) -> io::Result<OwnedFd> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    regular(rustix::fs::openat(&dir.fd, name, flags, Mode::empty())?)
+    Ok(rustix::fs::openat(&dir.fd, name, flags, Mode::empty())?)
 }
 
 /// `fd` as a file, with its size, if it is a regular file; [`NOT_A_FILE`] otherwise.

@@ -10,10 +10,10 @@
 
 use std::io::{self, Write};
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{AtFlags, OFlags};
 use serde::{Deserialize, Serialize};
 
-use super::dir::open_below;
+use super::dir::{open_below, open_to_read};
 use super::parts::staged;
 use super::tree::Tree;
 use super::DropFolder;
@@ -114,9 +114,7 @@ impl DropFolder {
     pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<(String, Saved)>)> {
         let root = self.dir().ok()?;
         let staging = Self::staging_if_any(&root)?;
-        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let fd = rustix::fs::openat(&staging.fd, file_name(key), flags, Mode::empty()).ok()?;
-        let (file, size) = staged(fd).ok()?;
+        let (file, size) = staged(open_to_read(&staging, &file_name(key)).ok()?).ok()?;
         if size > MAX_RECORD {
             return None;
         }
