@@ -239,17 +239,27 @@ impl Server {
 
     /// Peak and current resident memory, in KiB.
     fn memory_kib(&self) -> (u64, u64) {
-        let status = fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(0)
-        };
-        (field("VmHWM:"), field("VmRSS:"))
+        memory_kib(self.child.id())
     }
+}
+
+/// Peak and current resident memory of process `pid`, in KiB.
+fn memory_kib(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// KiB as people read them.
+fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 impl Drop for Server {
@@ -723,7 +733,6 @@ fn memory((hostile, normal): (usize, usize)) -> String {
         n += wave;
     }
     let (peak, rss) = server.memory_kib();
-    let mib = |kib: u64| format!("{:.1} MiB", kib as f64 / 1024.0);
     format!(
         "## Memory stays flat\n\n\
          `ftx serve -w 8`: {hostile} connections that announce 2^64-1 bytes with a 4 KiB name (each \

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ftx::noise::Noise;
 
-use crate::{normal_upload, open_from, secs, source, Server, SCENARIO_LIMIT};
+use crate::{memory_kib, mib, normal_upload, open_from, secs, source, Server, SCENARIO_LIMIT};
 
 /// The opening of a batch (B2).
 const OPENING: &[u8] = b"\xffftx/b1\n{\"batch\":1}\n";
@@ -30,10 +30,6 @@ fn open_batch(addr: SocketAddr, n: usize) -> std::io::Result<TcpStream> {
 /// Descriptors process `pid` holds open.
 fn descriptors(pid: u32) -> usize {
     fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn mib(kib: u64) -> String {
-    format!("{:.1} MiB", kib as f64 / 1024.0)
 }
 
 /// A normal 1 MiB upload while the attack runs, as a table cell.
@@ -221,17 +217,7 @@ pub fn blocked_output(files: usize) -> String {
         .split('"')
         .find_map(|w| w.parse().ok())
         .expect("the address in the first line");
-    let rss = |pid: u32| {
-        fs::read_to_string(format!("/proc/{pid}/status"))
-            .ok()
-            .and_then(|s| {
-                s.lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.split_whitespace().next())
-                    .and_then(|v| v.parse::<u64>().ok())
-            })
-            .unwrap_or(0)
-    };
+    let rss = |pid: u32| memory_kib(pid).1;
     let pid = child.id();
     let start = rss(pid);
     let batch = open_batch(addr, 1).expect("open a batch");
