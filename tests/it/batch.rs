@@ -7,8 +7,8 @@ use predicates::prelude::*;
 use serde_json::Value;
 
 use crate::util::{
-    batch_by_hand, entries, folder_with, ftx_bin, make_fifo, open_batch, pattern, send_to,
-    stderr_of, write_file, PythonServer, Serve, PATIENCE,
+    batch_by_hand, entries, folder_with, ftx_bin, make_fifo, open_batch, part_bytes, pattern,
+    send_to, stderr_of, write_file, PythonServer, Serve, PATIENCE,
 };
 
 /// Every file below `dir` (relative path -> bytes), and every folder.
@@ -725,18 +725,6 @@ fn finished_of(server: &Serve, files: &[PathBuf], extra: &[&str], name: &str) ->
         .unwrap_or_else(|| panic!("no finished event for {name}"))
 }
 
-/// The part the server holds of a file, if any (PROTOCOL.md B8).
-fn part_bytes(drop: &Path) -> u64 {
-    std::fs::read_dir(drop.join(".ftx-partial"))
-        .map(|parts| {
-            parts
-                .filter_map(Result::ok)
-                .map(|p| p.metadata().unwrap().len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// Starts a paced `ftx send` of `files` and kills it (or the server) once the server holds part of the big one.
 fn interrupt(server: &mut Serve, files: &[PathBuf], extra: &[&str], kill_server: bool) {
     let mut sender = paced_send_under_way(server, files, extra, std::process::Stdio::null());
@@ -756,9 +744,26 @@ fn paced_send_under_way(
     extra: &[&str],
     stderr: std::process::Stdio,
 ) -> crate::util::Running {
+    paced_send_as(
+        std::process::Command::new(ftx_bin()),
+        server,
+        files,
+        extra,
+        stderr,
+    )
+}
+
+/// [`paced_send_under_way`] with `send`, the ftx binary as a given user
+/// would run it (its environment).
+fn paced_send_as(
+    mut send: std::process::Command,
+    server: &Serve,
+    files: &[PathBuf],
+    extra: &[&str],
+    stderr: std::process::Stdio,
+) -> crate::util::Running {
     let sender = crate::util::Running(
-        std::process::Command::new(ftx_bin())
-            .args(["send", "--plain", "--rate", "2MiB", "--to"])
+        send.args(["send", "--plain", "--rate", "2MiB", "--to"])
             .arg(server.addr.to_string())
             .args(extra)
             .args(files)
@@ -1175,19 +1180,12 @@ fn another_user_cannot_take_up_a_part() {
         send.env("XDG_STATE_HOME", state);
         send
     };
-    let mut sender = crate::util::Running(
-        as_user(first.path())
-            .args(["send", "--plain", "--ftx", "--rate", "2MiB", "--to"])
-            .arg(server.addr.to_string())
-            .arg(&big)
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    crate::util::wait_until(
-        || part_bytes(server.drop_dir()) > 500_000,
-        "part of the big file on the server",
-        || server.log(),
+    let mut sender = paced_send_as(
+        as_user(first.path()),
+        &server,
+        std::slice::from_ref(&big),
+        &["--ftx"],
+        std::process::Stdio::null(),
     );
     sender.signal("KILL");
     sender.wait_exit();
@@ -1227,24 +1225,11 @@ fn another_user_cannot_take_up_a_part() {
 /// 18403524986835972362 bytes).
 #[test]
 fn a_batch_waiting_has_no_size_in_json() {
-    use std::io::BufRead;
-    let drop = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(crate::util::ftx_bin())
-        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(drop.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let _server = crate::util::Running(child);
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = crate::util::address_in(&first.replace('"', " "));
-    let mut batch = std::net::TcpStream::connect(addr).unwrap();
+    let server = crate::util::JsonServe::start();
+    let mut batch = std::net::TcpStream::connect(server.addr).unwrap();
     batch.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
-    let queued = out
+    let queued = server
+        .out
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(&l.unwrap()).unwrap())
         .find(|e| e["event"] == "queued")

@@ -306,21 +306,13 @@ fn resident(pid: u32) -> u64 {
 #[test]
 fn a_stalled_output_holds_the_server_back_in_bounded_memory() {
     use std::io::BufRead;
-    let drop = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(crate::util::ftx_bin())
-        .args(["serve", "--json", "--listen", "127.0.0.1:0", "--dir"])
-        .arg(drop.path())
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
-    let pid = child.id();
-    let _server = crate::util::Running(child);
-    let mut first = String::new();
-    out.read_line(&mut first).unwrap();
-    let addr = crate::util::address_in(&first.replace('"', " "));
+    let crate::util::JsonServe {
+        process: _server,
+        addr,
+        dir: drop,
+        out,
+    } = crate::util::JsonServe::start();
+    let pid = _server.0.id();
     let mut batch = TcpStream::connect(addr).unwrap();
     batch.write_all(b"\xffftx/b1\n{\"batch\":1}\n").unwrap();
     let mut welcome = [0u8; 26];
@@ -415,18 +407,6 @@ fn a_path_too_deep_fails_its_file_and_makes_no_folder() {
     );
 }
 
-/// Bytes of every file in `dir` (0 if it is not there).
-fn bytes_below(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .map(|e| e.metadata().unwrap().len())
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// Empty verified files with long paths and keys, in a folder known by its
 /// key, batch cut off: only files received into a part are written down, so
 /// the folder's record stays one line; a key that is not 64 hex digits (4 KB
@@ -462,7 +442,7 @@ fn records_hold_only_files_received_into_parts() {
         "both batches seen ending",
         || server.log(),
     );
-    let records = bytes_below(&server.drop_dir().join(".ftx-partial"));
+    let records = crate::util::part_bytes(server.drop_dir());
     assert!(records < 1024, "{records} bytes written down");
 }
 

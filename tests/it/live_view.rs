@@ -754,17 +754,6 @@ fn typed_keys_do_not_garble_the_bars() {
     );
 }
 
-/// Bytes of the parts the server keeps (PROTOCOL.md B8).
-fn part_bytes(drop: &std::path::Path) -> u64 {
-    std::fs::read_dir(drop.join(".ftx-partial"))
-        .map(|d| {
-            d.flatten()
-                .map(|e| e.metadata().map_or(0, |m| m.len()))
-                .sum()
-        })
-        .unwrap_or(0)
-}
-
 /// A resumed file's bar on the server starts where the file stopped, and its
 /// rate counts only what comes now (it read 1.19 GiB/s for a 1 MiB/s send).
 #[test]
@@ -784,7 +773,7 @@ fn a_resumed_file_shows_the_rate_of_what_comes_now() {
     };
     let mut first = send("8MiB");
     wait_until(
-        || part_bytes(dir.path()) > 4 << 20,
+        || crate::util::part_bytes(dir.path()) > 4 << 20,
         "half the file held",
         || term.contents(),
     );
