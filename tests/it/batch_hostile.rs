@@ -124,12 +124,17 @@ fn a_batch_that_takes_its_answers_slowly_is_ended_by_the_min_rate() {
         "1s",
     ]);
     let mut slow = open_batch(&server);
-    // Answers echo the path: 20 MB of frames make more answers than the
-    // sockets' buffers hold.
+    // A small receive buffer, so that the answers back up within seconds.
+    rustix::net::sockopt::set_socket_recv_buffer_size(&slow, 64 * 1024).unwrap();
+    // Answers echo the path, so frames sent without end make more answers
+    // than the sockets' buffers hold (loopback buffers can hold tens of MB).
+    // Were the frames to run out, the server would be waiting for a frame,
+    // not for the client to take answers.
     let frame = format!("{{\"dir\":\"d/{}\"}}\n", "x".repeat(4000));
     let mut writer = slow.try_clone().unwrap();
     std::thread::spawn(move || {
-        for _ in 0..5000 {
+        let began = Instant::now();
+        while began.elapsed() < Duration::from_secs(40) {
             if writer.write_all(frame.as_bytes()).is_err() {
                 return;
             }

@@ -84,8 +84,8 @@ impl Session<'_> {
         // A small file's content follows its frame all the same: read, not written.
         let whole = self
             .wire
-            .skip(size - offset)
-            .map_err(|e| FileError::Batch(format!("reading a file already saved: {e}")))?;
+            .skip(size - offset, "reading a file already saved")
+            .map_err(FileError::Batch)?;
         if !whole {
             return Err(FileError::Batch(
                 "the client closed in the middle of a file".into(),

@@ -150,8 +150,8 @@ impl Session<'_> {
     fn skip(&mut self, frame: &FileFrame<'_>) -> Result<(), FileError> {
         let whole = self
             .wire
-            .skip(frame.size - frame.offset)
-            .map_err(|e| FileError::Batch(format!("reading past a refused file: {e}")))?;
+            .skip(frame.size - frame.offset, "reading past a refused file")
+            .map_err(FileError::Batch)?;
         if !whole {
             return Err(FileError::Batch(
                 "the client closed in the middle of a file".into(),

@@ -65,7 +65,7 @@ impl<'a> Wire<'a> {
         let line = match self.line() {
             Ok(Some(line)) => line,
             Ok(None) => return Ok(None),
-            Err(e) => return Err(format!("reading a frame: {e}")),
+            Err(e) => return Err(reading("reading a frame", e)),
         };
         batch::parse(&line)
             .map(Some)
@@ -77,7 +77,7 @@ impl<'a> Wire<'a> {
         let line = self
             .line()
             .and_then(|line| line.ok_or_else(|| io::ErrorKind::UnexpectedEof.into()))
-            .map_err(|e| format!("reading the hash after the content: {e}"))?;
+            .map_err(|e| reading("reading the hash after the content", e))?;
         batch::parse::<Trailer>(&line)
             .map(|t| t.blake3)
             .map_err(|e| format!("the hash after the content: {e}"))
@@ -93,9 +93,10 @@ impl<'a> Wire<'a> {
         line
     }
 
-    /// Reads `n` bytes of content and throws them away; false if the client closed first.
-    pub(super) fn skip(&mut self, n: u64) -> io::Result<bool> {
-        let read = io::copy(&mut self.take(n), &mut io::sink())?;
+    /// Reads `n` bytes of content (`what`) and throws them away; false if
+    /// the client closed first.
+    pub(super) fn skip(&mut self, n: u64, what: &str) -> Result<bool, String> {
+        let read = io::copy(&mut self.take(n), &mut io::sink()).map_err(|e| reading(what, e))?;
         Ok(read == n)
     }
 
@@ -318,22 +319,53 @@ impl Read for Client<'_> {
     }
 }
 
+/// Sending the answers held failed, in the middle of a read.
+#[derive(Debug)]
+struct Answering(io::Error);
+
+impl fmt::Display for Answering {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "answering the client: {}", self.0)
+    }
+}
+
+impl std::error::Error for Answering {}
+
+/// Why reading `what` failed, in words: a wait for the client to take the
+/// answers held is named as such, not as the read it came in.
+fn reading(what: &str, e: io::Error) -> String {
+    match e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Answering>())
+    {
+        Some(answering) => answering.to_string(),
+        None => format!("{what}: {e}"),
+    }
+}
+
+impl Wire<'_> {
+    /// Sends the answers held before a read that must wait for the client (B9).
+    fn flush_before_read(&mut self) -> io::Result<()> {
+        if self.reader.buffer().is_empty() {
+            self.flush()
+                .map_err(|e| io::Error::new(e.kind(), Answering(e)))?;
+        }
+        Ok(())
+    }
+}
+
 /// Reads through the buffer; a read that must wait for the client sends the
 /// answers held first (B9).
 impl Read for Wire<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.reader.buffer().is_empty() {
-            self.flush()?;
-        }
+        self.flush_before_read()?;
         self.reader.read(buf)
     }
 }
 
 impl BufRead for Wire<'_> {
     fn fill_buf(&mut self) -> io::Result<&[u8]> {
-        if self.reader.buffer().is_empty() {
-            self.flush()?;
-        }
+        self.flush_before_read()?;
         self.reader.fill_buf()
     }
 
