@@ -204,7 +204,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Add the cases the protocol leaves open (e.g. a header in two writes)
+    /// Add the cases the protocol leaves open (a server: a header in two writes; a client: an error exit on a bad reply)
     #[arg(long)]
     pub strict: bool,
 

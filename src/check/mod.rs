@@ -44,12 +44,16 @@ pub enum Verdict {
     Skip(String),
 }
 
-/// A failed case: what was expected, what happened, what to do about it.
+/// A failed case: what was expected, what happened, what to do about it,
+/// and the evidence it was judged on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CaseFailure {
     pub expected: String,
     pub got: String,
     pub hint: String,
+    /// What the program did, a fact a line: bytes on the wire, how it ended,
+    /// what it printed.
+    pub seen: Vec<String>,
 }
 
 impl CaseFailure {
@@ -62,7 +66,14 @@ impl CaseFailure {
             expected: expected.into(),
             got: got.into(),
             hint: hint.into(),
+            seen: Vec::new(),
         }
+    }
+
+    /// The same failure, with the evidence it was judged on.
+    pub fn seen(mut self, seen: Vec<String>) -> CaseFailure {
+        self.seen = seen;
+        self
     }
 }
 

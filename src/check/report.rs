@@ -43,6 +43,8 @@ struct Record<'a> {
     got: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     hint: Option<&'a str>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    seen: &'a [String],
     #[serde(skip_serializing_if = "Option::is_none")]
     skipped: Option<&'a str>,
     duration_ms: u64,
@@ -96,6 +98,7 @@ impl CaseReporter {
                 expected: failure.map(|f| f.expected.as_str()),
                 got: failure.map(|f| f.got.as_str()),
                 hint: failure.map(|f| f.hint.as_str()),
+                seen: failure.map_or(&[], |f| f.seen.as_slice()),
                 skipped,
                 duration_ms: u64::try_from(outcome.took.as_millis()).unwrap_or(u64::MAX),
             };
@@ -112,6 +115,10 @@ impl CaseReporter {
                 let mut text = format!("{} {title}  ({})", style("✗").red().bold(), case.rule);
                 text.push_str(&format!("\n       expected: {}", f.expected));
                 text.push_str(&format!("\n       got:      {}", f.got));
+                for (n, fact) in f.seen.iter().enumerate() {
+                    let label = if n == 0 { "seen:" } else { "" };
+                    text.push_str(&format!("\n       {label:<10}{fact}"));
+                }
                 if !f.hint.is_empty() {
                     text.push_str(&format!(
                         "\n       {}     {}",
@@ -163,8 +170,9 @@ fn junit(kind: &str, outcomes: &[Outcome]) -> anyhow::Result<String> {
             Verdict::Fail(f) => {
                 let mut status = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 status.set_message(format!("expected {}; got {}", f.expected, f.got));
+                let seen: String = f.seen.iter().map(|s| format!("\nseen: {s}")).collect();
                 status.set_description(format!(
-                    "rule {}\nexpected: {}\ngot: {}\nhint: {}",
+                    "rule {}\nexpected: {}\ngot: {}{seen}\nhint: {}",
                     case.rule, f.expected, f.got, f.hint
                 ));
                 status

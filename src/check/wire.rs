@@ -75,6 +75,30 @@ pub fn read_for(stream: &TcpStream, enough: usize, wait: Duration) -> Heard {
     heard
 }
 
+/// One read of at most `max` bytes, as a classroom server's one `recv(1024)`
+/// takes a header: what has arrived when the first bytes do, waiting up to
+/// `wait` for them.
+pub fn read_once(stream: &TcpStream, max: usize, wait: Duration) -> Heard {
+    let deadline = Instant::now() + bounded(wait);
+    let mut heard = Heard::default();
+    let mut buf = vec![0u8; max];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return heard;
+        }
+        let _ = stream.set_read_timeout(Some(left.max(Duration::from_millis(1))));
+        match (&*stream).read(&mut buf) {
+            Ok(0) => heard.closed = true,
+            Ok(n) => heard.bytes.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+            Err(e) if protocol::is_timeout(&e) => {}
+            Err(_) => heard.reset = true,
+        }
+        return heard;
+    }
+}
+
 /// Waits up to `wait` for the other end to close; what it sent meanwhile is thrown away.
 pub fn wait_for_close(stream: &TcpStream, wait: Duration) -> Heard {
     read_for(stream, usize::MAX, wait)

@@ -170,14 +170,13 @@ fn a_failure_says_what_was_expected_what_happened_and_what_to_do() {
     assert!(!String::from_utf8_lossy(&out.get_output().stdout).contains("S1 "));
 }
 
-fn client_check(mode: &str) -> (i32, Vec<String>, Vec<String>) {
+fn client_check(mode: &str, extra: &[&str]) -> (i32, Vec<String>, Vec<String>) {
     let program = python_program("broken_client.py");
-    // Eight of these run at once beside the rest of the suite, on two cores:
-    // a second is too short for Python to start under that load.
-    check(&[
-        "client",
-        "--timeout",
-        "3s",
+    // A dozen of these run at once beside the rest of the suite, on two
+    // cores: a second is too short for Python to start under that load.
+    let mut args = vec!["client", "--timeout", "3s"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
         "--",
         "python3",
         program.to_str().unwrap(),
@@ -185,7 +184,8 @@ fn client_check(mode: &str) -> (i32, Vec<String>, Vec<String>) {
         "{file}",
         "{host}",
         "{port}",
-    ])
+    ]);
+    check(&args)
 }
 
 /// Run as README says, from the folder holding the client, with its relative name.
@@ -205,26 +205,37 @@ fn the_classroom_client_passes_every_case() {
 /// Each faulty client fails exactly the cases its fault breaks, and no client is left running.
 #[test]
 fn faulty_clients_fail_exactly_their_cases() {
-    let cases: &[(&str, &[&str])] = &[
-        ("good", &[]),
-        ("before-go-ahead", &["C4", "C8"]),
-        ("little-endian", &["C1"]),
-        ("text-header", &["C1", "C2"]),
-        ("one-short", &["C5", "C7"]),
-        ("never-closes", &["C5", "C6", "C7"]),
-        ("ignores-reply", &["C8"]),
-        ("split-header", &["C3"]),
+    let all: &[&str] = &["C1", "C2", "C3", "C4", "C5", "C6", "C7", "C8", "C9"];
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("good", &[], &[]),
+        ("good", &["--strict"], &[]),
+        ("before-go-ahead", &[], &["C4", "C8"]),
+        ("little-endian", &[], &["C1"]),
+        // An empty file's header is not a size 0 either.
+        ("text-header", &[], &["C1", "C2", "C6"]),
+        ("one-short", &[], &["C5", "C7"]),
+        ("never-closes", &[], &["C5", "C6", "C7"]),
+        ("ignores-reply", &[], &["C8"]),
+        // Two writes one right after the other, as students write them.
+        ("split-header", &[], &["C3"]),
+        // Nothing before go ahead is no proof of waiting when nothing came after it either.
+        ("text-mode", &[], &["C4", "C5", "C7"]),
+        // No header, no case passes: not the empty file, not the bad reply.
+        ("connects-only", &[], all),
+        // Printing the error and exiting 0 stops the upload: only --strict asks for more.
+        ("template", &[], &[]),
+        ("template", &["--strict"], &["C10"]),
     ];
     // Each check has its own instrumented server: they run side by side.
     let results: Vec<_> = std::thread::scope(|scope| {
         let running: Vec<_> = cases
             .iter()
-            .map(|(mode, _)| scope.spawn(move || client_check(mode)))
+            .map(|(mode, extra, _)| scope.spawn(move || client_check(mode, extra)))
             .collect();
         running.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    for ((mode, expected), (code, failed, _)) in cases.iter().zip(results) {
-        assert_eq!(failed, *expected, "{mode}");
+    for ((mode, extra, expected), (code, failed, _)) in cases.iter().zip(results) {
+        assert_eq!(failed, *expected, "{mode} {extra:?}");
         assert_eq!(code, i32::from(!expected.is_empty()), "{mode}");
         let running = Command::new("pgrep")
             .args([
@@ -259,7 +270,15 @@ fn list_json_and_wrong_command_lines() {
         .args(["check", "client", "--list"])
         .assert()
         .success()
-        .stdout(predicate::str::contains("C9"));
+        .stdout(predicate::str::contains("C9"))
+        .stdout(predicate::str::contains("C10").not());
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "client", "--list", "--strict"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "C10  a reply other than \"go ahead\" ends the client with an error exit (not 0)  (P4, --strict)",
+        ));
     assert_cmd::Command::new(ftx_bin())
         .args(["check", "server", "S99"])
         .timeout(PATIENCE)
@@ -270,6 +289,54 @@ fn list_json_and_wrong_command_lines() {
         .args(["check", "client"])
         .assert()
         .code(2);
+}
+
+/// A client that crashes is told so, with what it printed, and the hint is
+/// the crash's, not the case's usual one; `--json` carries the evidence.
+#[test]
+fn a_crashed_client_is_told_its_crash_and_what_to_fix() {
+    let program = python_program("broken_client.py");
+    let run = |mode: &str, json: bool| {
+        let mut command = assert_cmd::Command::new(ftx_bin());
+        command.args(["check", "client", "C5", "--timeout", "3s"]);
+        if json {
+            command.arg("--json");
+        }
+        let out = command
+            .args(["--", "python3"])
+            .arg(&program)
+            .args([mode, "{file}", "{host}", "{port}"])
+            .timeout(RUN_LIMIT)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "{mode}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run("text-mode", false);
+    for words in [
+        "got:      0 bytes, then the client closed",
+        "seen:     17 bytes in the first read, 17 before the reply in all",
+        "0 bytes after \"go ahead\", then it closed the connection",
+        "the client exited with status 1: UnicodeDecodeError:",
+        "hint:     the client crashed; it read the file as text: open it with open(name, \"rb\")",
+    ] {
+        assert!(text.contains(words), "no {words:?} in:\n{text}");
+    }
+    assert!(!text.contains("sendall"), "the usual hint for C5:\n{text}");
+    let json: Value = serde_json::from_str(run("text-mode", true).trim()).unwrap();
+    assert!(
+        json["seen"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|fact| fact.as_str().unwrap().contains("UnicodeDecodeError")),
+        "{json}"
+    );
+    let text = run("connects-only", false);
+    assert!(
+        text.contains("the client connected and ended without sending a header"),
+        "{text}"
+    );
 }
 
 /// Ctrl-C in the middle of a check stops the client it started and ends at once.

@@ -9,7 +9,11 @@ Modes:
   one-short         sends one byte less than the size
   never-closes      sends everything, then never closes
   ignores-reply     sends the content whatever the reply says
-  split-header      sends the size and the name in two writes
+  split-header      sends the size and the name in two writes, one right after the other
+  text-mode         reads the file as text after go ahead, and crashes on bytes that are not UTF-8
+  connects-only     connects and closes, sending nothing
+  template          prints the error on a bad reply and exits 0, as a try/except around the
+                    whole program does
 """
 import os
 import socket
@@ -28,13 +32,15 @@ def main():
         content = f.read()
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.connect((ip, port))
+    if mode == "connects-only":
+        sock.close()
+        return
     if mode == "little-endian":
         sock.send(size.to_bytes(8, "little") + name.encode())
     elif mode == "text-header":
         sock.send(("%d,%s" % (size, name)).encode())
     elif mode == "split-header":
         sock.send(size.to_bytes(8, "big"))
-        time.sleep(0.2)
         sock.send(name.encode())
     elif mode == "before-go-ahead":
         sock.send(size.to_bytes(8, "big") + name.encode())
@@ -47,6 +53,9 @@ def main():
             raise Exception("Bad server response - was not go ahead!")
         if mode == "one-short":
             content = content[:-1]
+        if mode == "text-mode":
+            with open(name) as f:
+                content = f.read().encode()
         sock.sendall(content)
     if mode == "never-closes":
         time.sleep(3600)
@@ -54,4 +63,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1] == "template":
+        try:
+            main()
+        except Exception as error:
+            print(error)
+    else:
+        main()
