@@ -58,6 +58,7 @@ Examples:
   ftx check server                           the server on 127.0.0.1:12000
   ftx check server 9000 --dir ~/exercise     compare the files it saves in ~/exercise
   ftx check server 9000 S11 S12              only those cases
+  ftx check server --exercise 1 --dir .      the first exercise: one client at a time
   ftx check server --junit report.xml        also as JUnit XML, for autograders
 
 Exit codes:
@@ -170,6 +171,11 @@ pub struct CheckServerArgs {
     /// Size of the large file (S5)
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub big: u64,
+
+    /// The exercise graded: 1 serves one client at a time (S11 and S12 not run), 2 several at once
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(1..=2))]
+    pub exercise: u8,
 
     #[command(flatten)]
     pub common: CheckArgs,

@@ -184,6 +184,10 @@ impl SendConfig {
 impl crate::check::CheckConfig {
     pub fn from_args(command: CheckCommand) -> anyhow::Result<crate::check::CheckConfig> {
         use crate::check::{CheckConfig, Target};
+        let exercise = match &command {
+            CheckCommand::Server(args) => args.exercise,
+            CheckCommand::Client(_) => 2,
+        };
         let (target, common, cases) = match command {
             CheckCommand::Server(args) => {
                 // Positionals: at most one address, and case ids (S1, s12, ...).
@@ -227,6 +231,7 @@ impl crate::check::CheckConfig {
             strict: common.strict,
             list: common.list,
             cases,
+            exercise,
         })
     }
 }

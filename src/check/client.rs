@@ -19,6 +19,7 @@ const fn case(id: &'static str, title: &'static str, rule: &'static str) -> Case
         rule,
         strict: false,
         needs_dir: false,
+        exercise: 1,
     }
 }
 

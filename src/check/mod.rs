@@ -34,6 +34,9 @@ pub struct Case {
     pub strict: bool,
     /// Needs to read the files the server saved (`--dir`).
     pub needs_dir: bool,
+    /// The first exercise that asks for it: 1 (one client at a time) or 2
+    /// (several at once).
+    pub exercise: u8,
 }
 
 /// What came of a case.
@@ -97,6 +100,8 @@ pub struct CheckConfig {
     pub list: bool,
     /// The cases to run, by id; all when empty.
     pub cases: Vec<String>,
+    /// The exercise graded (`--exercise`): cases a later one asks for are not run.
+    pub exercise: u8,
 }
 
 /// The program under test.
@@ -146,13 +151,26 @@ impl CheckConfig {
             .iter()
             .filter(|c| {
                 if self.cases.is_empty() {
-                    !c.strict || self.strict
+                    (!c.strict || self.strict) && c.exercise <= self.exercise
                 } else {
                     self.cases.iter().any(|w| c.id.eq_ignore_ascii_case(w))
                 }
             })
             .copied()
             .collect())
+    }
+
+    /// The cases left out because a later exercise asks for them, when none were named.
+    pub fn for_later_exercises(&self) -> Vec<Case> {
+        if !self.cases.is_empty() {
+            return Vec::new();
+        }
+        self.target
+            .cases()
+            .iter()
+            .filter(|c| (!c.strict || self.strict) && c.exercise > self.exercise)
+            .copied()
+            .collect()
     }
 }
 
@@ -208,6 +226,7 @@ pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
     .map_err(|e| anyhow::anyhow!("cannot install the Ctrl-C handler: {e}"))?;
     let reporter = report::CaseReporter::new(config);
     reporter.begin(&config.target);
+    reporter.not_run(config.exercise, &config.for_later_exercises());
     let run_started = Instant::now();
     wire::set_run_deadline(run_started + RUN_BUDGET);
     let mut runner: Box<dyn FnMut(&Case) -> Verdict> = match &config.target {
@@ -275,6 +294,7 @@ mod tests {
             strict,
             list: false,
             cases: cases.iter().map(|c| c.to_string()).collect(),
+            exercise: 2,
         }
     }
 
@@ -289,6 +309,18 @@ mod tests {
             named.iter().map(|c| c.id).collect::<Vec<_>>(),
             ["S1", "S14"]
         );
+        let first = CheckConfig {
+            exercise: 1,
+            ..config(&[], false)
+        };
+        let later: Vec<&str> = first.for_later_exercises().iter().map(|c| c.id).collect();
+        assert_eq!(later, ["S11", "S12"]);
+        assert!(first.selected().unwrap().iter().all(|c| c.exercise == 1));
+        let named = CheckConfig {
+            exercise: 1,
+            ..config(&["S11"], false)
+        };
+        assert_eq!(named.selected().unwrap().len(), 1, "a case named runs");
         let err = config(&["S99"], false).selected().unwrap_err();
         assert!(
             err.to_string().contains("there is no server case 'S99'"),

@@ -20,6 +20,9 @@ pub fn list(kind: &str, cases: &[Case]) {
         if case.strict {
             notes.push("--strict".into());
         }
+        if case.exercise > 1 {
+            notes.push(format!("exercise {}", case.exercise));
+        }
         let _ = writeln!(
             out,
             "  {:<4} {}  ({})",
@@ -80,6 +83,21 @@ impl CaseReporter {
             Target::Client { command } => format!("the client {}", command.join(" ")),
         };
         println!("{} {what}", style("ftx check:").bold());
+    }
+
+    /// One line for the cases a later exercise asks for, left out.
+    pub fn not_run(&self, exercise: u8, cases: &[Case]) {
+        if self.json || cases.is_empty() {
+            return;
+        }
+        let ids: Vec<&str> = cases.iter().map(|c| c.id).collect();
+        println!(
+            "{} {} not run: {} several clients at once, which exercise {exercise} does not ask for \
+             (--exercise 2 runs them)",
+            style("-").dim(),
+            ids.join(", "),
+            if ids.len() == 1 { "it checks" } else { "they check" }
+        );
     }
 
     pub fn case(&self, outcome: &Outcome) {

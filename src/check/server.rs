@@ -19,6 +19,15 @@ const fn case(id: &'static str, title: &'static str, rule: &'static str, needs_d
         rule,
         strict: false,
         needs_dir,
+        exercise: 1,
+    }
+}
+
+/// A case only the second exercise (several clients at once) asks for.
+const fn several(id: &'static str, title: &'static str, rule: &'static str) -> Case {
+    Case {
+        exercise: 2,
+        ..case(id, title, rule, false)
     }
 }
 
@@ -58,13 +67,13 @@ pub const CASES: &[Case] = &[
     ),
     case(
         "S8",
-        "a client that closes before its header does not stop the server",
+        "a client that closes before its header: the server goes on, saving nothing",
         "P9",
         false,
     ),
     case(
         "S9",
-        "a client that closes in the middle of its header does not stop the server",
+        "a client that closes in the middle of its header: the server goes on, saving nothing",
         "P9",
         false,
     ),
@@ -74,18 +83,12 @@ pub const CASES: &[Case] = &[
         "P6, P9",
         false,
     ),
-    case(
+    several(
         "S11",
         "a second client is served while the first is still connected",
         "P8",
-        false,
     ),
-    case(
-        "S12",
-        "ten clients at once, every file whole",
-        "P8, P5",
-        false,
-    ),
+    several("S12", "ten clients at once, every file whole", "P8, P5"),
     case(
         "S13",
         "the server closes the connection once it has every byte",
@@ -98,7 +101,14 @@ pub const CASES: &[Case] = &[
         rule: "P1",
         strict: true,
         needs_dir: true,
+        exercise: 1,
     },
+    case(
+        "S15",
+        "a name that is not UTF-8 (Latin-1 bytes) does not stop the server",
+        "P1, P9",
+        false,
+    ),
 ];
 
 /// Hints for the faults students' servers have.
@@ -106,6 +116,9 @@ const HINT_LAST_CHUNK: &str =
     "your loop stops before the last, shorter chunk: receive until you have SIZE bytes \
      (received < size), not until a chunk is shorter than 1024";
 const HINT_CLOSE: &str = "close the connection (conn.close()) once the file is saved";
+const HINT_DECODE: &str =
+    "a name that is not UTF-8 stopped your server: name.decode() raises UnicodeDecodeError. \
+     Decode with header[8:].decode(errors=\"replace\"), or catch the error and close the connection";
 const HINT_EMPTY_RECV: &str =
     "an empty recv() (b\"\") means the client is gone: stop reading then, \
      close the connection and delete the partial file";
@@ -204,11 +217,16 @@ impl Probe {
             }
             "S7" => self.intact(case.id, " ma thèse été.txt", b"accents and spaces".to_vec()),
             "S8" => self.early_close(b"", "before its header"),
-            "S9" => self.early_close(&[0, 0, 0, 0], "in the middle of its header"),
+            // The first 6 bytes of a 1 MiB size: read as a whole header, a size of 16.
+            "S9" => self.early_close(
+                &(1u64 << 20).to_be_bytes()[..6],
+                "in the middle of its header",
+            ),
             "S10" => self.close_mid_content(),
             "S11" => self.two_at_once(),
             "S12" => self.ten_at_once(),
             "S13" => self.closes_after_content(),
+            "S15" => self.latin1_name(),
             "S14" => {
                 let mut upload = Play::new(self.name("S14", ".txt"), b"split header".to_vec());
                 upload.split_header = true;
@@ -250,7 +268,7 @@ impl Probe {
         let content = b"reply".to_vec();
         send_header(
             &stream,
-            &self.name("S1", ".txt"),
+            self.name("S1", ".txt"),
             content.len() as u64,
             false,
         )?;
@@ -427,8 +445,10 @@ impl Probe {
     }
 
     /// S8, S9: a client closes early (its sending side only, so that the
-    /// server's close can be seen); the server closes too and goes on serving.
+    /// server's close can be seen); the server closes too, saves nothing
+    /// (with `--dir`: no file appears or changes in the folder) and goes on serving.
     fn early_close(&self, sent: &[u8], when: &str) -> Result<(), CaseFailure> {
+        let before = self.dir.as_deref().map(Folder::now);
         let stream = self.connect()?;
         if !sent.is_empty() {
             let _ = (&stream).write_all(sent);
@@ -446,6 +466,23 @@ impl Probe {
                 HINT_EMPTY_RECV,
             ));
         }
+        if let (Some(dir), Some(before)) = (&self.dir, before) {
+            // A server that saves before it closes has done so by now; one that saves after, nearly.
+            thread::sleep(SETTLE);
+            let made = Folder::now(dir).made_since(&before);
+            if !made.is_empty() {
+                return Err(CaseFailure::new(
+                    format!("no file saved for a client that closed {when}"),
+                    format!(
+                        "{} in {} (left there)",
+                        made.join(", "),
+                        dir.display()
+                    ),
+                    "read the whole header before opening a file: when recv() returns b\"\" or fewer \
+                     than 9 bytes (8 size bytes and a name), close the connection and save nothing",
+                ));
+            }
+        }
         self.still_serving(when)
     }
 
@@ -458,6 +495,37 @@ impl Probe {
                 format!("the next client to be served after one closed {when}"),
                 f.got,
                 format!("{}; {HINT_EMPTY_RECV}", f.hint),
+            )
+        })
+    }
+
+    /// S15: a name in Latin-1 (`café` with a lone 0xe9 byte), as a
+    /// Windows or old Mac client may send: the server answers it or closes
+    /// it, and the next client is served.
+    fn latin1_name(&self) -> Result<(), CaseFailure> {
+        let mut name = self.name("S15", "-caf").into_bytes();
+        name.extend_from_slice(b"\xe9.txt");
+        let content = b"latin-1".to_vec();
+        let stream = self.connect()?;
+        send_header(&stream, &name, content.len() as u64, false)?;
+        let heard = wire::read_for(&stream, GO_AHEAD.len(), self.timeout);
+        if heard.bytes.starts_with(GO_AHEAD) {
+            let _ = (&stream).write_all(&content);
+            let _ = stream.shutdown(Shutdown::Write);
+            wire::wait_for_close(&stream, self.timeout);
+        } else if !heard.closed && !heard.reset {
+            return Err(CaseFailure::new(
+                "\"go ahead\", or the connection closed, for a name that is not UTF-8",
+                self.heard(&heard),
+                HINT_DECODE,
+            ));
+        }
+        drop(stream);
+        self.answers(&self.name("after", ".txt")).map_err(|f| {
+            CaseFailure::new(
+                "the next client to be served after a name that is not UTF-8",
+                f.got,
+                HINT_DECODE,
             )
         })
     }
@@ -524,14 +592,14 @@ impl Probe {
         let content = b"first client".to_vec();
         send_header(
             &first,
-            &self.name("S11a", ".txt"),
+            self.name("S11a", ".txt"),
             content.len() as u64,
             false,
         )?;
         // The first client now pauses (as a student's input() or sleep() would).
         thread::sleep(Duration::from_millis(200));
         let second = self.connect()?;
-        send_header(&second, &self.name("S11b", ".txt"), 1024, false)?;
+        send_header(&second, self.name("S11b", ".txt"), 1024, false)?;
         let served = self.expect_go_ahead(&second);
         // Let the first one finish, whatever happened; then the second, which a
         // server that takes one client at a time may serve only now. Walking
@@ -556,7 +624,8 @@ impl Probe {
                 f.got,
                 "your server serves one client at a time: while the first client waits, the second \
                  gets no reply. Start a thread for each client (threading.Thread(target=handle, \
-                 args=(conn,)).start()) right after accept()",
+                 args=(conn,)).start()) right after accept(). (Grading the first exercise, which \
+                 asks for one client at a time? --exercise 1)",
             )
         })
     }
@@ -602,10 +671,53 @@ impl Probe {
     }
 }
 
+/// How long a server gets, after it closed, to have saved what it saves.
+const SETTLE: Duration = Duration::from_millis(200);
+
+/// What a folder holds: each entry's name, size and time of change.
+struct Folder(std::collections::BTreeMap<std::ffi::OsString, (u64, Option<std::time::SystemTime>)>);
+
+impl Folder {
+    fn now(dir: &Path) -> Folder {
+        let entries = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok);
+        Folder(
+            entries
+                .map(|e| {
+                    let meta = e.metadata().ok();
+                    let size = meta.as_ref().map_or(0, |m| m.len());
+                    (e.file_name(), (size, meta.and_then(|m| m.modified().ok())))
+                })
+                .collect(),
+        )
+    }
+
+    /// The entries made or changed since `before`, as a student reads them: `NAME (N bytes)`.
+    fn made_since(&self, before: &Folder) -> Vec<String> {
+        self.0
+            .iter()
+            .filter(|(name, now)| before.0.get(*name) != Some(*now))
+            .map(|(name, (size, _))| {
+                format!(
+                    "\"{}\" ({size} bytes)",
+                    crate::names::escape_for_terminal(name.as_encoded_bytes())
+                )
+            })
+            .collect()
+    }
+}
+
 /// The header in one write (or, for S14, the size and the name apart).
-fn send_header(stream: &TcpStream, name: &str, size: u64, split: bool) -> Result<(), CaseFailure> {
+fn send_header(
+    stream: &TcpStream,
+    name: impl AsRef<[u8]>,
+    size: u64,
+    split: bool,
+) -> Result<(), CaseFailure> {
     let mut header = size.to_be_bytes().to_vec();
-    header.extend_from_slice(name.as_bytes());
+    header.extend_from_slice(name.as_ref());
     let written = if split {
         (&*stream).write_all(&header[..8]).and_then(|()| {
             thread::sleep(Duration::from_millis(200));

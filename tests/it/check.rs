@@ -76,7 +76,7 @@ fn the_classroom_server_passes_every_case_and_is_left_clean() {
         .descendants()
         .filter(|n| n.has_tag_name("testcase"))
         .collect();
-    assert_eq!(cases.len(), 14, "{xml}");
+    assert_eq!(cases.len(), 15, "{xml}");
     let failures: Vec<_> = cases
         .iter()
         .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
@@ -84,11 +84,8 @@ fn the_classroom_server_passes_every_case_and_is_left_clean() {
         .collect();
     assert_eq!(failures.len(), 1, "{xml}");
     assert!(failures[0].starts_with("S14 "), "{failures:?}");
-    // Only the server's own stray file is left: every file the check made is gone.
-    let left: Vec<String> = crate::util::entries(python.dir.path())
-        .into_iter()
-        .filter(|n| n.starts_with("ftxcheck-"))
-        .collect();
+    // Every file the check made is gone, and the early closes made none.
+    let left = crate::util::entries(python.dir.path());
     assert!(left.is_empty(), "{left:?}");
 
     let (code, failed, _) = server_check(&python, &[]);
@@ -103,7 +100,7 @@ fn without_a_folder_the_cases_that_read_files_are_skipped_with_a_hint() {
         .timeout(RUN_LIMIT)
         .assert()
         .success()
-        .stdout(predicate::str::contains("10 passed, 0 failed, 3 skipped"))
+        .stdout(predicate::str::contains("11 passed, 0 failed, 3 skipped"))
         .stdout(predicate::str::contains(
             "(skipped: pass --dir DIR (the folder your server saves into) to compare the saved file)",
         ));
@@ -117,28 +114,89 @@ fn without_a_folder_the_cases_that_read_files_are_skipped_with_a_hint() {
 /// Each faulty server fails exactly the cases its fault breaks.
 #[test]
 fn faulty_servers_fail_exactly_their_cases() {
-    let cases: &[(&str, &[&str])] = &[
-        ("one-at-a-time", &["S11"]),
-        ("newline-reply", &["S1"]),
-        ("spin-on-close", &["S10"]),
+    let cases: &[(&str, &[&str], &[&str])] = &[
+        ("one-at-a-time", &[], &["S11"]),
+        // The first exercise asks for one client at a time: graded so, it passes.
+        ("one-at-a-time", &["--exercise", "1"], &[]),
+        ("newline-reply", &[], &["S1"]),
+        ("spin-on-close", &[], &["S10"]),
         (
             "drop-last-chunk",
+            &[],
             &["S2", "S4", "S5", "S6", "S7", "S10", "S12", "S13"],
         ),
         (
             "crash-after-go-ahead",
+            &[],
             &[
-                "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13",
+                "S2", "S3", "S4", "S5", "S6", "S7", "S8", "S9", "S10", "S11", "S12", "S13", "S15",
             ],
         ),
+        // A close before the header leaves an empty ".temp".
+        ("stray-temp", &[], &["S8"]),
+        // Last in the run, so that the cases before it still find it alive.
+        ("strict-decode", &["--exercise", "1"], &["S15"]),
     ];
-    for (mode, expected) in cases {
+    for (mode, extra, expected) in cases {
         let server = PythonServer::broken(mode);
-        let (code, failed, skipped) = server_check(&server, &["--big", "4MiB"]);
-        assert_eq!(code, 1, "{mode}");
-        assert_eq!(failed, *expected, "{mode}");
+        let mut args = vec!["--big", "4MiB"];
+        args.extend_from_slice(extra);
+        let (code, failed, skipped) = server_check(&server, &args);
+        assert_eq!(code, i32::from(!expected.is_empty()), "{mode} {extra:?}");
+        assert_eq!(failed, *expected, "{mode} {extra:?}");
         assert!(skipped.is_empty(), "{mode}: {skipped:?}");
     }
+}
+
+/// `--exercise 1` leaves out the cases of several clients at once, and says so in one line.
+#[test]
+fn the_first_exercise_is_graded_without_the_cases_of_several_clients() {
+    let server = PythonServer::broken("one-at-a-time");
+    let dir = server.dir.path().to_str().unwrap().to_string();
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args(["check", "server", &server.address(), "--dir", &dir])
+        .args(["--exercise", "1", "--big", "4MiB", "--timeout", "2s"])
+        .timeout(RUN_LIMIT)
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "- S11, S12 not run: they check several clients at once, which exercise 1 does not ask for (--exercise 2 runs them)",
+        ))
+        .stdout(predicate::str::contains("12 passed, 0 failed"));
+    let text = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+    assert!(!text.contains("✓ S11") && !text.contains("✗ S11"), "{text}");
+    assert_cmd::Command::new(ftx_bin())
+        .args(["check", "server", "--list"])
+        .assert()
+        .stdout(predicate::str::contains(
+            "S12  ten clients at once, every file whole  (P8, P5, exercise 2)",
+        ));
+}
+
+/// A server that keeps a file for a client that closed before its header is
+/// told what it left and what to change.
+#[test]
+fn a_stray_file_after_an_early_close_is_named() {
+    let server = PythonServer::broken("stray-temp");
+    let dir = server.dir.path().to_str().unwrap().to_string();
+    assert_cmd::Command::new(ftx_bin())
+        .args([
+            "check",
+            "server",
+            &server.address(),
+            "S8",
+            "S9",
+            "--dir",
+            &dir,
+        ])
+        .timeout(RUN_LIMIT)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("got:      \".temp\" (0 bytes) in"))
+        .stdout(predicate::str::contains(
+            "hint:     read the whole header before opening a file",
+        ))
+        .stdout(predicate::str::contains("1 passed, 1 failed"));
 }
 
 #[test]
@@ -258,7 +316,7 @@ fn list_json_and_wrong_command_lines() {
         .assert()
         .success()
         .stdout(predicate::str::contains(
-            "S11  a second client is served while the first is still connected  (P8)",
+            "S11  a second client is served while the first is still connected  (P8, exercise 2)",
         ))
         .stdout(predicate::str::contains("S14").not());
     assert_cmd::Command::new(ftx_bin())

@@ -13,6 +13,11 @@ Modes:
   newline-reply    replies "go ahead\n"
   spin-on-close    loops for ever when a client closes early (never checks for an empty recv)
   crash-after-go-ahead  says go ahead, then the whole server crashes
+  stray-temp       does not check the header: a client that closes early leaves an empty NAME.temp
+  strict-decode    one client at a time, decodes the name strictly: a name that is not UTF-8
+                   kills it
+Every mode but stray-temp returns at once on a header shorter than 9 bytes (8 size bytes
+and a name), as a correct server does: each mode has its own fault only.
 """
 import os
 import socket
@@ -26,9 +31,12 @@ BUFFER_SIZE = 1024
 
 def handle(conn, mode):
     header = conn.recv(BUFFER_SIZE)
+    if len(header) < 9 and mode != "stray-temp":
+        conn.close()
+        return
     size = int.from_bytes(header[:8], "big")
-    name = header[8:].decode(errors="replace")
-    if mode in ("one-at-a-time", "newline-reply", "spin-on-close"):
+    name = header[8:].decode() if mode == "strict-decode" else header[8:].decode(errors="replace")
+    if mode in ("one-at-a-time", "newline-reply", "spin-on-close", "stray-temp", "strict-decode"):
         conn.send(b"go ahead\n" if mode == "newline-reply" else b"go ahead")
         received = 0
         with open(name + ".temp", "wb") as out:
@@ -97,7 +105,7 @@ def main():
     print("listening on", server.getsockname()[1], flush=True)
     while True:
         conn, _ = server.accept()
-        if mode == "one-at-a-time":
+        if mode in ("one-at-a-time", "strict-decode"):
             handle(conn, mode)
         else:
             threading.Thread(target=handle, args=(conn, mode), daemon=True).start()

@@ -15,6 +15,8 @@ BUFFER_SIZE = 1024
 def handle(conn):
     with conn:
         header = conn.recv(BUFFER_SIZE)
+        if len(header) < 9:
+            return  # closed before a whole header (8 size bytes and a name): nothing to save
         size = int.from_bytes(header[:8], "big")
         name = header[8:].decode()
         conn.send(b"go ahead")
