@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -130,6 +131,10 @@ pub struct Probe {
     dir: Option<PathBuf>,
     big: u64,
     timeout: Duration,
+    /// The case running, and the last one in which the server took a
+    /// connection: a case that cannot connect says which case it was gone after.
+    running: Mutex<&'static str>,
+    answered_in: Mutex<Option<&'static str>>,
 }
 
 /// One upload as a case plays it.
@@ -175,6 +180,8 @@ impl Probe {
             dir,
             big,
             timeout,
+            running: Mutex::new(""),
+            answered_in: Mutex::new(None),
         })
     }
 
@@ -190,6 +197,7 @@ impl Probe {
                     .into(),
             );
         }
+        *self.running.lock().expect("case lock") = case.id;
         let result = match case.id {
             "S1" => self.exact_reply(),
             "S2" => self.intact(
@@ -251,12 +259,27 @@ impl Probe {
     fn connect(&self) -> Result<TcpStream, CaseFailure> {
         let wait = wire::bounded(self.timeout).max(Duration::from_millis(1));
         let stream = TcpStream::connect_timeout(&self.addr, wait).map_err(|e| {
+            let running = *self.running.lock().expect("case lock");
+            let hint = match *self.answered_in.lock().expect("case lock") {
+                Some(case) if case == running => {
+                    "the server stopped taking connections during this case: it crashed or exited \
+                     (its terminal shows the error); start it again"
+                        .to_string()
+                }
+                Some(case) => format!(
+                    "the server took connections up to {case} and no longer does: it stopped during \
+                     or after {case}; start it again to check the cases after it"
+                ),
+                None => "is your server running on that address and port?".to_string(),
+            };
             CaseFailure::new(
                 format!("to connect to {}", self.shown),
                 format!("could not: {e}"),
-                "is your server running on that address and port? (if an earlier case made it crash, start it again)",
+                hint,
             )
         })?;
+        let running = *self.running.lock().expect("case lock");
+        *self.answered_in.lock().expect("case lock") = Some(running);
         let _ = stream.set_nodelay(true);
         let _ = stream.set_write_timeout(Some(self.timeout));
         Ok(stream)
@@ -335,7 +358,7 @@ impl Probe {
             return Err(CaseFailure::new(
                 format!("the server to take all {size} bytes"),
                 format!("it ended the connection after {at} of {size} bytes had gone out"),
-                HINT_LAST_CHUNK,
+                self.why_stopped(at as u64, size),
             ));
         }
         let _ = stream.shutdown(Shutdown::Write);
@@ -344,7 +367,7 @@ impl Probe {
             return Err(CaseFailure::new(
                 format!("the server to read all {size} bytes, then close"),
                 "it reset the connection: it closed without reading every byte",
-                HINT_LAST_CHUNK,
+                self.why_stopped(size, size),
             ));
         }
         if !heard.closed {
@@ -360,6 +383,33 @@ impl Probe {
         Ok(())
     }
 
+    /// Whether the server still takes a connection (within a second).
+    fn alive(&self) -> bool {
+        let wait = wire::bounded(Duration::from_secs(1)).max(Duration::from_millis(1));
+        TcpStream::connect_timeout(&self.addr, wait).is_ok()
+    }
+
+    /// The hint for a server that ended an upload after `at` of `size` bytes
+    /// had gone out, from what can be seen: whether it still takes
+    /// connections, and how far the upload got.
+    fn why_stopped(&self, at: u64, size: u64) -> String {
+        if !self.alive() {
+            return "the server no longer takes connections: it crashed or exited during the upload \
+                    (its terminal shows the error); start it again before the next case"
+                .into();
+        }
+        // What the sockets may hold: a stop this far from the end is no last-chunk bug.
+        const BUFFERED: u64 = 16 << 20;
+        if at.saturating_add(BUFFERED) < size {
+            return format!(
+                "the server stopped reading long before the end: {at} of {size} bytes had gone out. \
+                 A recv() may return fewer than 1024 bytes anywhere in a file, not only at its end: \
+                 receive until you have SIZE bytes (received += len(data)), never until a chunk is short"
+            );
+        }
+        HINT_LAST_CHUNK.into()
+    }
+
     /// Waits for the reply; a reply that starts with `go ahead` will do here (S1 is strict about it).
     fn expect_go_ahead(&self, stream: &TcpStream) -> Result<(), CaseFailure> {
         let heard = wire::read_for(stream, GO_AHEAD.len(), self.timeout);
@@ -369,8 +419,13 @@ impl Probe {
         let hint = if heard.bytes.is_empty() && !heard.closed && !heard.reset {
             "no reply: is the server busy with another client? (a server that serves one client \
              at a time fails S11 too)"
+                .to_string()
+        } else if heard.bytes.is_empty() && !self.alive() {
+            "the server ended the connection without a reply and no longer takes connections: \
+             it crashed or exited (its terminal shows the error); start it again"
+                .to_string()
         } else {
-            "read the header with one recv(), then send b\"go ahead\""
+            "read the header with one recv(), then send b\"go ahead\"".to_string()
         };
         Err(CaseFailure::new("\"go ahead\"", self.heard(&heard), hint))
     }

@@ -199,6 +199,38 @@ fn a_stray_file_after_an_early_close_is_named() {
         .stdout(predicate::str::contains("1 passed, 1 failed"));
 }
 
+/// A server that crashes is told it crashed, where: not that its loop
+/// stops before the last chunk, and not, for each case after, that the
+/// case made it crash.
+#[test]
+fn a_crashed_server_is_told_so_and_the_cases_after_it_say_since_when() {
+    let run = |cases: &[&str]| {
+        let server = PythonServer::broken("crash-after-go-ahead");
+        let out = assert_cmd::Command::new(ftx_bin())
+            .args(["check", "server", &server.address(), "--timeout", "2s"])
+            .args(["--big", "4MiB"])
+            .args(cases)
+            .timeout(RUN_LIMIT)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run(&["S5"]);
+    assert!(
+        text.contains("the server no longer takes connections: it crashed or exited during the upload"),
+        "{text}"
+    );
+    assert!(!text.contains("shorter chunk"), "{text}");
+    let text = run(&["S1", "S2", "S3"]);
+    assert!(
+        text.contains(
+            "the server took connections up to S1 and no longer does: it stopped during or after S1"
+        ),
+        "{text}"
+    );
+}
+
 #[test]
 fn a_failure_says_what_was_expected_what_happened_and_what_to_do() {
     let server = PythonServer::broken("one-at-a-time");
