@@ -55,7 +55,8 @@ Examples:
 
 const CHECK_SERVER_HELP: &str = "\
 Examples:
-  ftx check server                           the server on 127.0.0.1:12000
+  ftx check server -- python3 server.py {port}   starts it for each case, on a free port
+  ftx check server                           the server running on 127.0.0.1:12000
   ftx check server 9000 --dir ~/exercise     compare the files it saves in ~/exercise
   ftx check server 9000 S11 S12              only those cases
   ftx check server --exercise 1 --dir .      the first exercise: one client at a time
@@ -171,6 +172,10 @@ pub struct CheckServerArgs {
     /// Size of the large file (S5)
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub big: u64,
+
+    /// The server's command line, to start it afresh for each case in a scratch folder; {port} and {dir} are filled in
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
 
     /// The exercise graded: 1 serves one client at a time (S11 and S12 not run), 2 several at once
     #[arg(long, value_name = "N", default_value_t = 2,

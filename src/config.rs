@@ -204,12 +204,20 @@ impl crate::check::CheckConfig {
                         addrs.join(", ")
                     );
                 }
+                let start = (!args.command.is_empty()).then_some(args.command);
+                if start.is_some() && args.dir.is_some() {
+                    bail!(
+                        "--dir is for a server already running: a server started with -- COMMAND \
+                         saves into a scratch folder ({{dir}}), and the files are compared there"
+                    );
+                }
                 let addr = addrs.first().map_or("127.0.0.1:12000", String::as_str);
                 (
                     Target::Server {
                         addr: Address::parse(addr, "127.0.0.1").context("the server's address")?,
                         dir: args.dir,
                         big: args.big,
+                        start,
                     },
                     args.common,
                     cases,

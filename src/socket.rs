@@ -1,6 +1,6 @@
-//! What the kernel knows about a TCP connection that the socket API does not say (bytes sent and not yet acknowledged), and how it acknowledges (delayed ACKs).
+//! What the kernel knows about TCP sockets that the socket API does not say (bytes sent and not yet acknowledged, whether a port is listened on), and how it acknowledges (delayed ACKs).
 
-use std::net::{TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener, TcpStream};
 
 /// Bytes sent and not yet acknowledged by the other end (`SIOCOUTQ`); `None`
 /// where the system cannot tell.
@@ -32,4 +32,50 @@ pub fn delay_acks(listener: &TcpListener) -> bool {
 #[cfg(not(target_os = "linux"))]
 pub fn delay_acks(_listener: &TcpListener) -> bool {
     false
+}
+
+/// Whether some socket listens on `addr`'s port, asked of the kernel
+/// (`/proc/net/tcp`, `/proc/net/tcp6`) without connecting to it.
+#[cfg(target_os = "linux")]
+pub fn listening_on(addr: SocketAddr) -> Option<bool> {
+    let port = format!(":{:04X}", addr.port());
+    let mut known = false;
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        known = true;
+        // Columns: sl, local address (hex IP:port), remote address, state (0A: LISTEN), ...
+        let listens = text.lines().skip(1).any(|line| {
+            let mut columns = line.split_whitespace().skip(1);
+            let local = columns.next().unwrap_or("");
+            let state = columns.nth(1).unwrap_or("");
+            local.ends_with(&port) && state == "0A"
+        });
+        if listens {
+            return Some(true);
+        }
+    }
+    known.then_some(false)
+}
+
+/// Whether something takes connections on `addr`, by connecting: the
+/// kernel's tables are not readable here.
+#[cfg(not(target_os = "linux"))]
+pub fn listening_on(addr: SocketAddr) -> Option<bool> {
+    Some(TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100)).is_ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listening_port_is_seen_without_connecting() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        assert_eq!(listening_on(addr), Some(true));
+        drop(listener);
+        assert_eq!(listening_on(addr), Some(false));
+    }
 }

@@ -110,27 +110,6 @@ enum Reply {
     Hang,
 }
 
-/// The command with its relative paths made absolute from `here`, the folder
-/// `ftx check` runs in: the client runs in a scratch folder, where
-/// `python3 client.py` would not find `client.py`. An argument is taken for
-/// a path when something is there by that name; a program without a `/` is
-/// left to be found on PATH, as a shell would.
-fn resolved(command: Vec<String>, here: &Path) -> Vec<String> {
-    command
-        .into_iter()
-        .enumerate()
-        .map(|(n, arg)| {
-            let path = Path::new(&arg);
-            let a_path = (n > 0 || arg.contains('/')) && !arg.contains('{');
-            if a_path && path.is_relative() && here.join(path).exists() {
-                here.join(path).to_string_lossy().into_owned()
-            } else {
-                arg
-            }
-        })
-        .collect()
-}
-
 impl Lab {
     pub fn new(command: Vec<String>, timeout: Duration) -> anyhow::Result<Lab> {
         if command.is_empty() {
@@ -144,7 +123,7 @@ impl Lab {
         let here = std::env::current_dir()?;
         Ok(Lab {
             listener,
-            command: resolved(command, &here),
+            command: super::resolved(command, &here),
             timeout,
         })
     }

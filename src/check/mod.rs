@@ -7,6 +7,7 @@
 //! [`RUN_BUDGET`].
 
 mod client;
+mod launch;
 mod report;
 mod server;
 mod wire;
@@ -107,11 +108,13 @@ pub struct CheckConfig {
 /// The program under test.
 #[derive(Debug, Clone)]
 pub enum Target {
-    /// A running server; `dir` is where it saves, to compare the files.
+    /// A server; `dir` is where it saves, to compare the files. With
+    /// `start`, ftx check starts it for each case (`{port}`, `{dir}` filled in).
     Server {
         addr: Address,
         dir: Option<PathBuf>,
         big: u64,
+        start: Option<Vec<String>>,
     },
     /// A client command line, with `{file}`, `{name}`, `{host}` and `{port}` to fill in.
     Client { command: Vec<String> },
@@ -180,6 +183,8 @@ impl CheckConfig {
 struct Leftovers {
     files: Vec<PathBuf>,
     children: Vec<u32>,
+    /// Process groups: a server started for a case, with whatever it started.
+    groups: Vec<u32>,
 }
 
 static LEFTOVERS: OnceLock<Mutex<Leftovers>> = OnceLock::new();
@@ -195,12 +200,42 @@ fn clean_up() {
         let _ = std::fs::remove_file(file);
     }
     for pid in left.children.drain(..) {
-        if let Ok(pid) = i32::try_from(pid) {
-            if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-                let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-            }
+        if let Some(pid) = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
+    for group in left.groups.drain(..) {
+        if let Some(pid) = i32::try_from(group)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw)
+        {
+            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+        }
+    }
+}
+
+/// The command with its relative paths made absolute from `here`, the folder
+/// `ftx check` runs in: the program runs in a scratch folder, where
+/// `python3 client.py` would not find `client.py`. An argument is taken for
+/// a path when something is there by that name; a program without a `/` is
+/// left to be found on PATH, as a shell would.
+fn resolved(command: Vec<String>, here: &std::path::Path) -> Vec<String> {
+    command
+        .into_iter()
+        .enumerate()
+        .map(|(n, arg)| {
+            let path = std::path::Path::new(&arg);
+            let a_path = (n > 0 || arg.contains('/')) && !arg.contains('{');
+            if a_path && path.is_relative() && here.join(path).exists() {
+                here.join(path).to_string_lossy().into_owned()
+            } else {
+                arg
+            }
+        })
+        .collect()
 }
 
 /// Set by Ctrl-C (or SIGTERM).
@@ -230,8 +265,20 @@ pub fn check(config: &CheckConfig) -> anyhow::Result<Exit> {
     let run_started = Instant::now();
     wire::set_run_deadline(run_started + RUN_BUDGET);
     let mut runner: Box<dyn FnMut(&Case) -> Verdict> = match &config.target {
-        Target::Server { addr, dir, big } => {
-            let mut probe = server::Probe::new(addr, dir.clone(), *big, config.timeout)?;
+        Target::Server {
+            addr,
+            dir,
+            big,
+            start,
+        } => {
+            let launcher = start
+                .clone()
+                .map(|command| {
+                    let fixed = addr.resolve()?[0];
+                    launch::Launcher::new(command, fixed, config.timeout)
+                })
+                .transpose()?;
+            let mut probe = server::Probe::new(addr, dir.clone(), *big, config.timeout, launcher)?;
             Box::new(move |case| probe.run(case))
         }
         Target::Client { command } => {
@@ -287,6 +334,7 @@ mod tests {
                 addr: Address::parse("12000", "127.0.0.1").unwrap(),
                 dir: None,
                 big: 1,
+                start: None,
             },
             timeout: Duration::from_secs(1),
             junit: None,

@@ -74,6 +74,13 @@ impl CaseReporter {
             return;
         }
         let what = match target {
+            Target::Server {
+                start: Some(command),
+                ..
+            } => format!(
+                "the server {}, started for each case on a free port, in a scratch folder",
+                command.join(" ")
+            ),
             Target::Server { addr, dir, .. } => format!(
                 "the server at {addr}{}",
                 dir.as_ref()

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use super::launch::Launcher;
 use super::wire::{self, Heard};
 use super::{leftovers, Case, CaseFailure, Verdict};
 use crate::address::Address;
@@ -135,6 +136,8 @@ pub struct Probe {
     /// connection: a case that cannot connect says which case it was gone after.
     running: Mutex<&'static str>,
     answered_in: Mutex<Option<&'static str>>,
+    /// Starts the server afresh for each case (`ftx check server -- COMMAND`).
+    launcher: Option<Launcher>,
 }
 
 /// One upload as a case plays it.
@@ -164,6 +167,7 @@ impl Probe {
         dir: Option<PathBuf>,
         big: u64,
         timeout: Duration,
+        launcher: Option<Launcher>,
     ) -> anyhow::Result<Probe> {
         let resolved = addr.resolve()?;
         if let Some(dir) = &dir {
@@ -182,6 +186,7 @@ impl Probe {
             timeout,
             running: Mutex::new(""),
             answered_in: Mutex::new(None),
+            launcher,
         })
     }
 
@@ -191,6 +196,46 @@ impl Probe {
     }
 
     pub fn run(&mut self, case: &Case) -> Verdict {
+        let Some(launcher) = &self.launcher else {
+            return self.play(case);
+        };
+        let mut started = match launcher.start() {
+            Ok(started) => started,
+            Err(failure) => return Verdict::Fail(failure),
+        };
+        self.addr = started.addr;
+        self.shown = started.addr.to_string();
+        self.dir = Some(started.folder().to_path_buf());
+        *self.answered_in.lock().expect("case lock") = None;
+        let verdict = self.play(case);
+        let ended = match verdict {
+            // A server that closed as it died may not be gone yet.
+            Verdict::Fail(_) => started.ended_within(SETTLE),
+            _ => started.ended(),
+        };
+        drop(started);
+        match (verdict, ended) {
+            (Verdict::Fail(mut failure), Some((ended, by_itself))) => {
+                if by_itself {
+                    failure.hint = "the server ended by itself during this case: serve clients \
+                                    in a loop (while True: conn, addr = server.accept()), never \
+                                    exit after one"
+                        .to_string();
+                } else if case.id != "S15" {
+                    // S15's hint names the crash it causes.
+                    failure.hint = "the server crashed during this case: its last words are under \
+                                    seen:; run it yourself to read the whole error"
+                        .to_string();
+                }
+                failure.seen.push(ended);
+                Verdict::Fail(failure)
+            }
+            (verdict, _) => verdict,
+        }
+    }
+
+    /// Plays one case against the server as it is now.
+    fn play(&mut self, case: &Case) -> Verdict {
         if case.needs_dir && self.dir.is_none() {
             return Verdict::Skip(
                 "pass --dir DIR (the folder your server saves into) to compare the saved file"
@@ -476,7 +521,12 @@ impl Probe {
                         .as_deref()
                         .map_or(String::new(), |d| d.display().to_string())
                 ),
-                "is --dir the folder your server saves into? Save under the name from the header",
+                if self.launcher.is_some() {
+                    "save into the folder the server runs in (its working folder, {dir} in the \
+                     command), under the name from the header"
+                } else {
+                    "is --dir the folder your server saves into? Save under the name from the header"
+                },
             );
         };
         let saved = std::fs::read(path).unwrap_or_default();

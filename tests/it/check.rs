@@ -148,6 +148,107 @@ fn faulty_servers_fail_exactly_their_cases() {
     }
 }
 
+/// Runs `ftx check server ARGS -- python3 PROGRAM...` from the folder
+/// holding the programs, as README shows: (exit code, failed ids, the cases' JSON).
+fn started_check(args: &[&str], program: &[&str]) -> (i32, Vec<String>, Vec<Value>) {
+    let started = Instant::now();
+    let folder = python_program("classroom_server.py")
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let out = assert_cmd::Command::new(ftx_bin())
+        .current_dir(&folder)
+        .args(["check", "server", "--json"])
+        .args(args)
+        .args(["--", "python3"])
+        .args(program)
+        .timeout(RUN_LIMIT)
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < RUN_LIMIT, "{:?}", started.elapsed());
+    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let failed = lines
+        .iter()
+        .filter(|l| l["result"] == "fail")
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect();
+    (out.status.code().unwrap_or(-1), failed, lines)
+}
+
+/// Started by the check for each case, on a free port in a scratch folder:
+/// the classroom server passes every case, a server that spins on a closed
+/// connection fails that case only (the next case has a fresh server), a
+/// crash is shown with the server's exit, and nothing is left running.
+#[test]
+fn a_server_started_for_each_case_is_graded_case_by_case() {
+    let (code, failed, lines) = started_check(&[], &["classroom_server.py", "127.0.0.1", "{port}"]);
+    assert_eq!((code, failed), (0, vec![]));
+    assert_eq!(
+        lines.len(),
+        14,
+        "every case ran, S2-S7 with the files compared"
+    );
+    assert!(lines.iter().all(|l| l["skipped"].is_null()), "{lines:?}");
+
+    let (code, failed, _) = started_check(
+        &["--big", "4MiB"],
+        &["broken_server.py", "spin-on-close", "{port}"],
+    );
+    assert_eq!((code, failed), (1, vec!["S10".to_string()]));
+
+    let (_, failed, lines) = started_check(
+        &["--exercise", "1", "S15"],
+        &["broken_server.py", "strict-decode", "{port}"],
+    );
+    assert_eq!(failed, ["S15"]);
+    let seen = lines[0]["seen"].to_string();
+    assert!(
+        seen.contains("the server exited with status 1: UnicodeDecodeError"),
+        "{seen}"
+    );
+
+    let (_, failed, lines) = started_check(
+        &["S2"],
+        &["broken_server.py", "crash-after-go-ahead", "{port}"],
+    );
+    assert_eq!(failed, ["S2"]);
+    assert!(lines[0]["seen"]
+        .to_string()
+        .contains("the server exited with status 3"));
+    assert!(
+        lines[0]["hint"]
+            .as_str()
+            .unwrap()
+            .starts_with("the server crashed during this case"),
+        "{}",
+        lines[0]
+    );
+    let running = Command::new("pgrep")
+        .args(["-f", "broken_server.py [a-z-]+ [0-9]{4,}$"])
+        .output()
+        .unwrap();
+    assert!(running.stdout.is_empty(), "a server was left running");
+
+    assert_cmd::Command::new(ftx_bin())
+        .args([
+            "check",
+            "server",
+            "--dir",
+            ".",
+            "--",
+            "python3",
+            "server.py",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "--dir is for a server already running",
+        ));
+}
+
 /// `--exercise 1` leaves out the cases of several clients at once, and says so in one line.
 #[test]
 fn the_first_exercise_is_graded_without_the_cases_of_several_clients() {
@@ -218,7 +319,9 @@ fn a_crashed_server_is_told_so_and_the_cases_after_it_say_since_when() {
     };
     let text = run(&["S5"]);
     assert!(
-        text.contains("the server no longer takes connections: it crashed or exited during the upload"),
+        text.contains(
+            "the server no longer takes connections: it crashed or exited during the upload"
+        ),
         "{text}"
     );
     assert!(!text.contains("shorter chunk"), "{text}");
