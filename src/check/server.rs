@@ -403,7 +403,7 @@ impl Probe {
             return Err(CaseFailure::new(
                 format!("the server to take all {size} bytes"),
                 format!("it ended the connection after {at} of {size} bytes had gone out"),
-                self.why_stopped(at as u64, size),
+                self.why_stopped(at as u64, upload),
             ));
         }
         let _ = stream.shutdown(Shutdown::Write);
@@ -412,7 +412,7 @@ impl Probe {
             return Err(CaseFailure::new(
                 format!("the server to read all {size} bytes, then close"),
                 "it reset the connection: it closed without reading every byte",
-                self.why_stopped(size, size),
+                self.why_stopped(size, upload),
             ));
         }
         if !heard.closed {
@@ -437,11 +437,15 @@ impl Probe {
     /// The hint for a server that ended an upload after `at` of `size` bytes
     /// had gone out, from what can be seen: whether it still takes
     /// connections, and how far the upload got.
-    fn why_stopped(&self, at: u64, size: u64) -> String {
+    fn why_stopped(&self, at: u64, upload: &Play) -> String {
+        let size = upload.content.len() as u64;
         if !self.alive() {
             return "the server no longer takes connections: it crashed or exited during the upload \
                     (its terminal shows the error); start it again before the next case"
                 .into();
+        }
+        if let Some(hint) = self.hint_from_saved(upload) {
+            return hint.into();
         }
         // What the sockets may hold: a stop this far from the end is no last-chunk bug.
         const BUFFERED: u64 = 16 << 20;
@@ -533,20 +537,27 @@ impl Probe {
         let name = path
             .file_name()
             .map_or(String::new(), |n| n.to_string_lossy().into_owned());
-        let hint = if saved.len() == size - size % 1024 && saved.len() < size {
-            HINT_LAST_CHUNK
-        } else if saved.len() < size {
-            "the file is cut short: keep receiving until you have SIZE bytes, and write every chunk"
-        } else if saved.len() > size {
-            "the file is longer than sent: write only what recv() returned (data[:n]), and open it with \"wb\""
-        } else {
-            "the bytes differ: open the file in binary mode (\"wb\") and write the chunks as they come"
-        };
         CaseFailure::new(
             expected,
             format!("{name}: {} bytes, not the bytes sent", saved.len()),
-            hint,
+            saved_hint(saved.len(), size),
         )
+    }
+
+    /// What the file saved for `upload` says about the fault, with a folder to look in.
+    fn hint_from_saved(&self, upload: &Play) -> Option<&'static str> {
+        let dir = self.dir.as_deref()?;
+        thread::sleep(SETTLE);
+        let stem = upload
+            .name
+            .rsplit_once('.')
+            .map_or(upload.name.as_str(), |(s, _)| s);
+        let path = find_saved(dir, stem).into_iter().next()?;
+        let saved = std::fs::metadata(&path).ok()?.len();
+        Some(saved_hint(
+            usize::try_from(saved).unwrap_or(usize::MAX),
+            upload.content.len(),
+        ))
     }
 
     /// S8, S9: a client closes early (its sending side only, so that the
@@ -773,6 +784,22 @@ impl Probe {
     /// S13: after the last byte, the server closes (it read them all).
     fn closes_after_content(&self) -> Result<(), CaseFailure> {
         self.upload(&Play::new(self.name("S13", ".txt"), Noise::bytes(13, 5000)))
+    }
+}
+
+/// The fault a saved file of `saved` bytes shows, for `size` sent.
+fn saved_hint(saved: usize, size: usize) -> &'static str {
+    if saved < size && size - saved <= 1024 {
+        HINT_LAST_CHUNK
+    } else if saved < size {
+        "the file is cut short, not at its last chunk: count what recv() returned \
+         (received += len(data)), not 1024 a chunk, and receive until you have SIZE bytes"
+    } else if size > 0 && saved == 2 * size {
+        "the file is saved twice over: every chunk is written twice; write each recv() once"
+    } else if saved > size {
+        "the file is longer than sent: write only what recv() returned (data[:n]), and open it with \"wb\""
+    } else {
+        "the bytes differ: open the file in binary mode (\"wb\") and write the chunks as they come"
     }
 }
 

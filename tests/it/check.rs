@@ -249,6 +249,32 @@ fn a_server_started_for_each_case_is_graded_case_by_case() {
         ));
 }
 
+/// The hint follows from the file the server saved: a count of 1024 per
+/// recv() stops the file short of its end, a chunk written twice doubles it,
+/// a loop that drops the last chunk stops within its last 1024 bytes.
+#[test]
+fn the_hint_follows_from_the_file_saved() {
+    let cases = [
+        (
+            "fixed-count",
+            "S6",
+            "count what recv() returned (received += len(data)), not 1024 a chunk",
+        ),
+        ("write-twice", "S2", "every chunk is written twice"),
+        (
+            "drop-last-chunk",
+            "S6",
+            "your loop stops before the last, shorter chunk",
+        ),
+    ];
+    for (mode, case, words) in cases {
+        let (code, failed, lines) = started_check(&[case], &["broken_server.py", mode, "{port}"]);
+        assert_eq!((code, failed), (1, vec![case.to_string()]), "{mode}");
+        let hint = lines[0]["hint"].as_str().unwrap();
+        assert!(hint.contains(words), "{mode}: {hint}");
+    }
+}
+
 /// `--exercise 1` leaves out the cases of several clients at once, and says so in one line.
 #[test]
 fn the_first_exercise_is_graded_without_the_cases_of_several_clients() {

@@ -13,6 +13,8 @@ Modes:
   newline-reply    replies "go ahead\n"
   spin-on-close    loops for ever when a client closes early (never checks for an empty recv)
   crash-after-go-ahead  says go ahead, then the whole server crashes
+  fixed-count      counts 1024 bytes for every recv(), whatever it returned: stops early
+  write-twice      writes every chunk twice
   stray-temp       does not check the header: a client that closes early leaves an empty NAME.temp
   strict-decode    one client at a time, decodes the name strictly: a name that is not UTF-8
                    kills it
@@ -36,6 +38,20 @@ def handle(conn, mode):
         return
     size = int.from_bytes(header[:8], "big")
     name = header[8:].decode() if mode == "strict-decode" else header[8:].decode(errors="replace")
+    if mode in ("fixed-count", "write-twice"):
+        conn.send(b"go ahead")
+        received = 0
+        with open(name + ".temp", "wb") as out:
+            while received < size:
+                data = conn.recv(BUFFER_SIZE)
+                if not data:
+                    break
+                out.write(data)
+                if mode == "write-twice":
+                    out.write(data)
+                received += BUFFER_SIZE if mode == "fixed-count" else len(data)
+        conn.close()
+        return
     if mode in ("one-at-a-time", "newline-reply", "spin-on-close", "stray-temp", "strict-decode"):
         conn.send(b"go ahead\n" if mode == "newline-reply" else b"go ahead")
         received = 0
