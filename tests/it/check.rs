@@ -251,7 +251,8 @@ fn a_server_started_for_each_case_is_graded_case_by_case() {
 
 /// The hint follows from the file the server saved: a count of 1024 per
 /// recv() stops the file short of its end, a chunk written twice doubles it,
-/// a loop that drops the last chunk stops within its last 1024 bytes.
+/// a loop that drops the last chunk stops within its last 1024 bytes. A
+/// server that exits after its first client is told so.
 #[test]
 fn the_hint_follows_from_the_file_saved() {
     let cases = [
@@ -265,6 +266,11 @@ fn the_hint_follows_from_the_file_saved() {
             "drop-last-chunk",
             "S6",
             "your loop stops before the last, shorter chunk",
+        ),
+        (
+            "exits-after-one",
+            "S12",
+            "the server ended by itself during this case: serve clients in a loop",
         ),
     ];
     for (mode, case, words) in cases {

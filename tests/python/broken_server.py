@@ -15,6 +15,7 @@ Modes:
   crash-after-go-ahead  says go ahead, then the whole server crashes
   fixed-count      counts 1024 bytes for every recv(), whatever it returned: stops early
   write-twice      writes every chunk twice
+  exits-after-one  a correct server that exits (status 0) once its first client is served
   stray-temp       does not check the header: a client that closes early leaves an empty NAME.temp
   strict-decode    one client at a time, decodes the name strictly: a name that is not UTF-8
                    kills it
@@ -123,6 +124,9 @@ def main():
         conn, _ = server.accept()
         if mode in ("one-at-a-time", "strict-decode"):
             handle(conn, mode)
+        elif mode == "exits-after-one":
+            handle(conn, mode)
+            sys.exit(0)
         else:
             threading.Thread(target=handle, args=(conn, mode), daemon=True).start()
 
