@@ -317,10 +317,6 @@ pub struct ServeArgs {
     /// Receive each upload no faster than this many bytes per second (e.g. 200KiB), to watch it
     #[arg(long, value_name = "RATE", value_parser = parse_rate)]
     pub rate: Option<u64>,
-
-    /// Receive with plain reads and writes instead of splice(2) (for testing the portable path)
-    #[arg(long, hide = true)]
-    pub no_splice: bool,
 }
 
 /// How progress is shown; the same for `serve` and `send`.
@@ -372,10 +368,6 @@ pub struct SendArgs {
     /// Between ftx ends, skip the BLAKE3 check of each file
     #[arg(long)]
     pub no_verify: bool,
-
-    /// Send through a buffer instead of sendfile(2) (for testing the portable path)
-    #[arg(long, hide = true)]
-    pub no_sendfile: bool,
 
     /// The files to upload, and folders (sent whole to an ftx server; their files under their base names to a classroom server)
     #[arg(required = true, value_name = "FILE|DIR")]
@@ -429,6 +421,49 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         return Err("the duration must be more than zero".into());
     }
     Ok(duration)
+}
+
+/// A command-line error with clap's "a similar argument exists" tip kept
+/// only for a near miss (at most 2 edits or swaps, as `--too` for `--to`): a guess
+/// further off (`--version` for `--verbose`) misleads more than it helps.
+pub fn without_far_suggestions(error: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue};
+    let text = |kind| match error.get(kind) {
+        Some(ContextValue::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    let (Some(given), Some(suggested)) = (
+        text(ContextKind::InvalidArg),
+        text(ContextKind::SuggestedArg),
+    ) else {
+        return error;
+    };
+    let given = given.split('=').next().unwrap_or(&given);
+    if strsim::osa_distance(given, &suggested) <= 2 {
+        return error;
+    }
+    let mut command = <Cli as clap::CommandFactory>::command();
+    command.build();
+    let mut plain = clap::Error::new(error.kind()).with_cmd(&command);
+    for (kind, value) in error.context() {
+        if kind != ContextKind::SuggestedArg && kind != ContextKind::Usage {
+            plain.insert(kind, value.clone());
+        }
+    }
+    // The usage clap wrote had the suggestion in it: the subcommand's own instead.
+    let words: Vec<String> = std::env::args().skip(1).collect();
+    let mut usage_of = &mut command;
+    for word in &words {
+        if usage_of.find_subcommand(word).is_none() {
+            break;
+        }
+        usage_of = usage_of.find_subcommand_mut(word).expect("just found");
+    }
+    plain.insert(
+        ContextKind::Usage,
+        ContextValue::StyledStr(usage_of.render_usage()),
+    );
+    plain
 }
 
 #[cfg(test)]

@@ -89,7 +89,7 @@ impl ServeConfig {
             min_rate_window: args.min_rate_window,
             max_size: args.max_size,
             per_ip: args.per_ip.map(usize::from),
-            splice: !args.no_splice,
+            splice: !portable_io(),
             trace: args.view.trace,
             rate: args.rate,
             output: Output::choose(args.view.plain, args.view.json),
@@ -170,7 +170,7 @@ impl SendConfig {
             jobs: usize::from(args.jobs),
             output: Output::choose(args.view.plain, args.view.json),
             files: args.files,
-            sendfile: !args.no_sendfile,
+            sendfile: !portable_io(),
             trace: args.view.trace,
             rate: args.rate,
             timeout: args.timeout,
@@ -179,6 +179,13 @@ impl SendConfig {
             verify: !args.no_verify,
         })
     }
+}
+
+/// `FTX_PORTABLE_IO` set: content moves through plain reads and writes,
+/// not splice(2) or sendfile(2), as on systems without them. For testing
+/// that path here; not an option, so that it stays out of help and completions.
+fn portable_io() -> bool {
+    std::env::var_os("FTX_PORTABLE_IO").is_some()
 }
 
 impl crate::check::CheckConfig {

@@ -6,7 +6,7 @@ use ftx::exit_codes::Exit;
 use ftx::Failure;
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| ftx::cli::without_far_suggestions(e).exit());
     cli.color.apply();
     let result = ftx::run(cli.command);
     ftx::term::restore_terminal();

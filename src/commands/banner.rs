@@ -12,6 +12,30 @@ use crate::term::{human_duration, plural};
 /// Below this many open files, the banner says the limit is low for a crowd.
 const FEW_OPEN_FILES: u64 = 4096;
 
+/// How to run this ftx from a shell here: `ftx` when that finds this very
+/// program on PATH, otherwise the path it was started as (quoted if need be).
+fn this_program() -> String {
+    let me = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let on_path = std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            let found = std::fs::canonicalize(dir.join("ftx")).ok();
+            found.is_some() && found == me
+        })
+    });
+    let started_as = std::env::args_os().next().map(std::path::PathBuf::from);
+    match started_as {
+        Some(path) if !on_path => {
+            let shown = crate::names::escape_for_terminal(path.as_os_str().as_encoded_bytes());
+            if shown.contains([' ', '\'', '"']) {
+                format!("'{}'", shown.replace('\'', "'\\''"))
+            } else {
+                shown
+            }
+        }
+        _ => "ftx".to_string(),
+    }
+}
+
 /// Tells the room how to connect: every address of this machine a client can use,
 /// as ready-to-copy commands for ftx and the address and port for classroom
 /// clients; then the server's limits. Short lines: it is read on a projector.
@@ -36,18 +60,24 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
     let reachable = reachable_addresses(addr);
     let (here, away): (Vec<IpAddr>, Vec<IpAddr>) =
         reachable.iter().partition(|ip| ip.is_loopback());
-    let command = |ip: &IpAddr| {
+    // Here, the program as it was started when `ftx` on PATH is not it
+    // (`cargo run`, ./ftx); elsewhere, the ftx installed there.
+    let here_program = this_program();
+    let command = |program: &str, ip: &IpAddr| {
         style(format!(
-            "ftx send --to {} FILE...",
+            "{program} send --to {} FILE...",
             SocketAddr::new(*ip, addr.port())
         ))
         .bold()
     };
-    for (from, ips) in [("this machine", &here), ("another machine", &away)] {
+    for (from, ips, program) in [
+        ("this machine", &here, here_program.as_str()),
+        ("another machine", &away, "ftx"),
+    ] {
         if !ips.is_empty() {
             crate::say!("  send from {from}:");
             for ip in ips {
-                crate::say!("    {}", command(ip));
+                crate::say!("    {}", command(program, ip));
             }
         }
     }

@@ -95,7 +95,6 @@ impl Server {
             libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
         }
         let open_files = raise_open_files_limit();
-        let folder = DropFolder::open(&config.dir)?;
         let addresses = config.listen.resolve()?;
         let listener = TcpListener::bind(&addresses[..]).map_err(|e| {
             let hint = match e.kind() {
@@ -126,6 +125,8 @@ impl Server {
             let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&listener, window);
         }
         rustix::net::listen(&listener, backlog).context("setting the listen backlog")?;
+        // Made only once the port is ours: a start that fails leaves nothing on disk.
+        let folder = DropFolder::open(&config.dir)?;
         let bound = listener.local_addr().context("the listener's address")?;
         let hello = match config.hello {
             true => hello::bind(bound).map_err(|e| format!("UDP port {}: {e}", bound.port())),

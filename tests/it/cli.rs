@@ -78,9 +78,11 @@ fn a_port_in_use_is_a_clear_error() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
     let dir = tempfile::tempdir().unwrap();
+    // A drop folder that does not exist yet: a start that fails makes none.
+    let inbox = dir.path().join("new-inbox");
     ftx()
         .args(["serve", "--plain", "--listen", &addr, "--dir"])
-        .arg(dir.path())
+        .arg(&inbox)
         .timeout(crate::util::PATIENCE)
         .assert()
         .code(1)
@@ -88,6 +90,38 @@ fn a_port_in_use_is_a_clear_error() {
             "ftx: cannot listen on {addr}"
         )))
         .stderr(predicate::str::contains("in use"));
+    assert!(
+        !inbox.exists(),
+        "the drop folder was made before the start failed"
+    );
+}
+
+/// clap's "a similar argument exists" only for a near miss; no Rust error text.
+#[test]
+fn suggestions_only_when_close_and_errors_in_plain_words() {
+    ftx()
+        .args(["send", "--verbose", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("unexpected argument '--verbose'"))
+        .stderr(predicate::str::contains("--version").not())
+        .stderr(predicate::str::contains(
+            "Usage: ftx send [OPTIONS] <FILE|DIR>...",
+        ));
+    ftx()
+        .args(["send", "--too", "h", "x"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "a similar argument exists: '--to'",
+        ));
+    ftx()
+        .args(["send", "-t", "127.0.0.1:99999", "x"])
+        .assert()
+        .code(2)
+        .stderr(
+            "ftx: --to: '99999' in '127.0.0.1:99999' is not a port: ports go from 0 to 65535\n",
+        );
 }
 
 #[test]
@@ -104,9 +138,13 @@ fn the_banner_says_how_to_connect() {
         lines[..send_from].join(" ").ends_with("(Ctrl-C to stop)"),
         "{log}"
     );
+    // Not on PATH here: the command names the program as it was started.
     assert_eq!(
         lines[send_from + 1],
-        format!("    ftx send --to 127.0.0.1:{port} FILE...")
+        format!(
+            "    {} send --to 127.0.0.1:{port} FILE...",
+            crate::util::ftx_bin()
+        )
     );
     assert_eq!(
         lines[send_from + 2],
@@ -131,4 +169,19 @@ fn the_banner_says_how_to_connect() {
             .all(|l| console::measure_text_width(l) <= 80),
         "{log}"
     );
+}
+
+/// With this ftx on PATH, the banner's command is plain `ftx`.
+#[test]
+fn the_banner_says_ftx_when_ftx_on_path_is_this_one() {
+    let bin = crate::util::ftx_bin();
+    let dir = tempfile::tempdir().unwrap();
+    let drop = dir.path().join("drop");
+    let path = format!(
+        "export PATH=\"{}:$PATH\"",
+        std::path::Path::new(bin).parent().unwrap().display()
+    );
+    let server = crate::util::Serve::start_limited(dir, &drop, &path, &[]);
+    let port = server.addr.port();
+    server.wait_for_log(&format!("\n    ftx send --to 127.0.0.1:{port} FILE...\n"));
 }

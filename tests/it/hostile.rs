@@ -237,19 +237,19 @@ fn per_ip_cap_turns_away_extra_connections_at_once() {
 
 #[test]
 fn write_errors_fail_the_upload_and_the_server_goes_on() {
-    write_errors_fail_the_upload(&[]);
+    write_errors_fail_the_upload("");
 }
 
 #[test]
 fn write_errors_on_the_portable_path_too() {
-    write_errors_fail_the_upload(&["--no-splice"]);
+    write_errors_fail_the_upload("export FTX_PORTABLE_IO=1");
 }
 
-fn write_errors_fail_the_upload(extra: &[&str]) {
+fn write_errors_fail_the_upload(env: &str) {
     // A 64 KiB file-size limit makes the disk refuse the write, as a full disk would.
     let dir = tempfile::tempdir().unwrap();
     let drop = dir.path().to_path_buf();
-    let server = Serve::start_limited(dir, &drop, "ulimit -f 64", extra);
+    let server = Serve::start_limited(dir, &drop, &format!("ulimit -f 64\n{env}"), &[]);
     let mut big = RawClient::start_upload(server.addr, 200_000, b"too-big.bin");
     let _ = big.stream.write_all(&[7u8; 200_000]);
     server.wait_for_log("too-big.bin  writing to the drop folder: File too large");

@@ -5,19 +5,24 @@ use predicates::prelude::*;
 
 #[test]
 fn several_files_at_once_arrive_byte_identical() {
-    several_files_arrive_byte_identical(&[], &[]);
+    several_files_arrive_byte_identical(false);
 }
 
-/// The same, through the portable paths: a buffer instead of sendfile(2) and splice(2).
+/// The same, through the portable paths (`FTX_PORTABLE_IO`): a buffer instead of sendfile(2) and splice(2).
 #[test]
 fn portable_paths_are_byte_identical_too() {
-    several_files_arrive_byte_identical(&["--no-splice"], &["--no-sendfile"]);
+    several_files_arrive_byte_identical(true);
 }
 
-fn several_files_arrive_byte_identical(extra: &[&str], send_extra: &[&str]) {
-    let mut args = vec!["--workers", "4"];
-    args.extend_from_slice(extra);
-    let server = Serve::start(&args);
+fn several_files_arrive_byte_identical(portable: bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let drop = dir.path().to_path_buf();
+    let env = if portable {
+        "export FTX_PORTABLE_IO=1"
+    } else {
+        ""
+    };
+    let server = Serve::start_limited(dir, &drop, env, &["--workers", "4"]);
     let src = tempfile::tempdir().unwrap();
     let files = [
         ("big.bin", pattern(3_000_000, 1)),
@@ -32,10 +37,11 @@ fn several_files_arrive_byte_identical(extra: &[&str], send_extra: &[&str]) {
         .map(|(name, data)| write_file(src.path(), name, data))
         .collect();
 
-    server
-        .send()
-        .args(["--jobs", "4"])
-        .args(send_extra)
+    let mut send = server.send();
+    if portable {
+        send.env("FTX_PORTABLE_IO", "1");
+    }
+    send.args(["--jobs", "4"])
         .args(&paths)
         .assert()
         .success()
