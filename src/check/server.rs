@@ -429,9 +429,16 @@ impl Probe {
     }
 
     /// Whether the server still takes a connection (within a second).
+    /// A server that is dying may still complete a connection into its
+    /// backlog: it must also not be reset within [`SETTLE`] (a connection the
+    /// server takes and keeps, or closes cleanly, is a live server's).
     fn alive(&self) -> bool {
+        thread::sleep(SETTLE);
         let wait = wire::bounded(Duration::from_secs(1)).max(Duration::from_millis(1));
-        TcpStream::connect_timeout(&self.addr, wait).is_ok()
+        let Ok(probe) = TcpStream::connect_timeout(&self.addr, wait) else {
+            return false;
+        };
+        !wire::read_for(&probe, 1, SETTLE).reset
     }
 
     /// The hint for a server that ended an upload after `at` of `size` bytes

@@ -77,7 +77,14 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
         if !ips.is_empty() {
             crate::say!("  send from {from}:");
             for ip in ips {
-                crate::say!("    {}", command(program, ip));
+                let line = command(program, ip);
+                // A long path to the program goes unindented rather than wrapped.
+                let indent = if 4 + console::measure_text_width(&line.to_string()) > width {
+                    ""
+                } else {
+                    "    "
+                };
+                crate::say!("{indent}{line}");
             }
         }
     }

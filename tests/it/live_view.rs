@@ -36,6 +36,10 @@ impl Terminal {
         cmd.args(args);
         cmd.env("TERM", "xterm-256color");
         cmd.env_remove("NO_COLOR");
+        // As in a classroom, ftx is installed: the banner's commands say `ftx`.
+        let installed = std::path::Path::new(ftx_bin()).parent().unwrap();
+        let path = std::env::var("PATH").unwrap_or_default();
+        cmd.env("PATH", format!("{}:{path}", installed.display()));
         for (key, value) in env {
             cmd.env(key, value);
         }
