@@ -510,14 +510,26 @@ fn template(text: &str) -> ProgressStyle {
 fn style_upload(layout: Layout) -> ProgressStyle {
     let label = layout.label_width;
     let columns = match layout.columns {
-        Columns::All => "{bytes:>10}/{total_bytes:<10} {percent:>3}% {binary_bytes_per_sec:>12} {elapsed:>4} ETA {eta:>3}",
-        Columns::NoRate => "{bytes:>10}/{total_bytes:<10} {percent:>3}% ETA {eta:>3}",
-        Columns::Narrow => "{percent:>3}% ETA {eta:>3}",
+        Columns::All => "{bytes:>10}/{total_bytes:<10} {percent:>3}% {binary_bytes_per_sec:>12} {elapsed:>4} ETA {eta_known:>3}",
+        Columns::NoRate => "{bytes:>10}/{total_bytes:<10} {percent:>3}% ETA {eta_known:>3}",
+        Columns::Narrow => "{percent:>3}% ETA {eta_known:>3}",
     };
     template(&format!(
         "{{prefix:{label}}} {{wide_bar:.cyan/blue}} {columns}"
     ))
+    .with_key("eta_known", eta_known)
     .progress_chars("█▉▊▋▌▍▎▏░")
+}
+
+/// The bar's remaining time, or `?` before its first byte: with nothing
+/// moved yet there is no rate to tell it by (indicatif's `{eta}` says `0s`).
+fn eta_known(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
+    let started = state.pos() > 0 || state.len() == Some(0);
+    let _ = if started {
+        write!(out, "{:#}", indicatif::HumanDuration(state.eta()))
+    } else {
+        write!(out, "?")
+    };
 }
 
 /// The sender's total: files done, bytes, rate, and an ETA of its own (in the prefix).

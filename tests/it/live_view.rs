@@ -177,6 +177,30 @@ fn server_draws_a_bar_per_upload_with_name_and_progress() {
     );
 }
 
+/// A bar whose first byte has not come shows no remaining time (it said
+/// `ETA 0s`); once bytes move, it does.
+#[test]
+fn a_bar_not_started_shows_no_eta() {
+    let (term, addr, _dir) = serve_in_terminal(&["--workers", "1"], 24, 140);
+    let mut idle = RawClient::start_upload(addr, 1_000_000, b"not-yet.bin");
+    let screen = term.wait_for("not-yet.bin");
+    let row = |screen: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains("not-yet.bin"))
+            .unwrap_or_default()
+            .to_string()
+    };
+    let first = row(&screen);
+    assert!(first.contains("   0% ") && first.contains(" ETA   ?"), "{screen}");
+    assert!(!first.contains("ETA  0s"), "{screen}");
+    idle.stream.write_all(&vec![1u8; 300_000]).unwrap();
+    let screen = term.wait_for("30%");
+    assert!(!row(&screen).contains("ETA   ?"), "{screen}");
+    idle.finish(&vec![1u8; 700_000]);
+    term.wait_for("1 saved");
+}
+
 /// A batch shows its files, each with its bar, and nothing about the
 /// connection itself once a worker has it (it is not waiting any more).
 #[test]
