@@ -192,7 +192,10 @@ fn a_bar_not_started_shows_no_eta() {
             .to_string()
     };
     let first = row(&screen);
-    assert!(first.contains("   0% ") && first.contains(" ETA   ?"), "{screen}");
+    assert!(
+        first.contains("   0% ") && first.contains(" ETA   ?"),
+        "{screen}"
+    );
     assert!(!first.contains("ETA  0s"), "{screen}");
     idle.stream.write_all(&vec![1u8; 300_000]).unwrap();
     let screen = term.wait_for("30%");
