@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::wire::{self, Heard};
-use super::{leftovers, Case, CaseFailure, Verdict};
+use super::{how_it_ended, last_line, Case, CaseFailure, Verdict};
 use crate::noise::Noise;
 use crate::protocol::{self, Header, GO_AHEAD, SIZE_LEN};
 
@@ -211,26 +211,7 @@ impl Lab {
         let args: Vec<String> = self.command.iter().map(fill).collect();
         let stderr = std::fs::File::create(folder.join(".ftx-check-stderr"))
             .map_err(|e| CaseFailure::new("a scratch file", e.to_string(), ""))?;
-        let child = Command::new(&args[0])
-            .args(&args[1..])
-            .current_dir(folder)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr)
-            .spawn()
-            .map_err(|e| {
-                CaseFailure::new(
-                    format!("to start {}", args[0]),
-                    e.to_string(),
-                    "check the command after --: the program and its arguments",
-                )
-            })?;
-        leftovers()
-            .lock()
-            .expect("leftovers lock")
-            .children
-            .push(child.id());
-        Ok(child)
+        super::start_program(&args, folder, stderr, false)
     }
 
     /// Waits for the client's connection; a client that exits or never connects fails the case.
@@ -375,16 +356,7 @@ fn header_of(seen: &Seen) -> Result<Header, CaseFailure> {
 /// status and the last line it printed on stderr.
 fn crash(seen: &Seen) -> Option<String> {
     let status = seen.status.filter(|s| !s.success())?;
-    let how = match status.code() {
-        Some(code) => format!("exited with status {code}"),
-        None => format!("was ended by a signal ({status})"),
-    };
-    let said = last_line(&seen.stderr);
-    Some(if said.is_empty() {
-        format!("the client {how}")
-    } else {
-        format!("the client {how}: {said}")
-    })
+    Some(how_it_ended("client", status, &seen.stderr))
 }
 
 /// `hint`, unless the client crashed: then what the crash says to fix.
@@ -658,8 +630,4 @@ fn fails_on_bad_reply(seen: &Seen) -> Result<(), CaseFailure> {
             "compare the reply with b\"go ahead\" and stop when it differs",
         )),
     }
-}
-
-fn last_line(text: &str) -> String {
-    crate::names::escape_for_terminal(text.trim().lines().last().unwrap_or("").as_bytes())
 }

@@ -2,7 +2,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,27 +61,8 @@ impl Launcher {
             .iter()
             .map(|a| a.replace("{port}", &port).replace("{dir}", &folder))
             .collect();
-        let mut command = Command::new(&args[0]);
-        command
-            .args(&args[1..])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(stderr.reopen().map_err(scratch)?);
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command.spawn().map_err(|e| {
-            CaseFailure::new(
-                format!("to start {}", args[0]),
-                e.to_string(),
-                "check the command after --: the program and its arguments",
-            )
-        })?;
-        leftovers()
-            .lock()
-            .expect("leftovers lock")
-            .groups
-            .push(child.id());
+        let child =
+            super::start_program(&args, dir.path(), stderr.reopen().map_err(scratch)?, true)?;
         let mut started = Started {
             child,
             addr,
@@ -143,22 +124,8 @@ impl Started {
     }
 
     fn describe(&self, status: ExitStatus) -> String {
-        let how = match status.code() {
-            Some(code) => format!("the server exited with status {code}"),
-            None => format!("the server was ended by a signal ({status})"),
-        };
         let said = std::fs::read(self.stderr.path()).unwrap_or_default();
-        let last = String::from_utf8_lossy(&said)
-            .trim()
-            .lines()
-            .last()
-            .map(|l| crate::names::escape_for_terminal(l.as_bytes()))
-            .unwrap_or_default();
-        if last.is_empty() {
-            how
-        } else {
-            format!("{how}: {last}")
-        }
+        super::how_it_ended("server", status, &String::from_utf8_lossy(&said))
     }
 
     /// The folder it saves into.

@@ -20,6 +20,7 @@ use anyhow::bail;
 
 use crate::address::Address;
 use crate::exit_codes::Exit;
+use crate::names;
 
 /// The most a whole run may take; cases left when it is spent fail as not run.
 pub const RUN_BUDGET: Duration = Duration::from_secs(60);
@@ -215,6 +216,62 @@ fn clean_up() {
             let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
         }
     }
+}
+
+/// Starts a program under test (`args`, a program and its arguments, in
+/// `folder`, its stderr into `stderr`), remembered so that the end of the
+/// run and Ctrl-C stop it: in a process group of its own when `group`, so
+/// that what it starts is stopped too.
+fn start_program(
+    args: &[String],
+    folder: &std::path::Path,
+    stderr: std::fs::File,
+    group: bool,
+) -> Result<std::process::Child, CaseFailure> {
+    use std::process::{Command, Stdio};
+    let mut command = Command::new(&args[0]);
+    command
+        .args(&args[1..])
+        .current_dir(folder)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    #[cfg(unix)]
+    if group {
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    }
+    let child = command.spawn().map_err(|e| {
+        CaseFailure::new(
+            format!("to start {}", args[0]),
+            e.to_string(),
+            "check the command after --: the program and its arguments",
+        )
+    })?;
+    let mut left = leftovers().lock().expect("leftovers lock");
+    if group {
+        left.groups.push(child.id());
+    } else {
+        left.children.push(child.id());
+    }
+    Ok(child)
+}
+
+/// How the `who` under test ended, in words: its exit, and the last line
+/// it printed on stderr (escaped).
+fn how_it_ended(who: &str, status: std::process::ExitStatus, stderr: &str) -> String {
+    let how = match status.code() {
+        Some(code) => format!("the {who} exited with status {code}"),
+        None => format!("the {who} was ended by a signal ({status})"),
+    };
+    match last_line(stderr) {
+        said if said.is_empty() => how,
+        said => format!("{how}: {said}"),
+    }
+}
+
+/// The last line of `text`, escaped for the terminal.
+fn last_line(text: &str) -> String {
+    names::escape_for_terminal(text.trim().lines().last().unwrap_or("").as_bytes())
 }
 
 /// The command with its relative paths made absolute from `here`, the folder

@@ -151,6 +151,13 @@ struct Play {
 }
 
 impl Play {
+    /// The name without its extension: what every file saved for it starts with.
+    fn stem(&self) -> &str {
+        self.name
+            .rsplit_once('.')
+            .map_or(self.name.as_str(), |(s, _)| s)
+    }
+
     fn new(name: String, content: Vec<u8>) -> Play {
         Play {
             name,
@@ -491,10 +498,7 @@ impl Probe {
     fn compare_saved(&self, upload: &Play) -> Result<(), CaseFailure> {
         let Some(dir) = &self.dir else { return Ok(()) };
         let deadline = Instant::now() + wire::bounded(self.timeout);
-        let stem = upload
-            .name
-            .rsplit_once('.')
-            .map_or(upload.name.as_str(), |(s, _)| s);
+        let stem = upload.stem();
         loop {
             let found = find_saved(dir, stem);
             for path in &found {
@@ -555,10 +559,7 @@ impl Probe {
     fn hint_from_saved(&self, upload: &Play) -> Option<&'static str> {
         let dir = self.dir.as_deref()?;
         thread::sleep(SETTLE);
-        let stem = upload
-            .name
-            .rsplit_once('.')
-            .map_or(upload.name.as_str(), |(s, _)| s);
+        let stem = upload.stem();
         let path = find_saved(dir, stem).into_iter().next()?;
         let saved = std::fs::metadata(&path).ok()?.len();
         Some(saved_hint(
@@ -682,7 +683,7 @@ impl Probe {
             ));
         }
         if let Some(dir) = &self.dir {
-            thread::sleep(Duration::from_millis(200));
+            thread::sleep(SETTLE);
             let stem = name.trim_end_matches(".bin");
             let left = find_saved(dir, stem);
             if let Some(path) = left.first() {

@@ -13,33 +13,40 @@ const RUN_LIMIT: Duration = Duration::from_secs(75);
 
 /// Runs `ftx check ARGS... --json` and returns (exit code, failed case ids, skipped case ids).
 fn check(args: &[&str]) -> (i32, Vec<String>, Vec<String>) {
-    let started = Instant::now();
+    let mut command = assert_cmd::Command::new(ftx_bin());
     // --json goes right after the subcommand: anything after -- is the client's command.
-    let out = assert_cmd::Command::new(ftx_bin())
+    command
         .arg("check")
         .arg(args[0])
         .arg("--json")
-        .args(&args[1..])
-        .timeout(RUN_LIMIT)
-        .output()
-        .unwrap();
+        .args(&args[1..]);
+    let (code, lines) = run_check(command);
+    (code, ids_with(&lines, "fail"), ids_with(&lines, "skip"))
+}
+
+/// Runs a `--json` check within [`RUN_LIMIT`]: its exit code and its cases' JSON.
+fn run_check(mut command: assert_cmd::Command) -> (i32, Vec<Value>) {
+    let started = Instant::now();
+    let out = command.timeout(RUN_LIMIT).output().unwrap();
     assert!(
         started.elapsed() < RUN_LIMIT,
         "the check ran for {:?}",
         started.elapsed()
     );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+    let lines = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    let with = |result: &str| -> Vec<String> {
-        lines
-            .iter()
-            .filter(|l| l["result"] == result)
-            .map(|l| l["id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    (out.status.code().unwrap_or(-1), with("fail"), with("skip"))
+    (out.status.code().unwrap_or(-1), lines)
+}
+
+/// The ids of the cases whose result is `result` (pass, fail, skip).
+fn ids_with(lines: &[Value], result: &str) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|l| l["result"] == result)
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 fn server_check(server: &PythonServer, extra: &[&str]) -> (i32, Vec<String>, Vec<String>) {
@@ -151,31 +158,19 @@ fn faulty_servers_fail_exactly_their_cases() {
 /// Runs `ftx check server ARGS -- python3 PROGRAM...` from the folder
 /// holding the programs, as README shows: (exit code, failed ids, the cases' JSON).
 fn started_check(args: &[&str], program: &[&str]) -> (i32, Vec<String>, Vec<Value>) {
-    let started = Instant::now();
     let folder = python_program("classroom_server.py")
         .parent()
         .unwrap()
         .to_path_buf();
-    let out = assert_cmd::Command::new(ftx_bin())
+    let mut command = assert_cmd::Command::new(ftx_bin());
+    command
         .current_dir(&folder)
         .args(["check", "server", "--json"])
         .args(args)
         .args(["--", "python3"])
-        .args(program)
-        .timeout(RUN_LIMIT)
-        .output()
-        .unwrap();
-    assert!(started.elapsed() < RUN_LIMIT, "{:?}", started.elapsed());
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let failed = lines
-        .iter()
-        .filter(|l| l["result"] == "fail")
-        .map(|l| l["id"].as_str().unwrap().to_string())
-        .collect();
-    (out.status.code().unwrap_or(-1), failed, lines)
+        .args(program);
+    let (code, lines) = run_check(command);
+    (code, ids_with(&lines, "fail"), lines)
 }
 
 /// Started by the check for each case, on a free port in a scratch folder:
