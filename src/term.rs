@@ -140,6 +140,50 @@ pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// Breaks `line` into rows narrower than `width` columns, between words
+/// where it can (continuation rows indented by two spaces), so that no line
+/// printed above the bars wraps on the terminal.
+pub fn wrap(line: &str, width: usize) -> Vec<String> {
+    let width = width.saturating_sub(1).max(8);
+    if console::measure_text_width(line) <= width {
+        return vec![line.to_string()];
+    }
+    let mut rows = Vec::new();
+    let mut row = String::new();
+    for word in line.split(' ') {
+        let candidate = if row.is_empty() {
+            word.to_string()
+        } else {
+            format!("{row} {word}")
+        };
+        if console::measure_text_width(&candidate) <= width {
+            row = candidate;
+            continue;
+        }
+        if !row.trim().is_empty() {
+            rows.push(std::mem::take(&mut row));
+        }
+        row = format!("  {word}");
+        // A word wider than a row is cut where the row ends.
+        while console::measure_text_width(&row) > width {
+            let mut head = String::new();
+            let mut chars = row.chars();
+            for c in chars.by_ref() {
+                head.push(c);
+                if console::measure_text_width(&head) >= width {
+                    break;
+                }
+            }
+            rows.push(head);
+            row = format!("  {}", chars.as_str());
+        }
+    }
+    if !row.trim().is_empty() {
+        rows.push(row);
+    }
+    rows
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,5 +201,31 @@ mod tests {
         assert_eq!(human_rate(5, Duration::ZERO), "4.77 MiB/s");
         assert_eq!(plural(1u64, "worker", "workers"), "1 worker");
         assert_eq!(plural(3u64, "worker", "workers"), "3 workers");
+    }
+
+    #[test]
+    fn long_lines_break_between_words_and_never_reach_the_last_column() {
+        assert_eq!(wrap("short line", 40), ["short line"]);
+        let rows = wrap(
+            "trace 127.0.0.1:5000 frame {\"file\":\"a.txt\",\"size\":12} answered saved",
+            30,
+        );
+        assert!(rows.len() > 1, "{rows:?}");
+        for row in &rows {
+            assert!(console::measure_text_width(row) < 30, "{row:?} in {rows:?}");
+        }
+        assert!(rows[1..].iter().all(|r| r.starts_with("  ")), "{rows:?}");
+        let joined: Vec<&str> = rows.iter().flat_map(|r| r.split_whitespace()).collect();
+        assert_eq!(
+            joined.concat(),
+            "trace127.0.0.1:5000frame{\"file\":\"a.txt\",\"size\":12}answeredsaved"
+        );
+        // One word wider than the row is cut, nothing lost.
+        let rows = wrap(&"x".repeat(50), 20);
+        assert!(
+            rows.iter().all(|r| console::measure_text_width(r) < 20),
+            "{rows:?}"
+        );
+        assert_eq!(rows.concat().replace(' ', ""), "x".repeat(50));
     }
 }

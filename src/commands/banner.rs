@@ -36,77 +36,118 @@ fn this_program() -> String {
     }
 }
 
-/// Tells the room how to connect: every address of this machine a client can use,
-/// as ready-to-copy commands for ftx and the address and port for classroom
-/// clients; then the server's limits. Short lines: it is read on a projector.
-pub(super) fn print(server: &Server, config: &ServeConfig) {
+/// The server's opening lines, kept to be laid out again at any width: the
+/// live view paints them afresh when the terminal is resized.
+pub(super) struct Banner {
+    /// The first line's terms.
+    head: Vec<String>,
+    /// `send from ...:` and its commands, each a row of its own.
+    sends: Vec<(String, Vec<String>)>,
+    /// How to send by name on the same network, if the hello is heard.
+    by_name: Option<String>,
+    classroom: Vec<String>,
+    limits: Vec<String>,
+}
+
+/// Prints the banner at the terminal's width, and gives it back for the live view.
+pub(super) fn print(server: &Server, config: &ServeConfig) -> Banner {
+    let banner = Banner::new(server, config);
     let term = console::Term::stderr();
     let width = if term.is_term() {
         usize::from(term.size().1)
     } else {
         80
     };
-    let addr = server.local_addr();
-    say_terms(
-        "",
-        &[
+    for line in banner.lines(width) {
+        crate::say!("{line}");
+    }
+    banner
+}
+
+impl Banner {
+    /// Tells the room how to connect: every address of this machine a client can use,
+    /// as ready-to-copy commands for ftx and the address and port for classroom
+    /// clients; then the server's limits. Short lines: it is read on a projector.
+    fn new(server: &Server, config: &ServeConfig) -> Banner {
+        let addr = server.local_addr();
+        let head = vec![
             format!("ftx serve: listening on {addr},"),
             format!("saving into {}", server.folder().path().display()),
             "(Ctrl-C to stop)".into(),
-        ],
-        " ",
-        width,
-    );
-    let reachable = reachable_addresses(addr);
-    let (here, away): (Vec<IpAddr>, Vec<IpAddr>) =
-        reachable.iter().partition(|ip| ip.is_loopback());
-    // Here, the program as it was started when `ftx` on PATH is not it
-    // (`cargo run`, ./ftx); elsewhere, the ftx installed there.
-    let here_program = this_program();
-    let command = |program: &str, ip: &IpAddr| {
-        style(format!(
-            "{program} send --to {} FILE...",
-            SocketAddr::new(*ip, addr.port())
-        ))
-        .bold()
-    };
-    for (from, ips, program) in [
-        ("this machine", &here, here_program.as_str()),
-        ("another machine", &away, "ftx"),
-    ] {
-        if !ips.is_empty() {
-            crate::say!("  send from {from}:");
-            for ip in ips {
-                let line = command(program, ip);
+        ];
+        let reachable = reachable_addresses(addr);
+        let (here, away): (Vec<IpAddr>, Vec<IpAddr>) =
+            reachable.iter().partition(|ip| ip.is_loopback());
+        // Here, the program as it was started when `ftx` on PATH is not it
+        // (`cargo run`, ./ftx); elsewhere, the ftx installed there.
+        let here_program = this_program();
+        let command = |program: &str, ip: &IpAddr| {
+            style(format!(
+                "{program} send --to {} FILE...",
+                SocketAddr::new(*ip, addr.port())
+            ))
+            .bold()
+            .to_string()
+        };
+        let mut sends = Vec::new();
+        for (from, ips, program) in [
+            ("this machine", &here, here_program.as_str()),
+            ("another machine", &away, "ftx"),
+        ] {
+            if !ips.is_empty() {
+                let commands = ips.iter().map(|ip| command(program, ip)).collect();
+                sends.push((format!("  send from {from}:"), commands));
+            }
+        }
+        // Found by name where its hello is heard: on every address, so broadcasts too.
+        let by_name = (server.hello().is_ok() && addr.ip().is_unspecified() && !away.is_empty())
+            .then(|| {
+                let name = crate::names::escape_for_terminal(config.name.as_bytes());
+                let by_name = match addr.port() {
+                    crate::protocol::DEFAULT_PORT => format!("ftx send -t @{name} FILE..."),
+                    port => format!("ftx send -t @{name}:{port} FILE..."),
+                };
+                format!("    or, on the same network: {}", style(by_name).bold())
+            });
+        let ips: Vec<String> = away.iter().chain(&here).map(IpAddr::to_string).collect();
+        let classroom = vec![
+            format!("classroom clients: IP {}", style(ips.join(" or ")).bold()),
+            format!("port {}", style(addr.port()).bold()),
+        ];
+        Banner {
+            head,
+            sends,
+            by_name,
+            classroom,
+            limits: limits(server, config),
+        }
+    }
+
+    /// The banner's lines for a terminal `width` columns wide: they break
+    /// between terms, never inside one.
+    pub fn lines(&self, width: usize) -> Vec<String> {
+        let mut lines = pack("", &self.head, " ", width);
+        for (from, commands) in &self.sends {
+            lines.push(from.clone());
+            for line in commands {
                 // A long path to the program goes unindented rather than wrapped.
-                let indent = if 4 + console::measure_text_width(&line.to_string()) > width {
+                let indent = if 4 + console::measure_text_width(line) > width {
                     ""
                 } else {
                     "    "
                 };
-                crate::say!("{indent}{line}");
+                lines.push(format!("{indent}{line}"));
             }
         }
+        lines.extend(self.by_name.clone());
+        lines.extend(pack("  ", &self.classroom, ", ", width));
+        lines.extend(pack("  ", &self.limits, " · ", width));
+        lines
     }
-    // Found by name where its hello is heard: on every address, so broadcasts too.
-    if server.hello().is_ok() && addr.ip().is_unspecified() && !away.is_empty() {
-        let name = crate::names::escape_for_terminal(config.name.as_bytes());
-        let by_name = match addr.port() {
-            crate::protocol::DEFAULT_PORT => format!("ftx send -t @{name} FILE..."),
-            port => format!("ftx send -t @{name}:{port} FILE..."),
-        };
-        crate::say!("    or, on the same network: {}", style(by_name).bold());
-    }
-    let ips: Vec<String> = away.iter().chain(&here).map(IpAddr::to_string).collect();
-    say_terms(
-        "  ",
-        &[
-            format!("classroom clients: IP {}", style(ips.join(" or ")).bold()),
-            format!("port {}", style(addr.port()).bold()),
-        ],
-        ", ",
-        width,
-    );
+}
+
+/// The server's limits, a term each.
+fn limits(server: &Server, config: &ServeConfig) -> Vec<String> {
     let mut terms = vec![
         plural(config.workers as u64, "worker", "workers"),
         format!("headers within {}", human_duration(config.header_timeout)),
@@ -156,17 +197,11 @@ pub(super) fn print(server: &Server, config: &ServeConfig) {
         }
         None => {}
     }
-    say_terms("  ", &terms, " · ", width);
+    terms
 }
 
-/// Prints `terms` joined by `separator`, as many to a line as fit in `width`:
-/// lines break between terms, never inside one.
-fn say_terms(indent: &str, terms: &[String], separator: &str, width: usize) {
-    for line in pack(indent, terms, separator, width) {
-        crate::say!("{line}");
-    }
-}
-
+/// `terms` joined by `separator`, as many to a line as fit in `width`, each
+/// line after the first starting with `indent`.
 fn pack(indent: &str, terms: &[String], separator: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
     let mut line = String::new();

@@ -15,7 +15,7 @@ use crate::client;
 use crate::config::{DemoConfig, SendConfig, ServeConfig};
 use crate::exit_codes::Exit;
 use crate::noise::Noise;
-use crate::progress::{Event, Reporter, Side, Summary};
+use crate::progress::{Event, Heading, Reporter, Side, Summary};
 use crate::server::Server;
 
 /// Names the demo's files take, in turn (a number is added past the end of the list).
@@ -50,12 +50,23 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
     let addr = server.local_addr();
     let total: u64 = sources.iter().map(|(_, len)| len).sum();
     let rate = pace_for(config);
-    if config.output.is_human() {
-        introduce(config, total, rate, &addr.to_string(), &received);
-    }
+    let heading: Option<Heading> = config.output.is_human().then(|| {
+        let intro = introduction(config, total, rate, &addr.to_string(), &received);
+        let width = usize::from(console::Term::stderr().size().1);
+        for line in intro.iter().flat_map(|line| crate::term::wrap(line, width)) {
+            crate::say!("{line}");
+        }
+        let heading: Heading = Box::new(move |width| {
+            intro
+                .iter()
+                .flat_map(|line| crate::term::wrap(line, width))
+                .collect()
+        });
+        heading
+    });
 
     let stopper = server.stopper();
-    let reporter = Reporter::start(Side::Serve, config.output, None);
+    let reporter = Reporter::start(Side::Serve, config.output, None, heading);
     let events = reporter.events();
     let interrupted = super::stop_on_ctrl_c(
         server.stopper(),
@@ -158,8 +169,15 @@ fn pace_for(config: &DemoConfig) -> u64 {
     (config.size.saturating_mul(waves).saturating_mul(1000) / millis).max(1)
 }
 
-fn introduce(config: &DemoConfig, total: u64, rate: u64, addr: &str, received: &Path) {
-    crate::say!(
+/// What the demo does, a line each (broken to the terminal's width when shown).
+fn introduction(
+    config: &DemoConfig,
+    total: u64,
+    rate: u64,
+    addr: &str,
+    received: &Path,
+) -> Vec<String> {
+    let mut lines = vec![format!(
         "{} {} clients upload {} files ({}) at {}/s each to a server with {} workers on {addr}",
         style("ftx demo:").bold(),
         config.clients,
@@ -167,14 +185,18 @@ fn introduce(config: &DemoConfig, total: u64, rate: u64, addr: &str, received: &
         HumanBytes(total),
         HumanBytes(rate),
         config.workers,
-    );
+    )];
     if config.clients > config.workers {
-        crate::say!(
+        lines.push(format!(
             "  {} of them wait for a free worker: the bounded pool at work",
             config.clients - config.workers
-        );
+        ));
     }
-    crate::say!("  files go to {} (removed at the end)", received.display());
+    lines.push(format!(
+        "  files go to {} (removed at the end)",
+        received.display()
+    ));
+    lines
 }
 
 /// Creates `count` files of varied sizes around `size`, with content that differs in every byte position.

@@ -27,7 +27,12 @@ pub fn send(config: &SendConfig) -> anyhow::Result<Exit> {
     })
     .context("cannot install the Ctrl-C handler")?;
     let run = client::plan(&config.files);
-    let reporter = Reporter::start(Side::Send, config.output, Some(client::totals(&run.files)));
+    let reporter = Reporter::start(
+        Side::Send,
+        config.output,
+        Some(client::totals(&run.files)),
+        None,
+    );
     let started = Instant::now();
     let reports = client::upload_all(config, &addresses, &run, &reporter.events());
     let mut tally = Tally::default();

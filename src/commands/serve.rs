@@ -4,16 +4,21 @@ use std::time::Instant;
 
 use crate::config::ServeConfig;
 use crate::exit_codes::Exit;
-use crate::progress::{Event, Reporter, Side, Summary};
+use crate::progress::{Event, Heading, Reporter, Side, Summary};
 use crate::server::Server;
 
 /// Runs `ftx serve` until Ctrl-C or SIGTERM.
 pub fn serve(config: &ServeConfig) -> anyhow::Result<Exit> {
     let server = Server::bind(config)?;
-    if config.output.is_human() {
-        super::banner::print(&server, config);
-    }
-    let reporter = Reporter::start(Side::Serve, config.output, None);
+    let banner = config
+        .output
+        .is_human()
+        .then(|| super::banner::print(&server, config));
+    let heading: Option<Heading> = match banner {
+        Some(banner) => Some(Box::new(move |width| banner.lines(width))),
+        None => None,
+    };
+    let reporter = Reporter::start(Side::Serve, config.output, None, heading);
     let events = reporter.events();
     let _ = events.send(Event::Listening {
         address: server.local_addr(),

@@ -1,14 +1,29 @@
 //! Live bars on a terminal: one per upload in flight (as many as there are rows), waiting clients, a footer, lines for outcomes.
 
 use std::collections::{HashMap, VecDeque};
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use console::{style, Term};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::human::{self, label};
-use super::{Event, Live, Plan, Side, Sink, Summary, Tracked};
+use super::screen::{Screen, CLEAR_SCREEN};
+use super::{Event, Heading, Live, Plan, Side, Sink, Summary, Tracked};
 use crate::term::say_line;
+
+/// A line printed above the bars, laid out for a width: it is laid out again
+/// when the screen is painted afresh after a resize.
+type Line = Box<dyn Fn(usize) -> Vec<String> + Send>;
+
+/// How many lines above the bars are kept to paint the screen again: more
+/// rows than any screen has.
+const KEPT_LINES: usize = 256;
+
+/// How often indicatif may draw, per second.
+const DRAWS_PER_SECOND: u8 = 20;
 
 /// Screen rows kept for the footer and the "+N more" line.
 const RESERVED_ROWS: usize = 3;
@@ -67,7 +82,15 @@ pub(super) struct Bars {
     /// Lines to print above the bars, gathered while more events wait: each
     /// print redraws every bar, and a batch of small files ends thousands of
     /// uploads a second.
-    lines: Vec<String>,
+    lines: Vec<Line>,
+    /// What the screen shows above the bars: the heading (the server's
+    /// banner) and the last lines printed, to paint it again after a resize.
+    heading: Option<Heading>,
+    kept: VecDeque<Line>,
+    /// The terminal's size (rows, columns) at the last tick, and a flag any
+    /// drawing sets when it finds the size changed.
+    size: (u16, u16),
+    resized: Arc<AtomicBool>,
     /// Batches that ended in the last [`BATCH_MERGE_WINDOW`], not printed
     /// yet: several that fill one folder from one client end together and
     /// get one line.
@@ -103,9 +126,14 @@ impl Merged {
 }
 
 impl Bars {
-    pub fn new(side: Side, plan: Option<Plan>) -> Bars {
+    pub fn new(side: Side, plan: Option<Plan>, heading: Option<Heading>) -> Bars {
         crate::term::quiet_echo();
-        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
+        let screen = Screen::stderr();
+        let resized = screen.resized_flag();
+        let multi = MultiProgress::with_draw_target(ProgressDrawTarget::term_like_with_hz(
+            Box::new(screen),
+            DRAWS_PER_SECOND,
+        ));
         let footer = match plan {
             Some(plan) if plan.files > 1 => {
                 let layout = Layout::for_width(usize::from(Term::stderr().size().1));
@@ -125,10 +153,20 @@ impl Bars {
             samples: VecDeque::new(),
             lines: Vec::new(),
             batches: Vec::new(),
+            heading,
+            kept: VecDeque::new(),
+            size: Term::stderr().size(),
+            resized,
         }
     }
 
+    /// Prints `line` above the bars (with the next lines gathered), broken
+    /// between words if it is wider than the terminal.
     fn print(&mut self, line: String) {
+        self.print_laid_out(Box::new(move |width| crate::term::wrap(&line, width)));
+    }
+
+    fn print_laid_out(&mut self, line: Line) {
         self.lines.push(line);
     }
 
@@ -140,7 +178,7 @@ impl Bars {
             .partition(|(since, _)| all || since.elapsed() >= BATCH_MERGE_WINDOW);
         self.batches = waiting;
         for (_, merged) in due {
-            self.lines.push(format!(
+            self.print(format!(
                 "{} {}",
                 style("✓").green().bold(),
                 human::batch_line(&merged.batch, merged.connections)
@@ -150,10 +188,53 @@ impl Bars {
 
     /// Prints the lines gathered, above the bars, in one redraw.
     fn print_gathered(&mut self) {
-        if !self.lines.is_empty() {
-            let _ = self.multi.println(self.lines.join("\n"));
-            self.lines.clear();
+        if self.lines.is_empty() {
+            return;
         }
+        let width = usize::from(Term::stderr().size().1);
+        let mut text = String::new();
+        for row in self.lines.iter().flat_map(|line| line(width)) {
+            text.push_str(&row);
+            text.push_str("\r\n");
+        }
+        self.above_bars(&text);
+        self.kept.extend(self.lines.drain(..));
+        let extra = self.kept.len().saturating_sub(KEPT_LINES);
+        self.kept.drain(..extra);
+    }
+
+    /// Clears the screen and paints it afresh: the heading and the last lines
+    /// printed, laid out for the terminal's size now, then the bars. After a
+    /// resize, what the terminal reflowed is in rows the bars' redraw does
+    /// not know of: copies of bars would stay, lines would be lost.
+    fn repaint(&mut self) {
+        let (rows, cols) = self.size;
+        let width = usize::from(cols);
+        let live =
+            self.rows.len() + usize::from(self.more.is_some()) + usize::from(self.footer.is_some());
+        let mut above: Vec<String> = self.heading.iter().flat_map(|h| h(width)).collect();
+        above.extend(self.kept.iter().flat_map(|line| line(width)));
+        let skip = above
+            .len()
+            .saturating_sub(usize::from(rows).saturating_sub(live));
+        let mut out = String::from(CLEAR_SCREEN);
+        for line in &above[skip..] {
+            out.push_str(line);
+            out.push_str("\r\n");
+        }
+        self.above_bars(&out);
+    }
+
+    /// Writes `text` (whole lines) where the bars are, and the bars again below it.
+    /// (indicatif's own `println` leaves the cursor at the end of the last
+    /// line, for the terminal's auto-wrap to take it to the next row, which
+    /// [`Screen`] does not use.)
+    fn above_bars(&self, text: &str) {
+        self.multi.suspend(|| {
+            let mut stderr = std::io::stderr().lock();
+            let _ = stderr.write_all(text.as_bytes());
+            let _ = stderr.flush();
+        });
     }
 
     /// Turns a waiting line into the upload's bar in place. Removing it and
@@ -183,6 +264,8 @@ impl Bars {
     /// ones first, and updates positions and the footer.
     fn draw(&mut self, live: &Live) {
         let (rows, cols) = Term::stderr().size();
+        let resized = self.resized.swap(false, Ordering::Relaxed) || (rows, cols) != self.size;
+        self.size = (rows, cols);
         let room = usize::from(rows).saturating_sub(RESERVED_ROWS).max(1);
         let layout = Layout::for_width(usize::from(cols));
         if layout != self.layout {
@@ -227,6 +310,9 @@ impl Bars {
         }
         self.draw_more(hidden);
         self.draw_footer(live);
+        if resized {
+            self.repaint();
+        }
     }
 
     fn draw_more(&mut self, hidden: usize) {

@@ -11,6 +11,7 @@ mod bars;
 mod human;
 mod json;
 mod plain;
+mod screen;
 
 use std::collections::BTreeMap;
 use std::net::{SocketAddr, TcpStream};
@@ -407,6 +408,9 @@ pub(crate) trait Sink: Send {
 /// file, far fewer than this between two of the render thread's reads.
 pub const EVENTS_WAITING: usize = 1024;
 
+/// Lines shown above the live view, laid out for a terminal of the given width.
+pub type Heading = Box<dyn Fn(usize) -> Vec<String> + Send>;
+
 /// The render thread and the way to reach it.
 pub struct Reporter {
     events: Sender<Event>,
@@ -414,10 +418,17 @@ pub struct Reporter {
 }
 
 impl Reporter {
-    /// Starts the render thread for `output`.
-    pub fn start(side: Side, output: Output, plan: Option<Plan>) -> Reporter {
+    /// Starts the render thread for `output`; `heading` is what the terminal
+    /// shows above the live view (the server's banner), painted again at the
+    /// new width when the terminal is resized.
+    pub fn start(
+        side: Side,
+        output: Output,
+        plan: Option<Plan>,
+        heading: Option<Heading>,
+    ) -> Reporter {
         let sink: Box<dyn Sink> = match output {
-            Output::Bars => Box::new(bars::Bars::new(side, plan)),
+            Output::Bars => Box::new(bars::Bars::new(side, plan, heading)),
             Output::Plain => Box::new(plain::Plain::new(side)),
             Output::Json => Box::new(json::Json::new()),
         };

@@ -836,3 +836,163 @@ fn a_resumed_file_shows_the_rate_of_what_comes_now() {
         .unwrap_or_else(|| panic!("no rate in {row:?}"));
     assert!(mib < 4.0, "{mib} MiB/s shown for a 1 MiB/s send: {row}");
 }
+
+/// `ftx` in a tmux window: a terminal that reflows its lines when resized,
+/// as a laptop's terminal does when a projector is plugged in.
+struct Tmux {
+    socket: String,
+}
+
+impl Tmux {
+    fn run(args: &[&str], cols: u16, rows: u16) -> Tmux {
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let socket = format!(
+            "ftx-test-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let installed = std::path::Path::new(ftx_bin()).parent().unwrap();
+        let command = format!(
+            "PATH={}:$PATH TERM=xterm-256color exec ftx {}",
+            installed.display(),
+            args.join(" ")
+        );
+        let tmux = Tmux { socket };
+        let status = tmux
+            .command()
+            .args(["new-session", "-d", "-s", "ftx", "-x", &cols.to_string()])
+            .args(["-y", &rows.to_string(), &command])
+            .status()
+            .expect("tmux is installed (.ci/run installs it)");
+        assert!(status.success(), "tmux new-session failed");
+        // The window keeps its size whatever clients attach: resizes are the test's.
+        tmux.tmux(&["set-option", "-g", "window-size", "manual"]);
+        tmux
+    }
+
+    fn command(&self) -> std::process::Command {
+        let mut tmux = std::process::Command::new("tmux");
+        tmux.args(["-L", &self.socket, "-f", "/dev/null"]);
+        tmux
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = self.command().args(args).output().unwrap();
+        assert!(out.status.success(), "tmux {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn resize(&self, cols: u16, rows: u16) {
+        self.tmux(&[
+            "resize-window",
+            "-t",
+            "ftx",
+            "-x",
+            &cols.to_string(),
+            "-y",
+            &rows.to_string(),
+        ]);
+    }
+
+    /// The visible screen, a row each (rows the terminal wrapped stay apart).
+    fn rows(&self) -> Vec<String> {
+        self.tmux(&["capture-pane", "-p", "-t", "ftx"])
+            .lines()
+            .map(|r| r.trim_end().to_string())
+            .collect()
+    }
+
+    fn wait_for(&self, text: &str) -> Vec<String> {
+        wait_until(
+            || self.rows().iter().any(|r| r.contains(text)),
+            &format!("{text:?} on screen"),
+            || self.rows().join("\n"),
+        );
+        self.rows()
+    }
+}
+
+impl Drop for Tmux {
+    fn drop(&mut self) {
+        let _ = self.command().arg("kill-server").status();
+    }
+}
+
+/// Resizing the terminal mid-upload (120x40 -> 60x20 -> 120x40, and again)
+/// leaves exactly what is going on: one row per upload, every finished line,
+/// the banner. The bars' rows used to run into each other through the
+/// terminal's auto-wrap, so that a reflow left frozen copies of bars and
+/// swallowed a finished line.
+#[test]
+fn resizes_leave_no_stale_bar_and_lose_no_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let term = Tmux::run(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--dir",
+            dir.path().to_str().unwrap(),
+        ],
+        120,
+        40,
+    );
+    let rows = term.wait_for("listening on");
+    let addr = address_in(rows.iter().find(|r| r.contains("listening on")).unwrap());
+    let names = [
+        "upload_file_number_1.dat",
+        "upload_file_number_2.dat",
+        "upload_file_number_3.dat",
+    ];
+    let mut clients: Vec<RawClient> = names
+        .iter()
+        .map(|name| RawClient::start_upload(addr, 1_000_000, name.as_bytes()))
+        .collect();
+    for (client, sent) in clients.iter_mut().zip([300_000, 120_000, 500_000]) {
+        client.stream.write_all(&vec![7u8; sent]).unwrap();
+    }
+    term.wait_for("50%");
+    let pause = || thread::sleep(std::time::Duration::from_millis(600));
+    term.resize(60, 20);
+    pause();
+    clients[1].stream.write_all(&vec![7u8; 100_000]).unwrap();
+    pause();
+    term.resize(120, 40);
+    pause();
+    let first = clients.remove(0);
+    first.finish(&vec![7u8; 700_000]);
+    term.wait_for("1 saved");
+    term.resize(60, 20);
+    pause();
+    term.resize(120, 40);
+    pause();
+    clients[0].stream.write_all(&vec![7u8; 100_000]).unwrap();
+    let rows = term.wait_for("32%");
+    let screen = rows.join("\n");
+    let bars: Vec<&String> = rows.iter().filter(|r| r.contains('%')).collect();
+    assert_eq!(
+        bars.len(),
+        2,
+        "one bar per upload in progress, no copy:\n{screen}"
+    );
+    assert!(
+        bars[0].contains("upload_file_number_2") && bars[0].contains("32%"),
+        "{screen}"
+    );
+    assert!(
+        bars[1].contains("upload_file_number_3") && bars[1].contains("50%"),
+        "{screen}"
+    );
+    let finished: Vec<&String> = rows.iter().filter(|r| r.starts_with('✓')).collect();
+    assert_eq!(finished.len(), 1, "{screen}");
+    assert!(finished[0].contains("upload_file_number_1.dat"), "{screen}");
+    assert!(rows[0].starts_with("ftx serve: listening on"), "{screen}");
+    assert!(
+        rows.iter()
+            .any(|r| r.starts_with("2 active · 0 waiting · 1 saved")),
+        "{screen}"
+    );
+    for client in clients {
+        drop(client);
+    }
+}
