@@ -246,6 +246,80 @@ pub fn totals(planned: &[Planned]) -> Plan {
     }
 }
 
+/// What the files of a run have come to so far, for whoever must tell it
+/// before the run ends: an interrupted `ftx send` prints its table from it.
+#[derive(Debug)]
+pub struct SoFar {
+    reports: Mutex<Vec<Option<FileReport>>>,
+    /// What each file would be reported as had it not been sent.
+    not_sent: Vec<FileReport>,
+    /// Which files the server keeps a part of when cut off (big files of a
+    /// verified batch, PROTOCOL.md B8): set once the files go in batches.
+    resumable: Vec<bool>,
+    batched: AtomicBool,
+}
+
+/// How a file not sent because the run was interrupted is reported.
+pub const NOT_SENT_INTERRUPTED: &str = "not sent: interrupted (Ctrl-C)";
+
+impl SoFar {
+    pub fn new(run: &Run, config: &SendConfig) -> SoFar {
+        let not_sent = run
+            .files
+            .iter()
+            .map(|planned| FileReport {
+                name: planned.shown(),
+                renamed_from: planned.renamed_from.clone(),
+                result: Err(NOT_SENT_INTERRUPTED.into()),
+                folder: planned
+                    .top
+                    .as_ref()
+                    .map(|top| names::escape_for_terminal(top.as_bytes())),
+                timed: true,
+            })
+            .collect();
+        let resumable = run
+            .files
+            .iter()
+            .map(|planned| {
+                config.verify
+                    && planned
+                        .size
+                        .is_some_and(|size| size >= crate::protocol::batch::WORTH_RESUMING)
+            })
+            .collect();
+        SoFar {
+            reports: Mutex::new(vec![None; run.files.len()]),
+            not_sent,
+            resumable,
+            batched: AtomicBool::new(false),
+        }
+    }
+
+    /// A report per file as things stand: the file's own if it has ended,
+    /// [`NOT_SENT_INTERRUPTED`] if not; and the files among those not ended
+    /// that the server keeps a part of.
+    pub fn now(&self) -> (Vec<FileReport>, Vec<usize>) {
+        let reports = self.reports.lock().expect("reports lock").clone();
+        let batched = self.batched.load(std::sync::atomic::Ordering::Relaxed);
+        let mut resumable = Vec::new();
+        let reports = reports
+            .into_iter()
+            .zip(&self.not_sent)
+            .enumerate()
+            .map(|(index, (report, not_sent))| {
+                report.unwrap_or_else(|| {
+                    if batched && self.resumable[index] {
+                        resumable.push(index);
+                    }
+                    not_sent.clone()
+                })
+            })
+            .collect();
+        (reports, resumable)
+    }
+}
+
 /// What every upload of a run shares.
 struct Context<'a> {
     config: &'a SendConfig,
@@ -253,15 +327,15 @@ struct Context<'a> {
     events: &'a Sender<Event>,
     learned: Learned,
     reach: connect::Reach,
-    reports: Mutex<Vec<Option<FileReport>>>,
+    so_far: &'a SoFar,
 }
 
 impl Context<'_> {
     /// One report per file of the run, in the order given.
     fn into_reports(self, run: &Run) -> Vec<FileReport> {
-        self.reports
-            .into_inner()
-            .expect("reports lock")
+        // A copy: a Ctrl-C now still finds every report there.
+        let reports = self.so_far.reports.lock().expect("reports lock").clone();
+        reports
             .into_iter()
             .zip(&run.files)
             .map(|(report, planned)| {
@@ -283,7 +357,15 @@ impl Context<'_> {
     }
 
     fn report(&self, index: usize, report: FileReport) {
-        self.reports.lock().expect("reports lock")[index] = Some(report);
+        self.so_far.reports.lock().expect("reports lock")[index] = Some(report);
+    }
+
+    /// The files go in batches from now on.
+    fn batch(&self, run: &Run, first: Option<usize>) {
+        self.so_far
+            .batched
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        batch::send(self, run, first);
     }
 
     /// Uploads the files at `indices` classically, `jobs` at a time.
@@ -329,12 +411,14 @@ impl Context<'_> {
 /// Uploads every planned file and returns one report per file, in the order
 /// given. Classically, `jobs` at a time; or, once the server's receipt for the
 /// first file says it speaks batch mode (PROTOCOL.md B1), the rest in at most
-/// `jobs` batches, a folder given in one batch.
+/// `jobs` batches, a folder given in one batch. Each file's report is in
+/// `so_far` (made for this run) as soon as it ends.
 pub fn upload_all(
     config: &SendConfig,
     addresses: &[SocketAddr],
     run: &Run,
     events: &Sender<Event>,
+    so_far: &SoFar,
 ) -> Vec<FileReport> {
     let context = Context {
         config,
@@ -342,7 +426,7 @@ pub fn upload_all(
         events,
         learned: Learned::default(),
         reach: connect::Reach::default(),
-        reports: Mutex::new(vec![None; run.files.len()]),
+        so_far,
     };
     if !run.links.is_empty() {
         let _ = events.send(Event::Notice(format!(
@@ -353,7 +437,7 @@ pub fn upload_all(
     }
     if config.ftx {
         // Told the server is ftx: no classic first file to learn it from.
-        batch::send(&context, run, None);
+        context.batch(run, None);
         return context.into_reports(run);
     }
     let sendable = run.files.iter().any(|f| f.problem.is_none());
@@ -367,7 +451,7 @@ pub fn upload_all(
             .learned
             .ftx
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        batch::send(&context, run, None);
+        context.batch(run, None);
         return context.into_reports(run);
     }
     // The smallest file goes first, alone and classically: its receipt tells
@@ -386,7 +470,7 @@ pub fn upload_all(
             >= crate::protocol::batch::VERSION
     };
     if batched {
-        batch::send(&context, run, Some(first));
+        context.batch(run, Some(first));
     } else {
         let rest: Vec<usize> = (0..run.files.len())
             .filter(|&i| config.classic || run.files.len() == 1 || i != first)

@@ -94,7 +94,8 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
     let run = client::plan(&send.files);
     // The clients are the audience's side: their outcomes count, their events are not shown.
     let (unseen, _) = crossbeam_channel::unbounded();
-    let reports = client::upload_all(&send, &[addr], &run, &unseen);
+    let so_far = client::SoFar::new(&run, &send);
+    let reports = client::upload_all(&send, &[addr], &run, &unseen, &so_far);
     stopper.stop();
     let tally = server_thread.join().expect("server thread");
     let elapsed = started.elapsed();
@@ -103,6 +104,7 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
         tally,
         files: Vec::new(),
         to: None,
+        interrupted: false,
     });
 
     let verified = verify(&sources, &received);

@@ -38,6 +38,7 @@ pub fn serve(config: &ServeConfig) -> anyhow::Result<Exit> {
         tally,
         files: Vec::new(),
         to: None,
+        interrupted: false,
     });
     Ok(Exit::Success)
 }

@@ -3,7 +3,7 @@
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, Seek};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use rustix::fs::{AtFlags, FileType, Mode, OFlags};
@@ -25,11 +25,19 @@ pub const STAGING_LIFE: Duration = Duration::from_secs(24 * 3600);
 /// one per batch.
 const EXPIRY_EVERY: Duration = Duration::from_secs(60);
 
+/// How long a question about a part another batch is writing waits for that
+/// batch to end: a sender interrupted and run again at once asks while the
+/// server still reads what its first run had sent (PROTOCOL.md B8).
+pub const BUSY_PART_WAIT: Duration = Duration::from_secs(5);
+
 /// The parts being written, and the lock that keeps their folder in place.
 #[derive(Debug, Default)]
 pub(super) struct Parts {
-    /// Parts being written now: a second batch resuming one of them starts afresh instead.
+    /// Parts being written now: a second batch resuming one of them starts
+    /// afresh instead, once it has waited [`BUSY_PART_WAIT`] for it.
     busy: Mutex<HashSet<String>>,
+    /// Told whenever a part stops being written.
+    freed: Condvar,
     /// Held while the folder of parts is made and a part created in it, and
     /// while it is removed once empty, so that one batch never removes it
     /// under another.
@@ -137,16 +145,34 @@ impl DropFolder {
         crate::protocol::batch::is_key(key).then(|| format!("{}-{size}", key.to_ascii_lowercase()))
     }
 
-    /// Bytes held of the file with this key and size, from an earlier batch.
+    /// Bytes held of the file with this key and size, from an earlier batch
+    /// (waiting up to [`BUSY_PART_WAIT`] for a batch still writing it).
     pub fn held(&self, key: &str, size: u64) -> u64 {
         let Some(name) = Self::part_name(key, size) else {
             return 0;
         };
+        // Another batch writing it still may end soon; if not, this one
+        // will get a fresh file, so it holds nothing for it.
+        let busy = self.parts.busy.lock().expect("parts lock");
+        let (busy, _) = self
+            .parts
+            .freed
+            .wait_timeout_while(busy, BUSY_PART_WAIT, |busy| busy.contains(&name))
+            .expect("parts lock");
+        if busy.contains(&name) {
+            return 0;
+        }
+        drop(busy);
+        self.held_now(&name, size)
+    }
+
+    /// Bytes the part `name` holds now (of a file of `size` bytes).
+    fn held_now(&self, name: &str, size: u64) -> u64 {
         let Ok(root) = self.dir() else { return 0 };
         let Some(staging) = Self::staging_if_any(&root) else {
             return 0;
         };
-        rustix::fs::statat(&staging.fd, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+        rustix::fs::statat(&staging.fd, name, AtFlags::SYMLINK_NOFOLLOW)
             .ok()
             .filter(|stat| FileType::from_raw_mode(stat.st_mode).is_file())
             .filter(|stat| ours(stat) && stat.st_nlink == 1)
@@ -187,6 +213,7 @@ impl DropFolder {
     /// The part `name` is no longer being written.
     pub(super) fn part_done(&self, name: &str) {
         self.parts.busy.lock().expect("parts lock").remove(name);
+        self.parts.freed.notify_all();
     }
 
     /// Starts, or resumes, a batch file with a known key in its part file;
@@ -218,7 +245,7 @@ impl DropFolder {
         };
         // The name and the space go first: a file refused leaves no part.
         self.name_for(&dir, safe_name).map_err(free_part)?;
-        let mut needed = size - self.held(key, size);
+        let mut needed = size - self.held_now(&part, size);
         self.space.reserve(root, needed).map_err(free_part)?;
         let free_all = |e| {
             self.space.release(needed);

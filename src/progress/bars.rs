@@ -489,7 +489,10 @@ impl Sink for Bars {
                 }
             }
             Event::BatchEnded(_) => {}
-            Event::Listening { .. } | Event::Connected { .. } | Event::Summary(_) => {}
+            Event::Listening { .. }
+            | Event::Connected { .. }
+            | Event::Summary(_)
+            | Event::Interrupted { .. } => {}
         }
     }
 
@@ -519,6 +522,9 @@ impl Sink for Bars {
                             human::finished_line(&one.name, done, true)
                         ));
                     }
+                    for (name, why) in human::cut_short(summary) {
+                        say_line(format!("{} {name}  {why}", style("✗").red().bold()));
+                    }
                 }
                 files if files.len() > 1 => {
                     for line in human::table(summary, width) {
@@ -528,8 +534,11 @@ impl Sink for Bars {
                 _ => {}
             }
         }
+        let width = usize::from(Term::stderr().size().1);
         for line in human::summary_lines(self.side, summary) {
-            say_line(line);
+            for row in crate::term::wrap(&line, width) {
+                say_line(row);
+            }
         }
     }
 }

@@ -136,7 +136,15 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
             if t.delivered > 0 {
                 counts.push(format!("{} delivered", t.delivered));
             }
-            counts.push(format!("{} failed", t.failed));
+            let not_sent = summary
+                .files
+                .iter()
+                .filter(|f| f.result.as_ref().is_err_and(|why| is_not_sent(why)))
+                .count() as u64;
+            counts.push(format!("{} failed", t.failed - not_sent));
+            if not_sent > 0 {
+                counts.push(format!("{not_sent} not sent"));
+            }
             let to = summary
                 .to
                 .as_deref()
@@ -154,8 +162,12 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
             } else {
                 String::new()
             };
+            let interrupted = match summary.interrupted {
+                true => "ftx: interrupted (Ctrl-C): ",
+                false => "",
+            };
             let mut lines = vec![format!(
-                "{}: {}{there} in {elapsed} ({}){to}",
+                "{interrupted}{}: {}{there} in {elapsed} ({}){to}",
                 counts.join(", "),
                 HumanBytes(t.bytes),
                 human_rate(t.bytes.saturating_sub(held), summary.elapsed)
@@ -170,6 +182,29 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
             lines
         }
     }
+}
+
+/// How the reason of a file that was never sent starts (the server could
+/// not be reached, the run was interrupted first).
+const NOT_SENT: &str = "not sent";
+
+/// Whether a failure's reason says the file was never sent.
+fn is_not_sent(reason: &str) -> bool {
+    reason.starts_with(NOT_SENT)
+}
+
+/// In an interrupted run, the files it cut short (in flight or not sent),
+/// with why: no event told of them.
+pub(super) fn cut_short(summary: &Summary) -> Vec<(&str, &str)> {
+    if !summary.interrupted {
+        return Vec::new();
+    }
+    summary
+        .files
+        .iter()
+        .filter_map(|f| Some((f.name.as_str(), f.result.as_ref().err()?.as_str())))
+        .filter(|(_, why)| why.contains("interrupted"))
+        .collect()
 }
 
 /// The sender's final table, columns that line up: a row per file given, in
@@ -233,7 +268,14 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                         },
                         resumed_note(done) + &kept_note(&done.kept)
                     ),
-                    Err(reason) => format!("{name}  {}  {reason}", result("failed", false)),
+                    Err(reason) => match reason.strip_prefix(NOT_SENT) {
+                        Some(why) => format!(
+                            "{name}  {}  {}",
+                            result("not sent", false),
+                            why.trim_start_matches(':').trim_start()
+                        ),
+                        None => format!("{name}  {}  {reason}", result("failed", false)),
+                    },
                 };
                 if let Some(original) = &file.renamed_from {
                     let _ = write!(
@@ -254,7 +296,8 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                 folder.note()
             ),
         };
-        lines.push(console::truncate_str(&text, width, "…").into_owned());
+        // A long reason goes on below, indented, rather than cut or wrapped by the terminal.
+        lines.extend(crate::term::wrap(&text, width));
     }
     lines
 }

@@ -229,7 +229,8 @@ impl Sink for Json {
             Event::Sent { .. }
             | Event::Closed { .. }
             | Event::BatchEnded(_)
-            | Event::Summary(_) => return,
+            | Event::Summary(_)
+            | Event::Interrupted { .. } => return,
         };
         emit(record, live);
     }

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use console::Term;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use indicatif::HumanBytes;
 
 use crate::outcome::{Done, FileReport, Tally};
 
@@ -83,6 +84,14 @@ pub enum Event {
     Notice(String),
     /// The run is over: the last event.
     Summary(Summary),
+    /// Sender: Ctrl-C. The last event: the summary as things stand, files
+    /// not ended reported not sent (those still in flight are told by the
+    /// render thread, which knows how far each got); `resumable`: the files
+    /// among them whose part the server keeps (PROTOCOL.md B8).
+    Interrupted {
+        summary: Summary,
+        resumable: Vec<usize>,
+    },
 }
 
 impl Event {
@@ -127,6 +136,8 @@ pub struct Summary {
     pub files: Vec<FileReport>,
     /// The sender's server.
     pub to: Option<String>,
+    /// Ctrl-C ended the run before its end.
+    pub interrupted: bool,
 }
 
 /// Which end of the protocol is shown: the words differ.
@@ -331,6 +342,39 @@ impl Live {
         }
     }
 
+    /// In an interrupted run's summary, the files that were in flight: how
+    /// much of each was sent, not confirmed; and for those whose part the server keeps, that the same
+    /// command resumes them. The tally follows.
+    fn tell_in_flight(&self, summary: &mut Summary, resumable: &[usize]) {
+        for (index, report) in summary.files.iter_mut().enumerate() {
+            let Some(upload) = self.uploads.get(&(index as u64)) else {
+                continue;
+            };
+            if report.result.is_ok() || upload.started.is_none() {
+                continue;
+            }
+            // What was sent: all the server can hold (what it acknowledged
+            // is less, and for a batch shared with the files before).
+            let sent = upload
+                .counter
+                .as_ref()
+                .map_or(upload.bytes, ByteCounter::get);
+            let (sent, size) = (HumanBytes(sent), HumanBytes(upload.size));
+            let reason = match resumable.contains(&index) {
+                true => format!(
+                    "interrupted: the server holds up to {sent} of {size}; the same command resumes it"
+                ),
+                false => format!("interrupted: {sent} of {size} sent, not confirmed"),
+            };
+            report.result = Err(reason);
+        }
+        let mut tally = Tally::default();
+        for report in &summary.files {
+            tally.count(&report.result);
+        }
+        summary.tally = tally;
+    }
+
     /// The record of upload `id`, made if its first events were missed.
     fn record(&mut self, id: u64) -> &mut Tracked {
         self.uploads
@@ -415,6 +459,8 @@ pub type Heading = Box<dyn Fn(usize) -> Vec<String> + Send>;
 pub struct Reporter {
     events: Sender<Event>,
     thread: JoinHandle<()>,
+    /// Disconnected once the render thread has shown the summary.
+    ended: Receiver<()>,
 }
 
 impl Reporter {
@@ -433,11 +479,25 @@ impl Reporter {
             Output::Json => Box::new(json::Json::new()),
         };
         let (events, rx) = crossbeam_channel::bounded(EVENTS_WAITING);
+        let (ending, ended) = crossbeam_channel::bounded::<()>(0);
         let thread = thread::Builder::new()
             .name("render".into())
-            .spawn(move || render(&rx, Live::new(side, plan), sink))
+            .spawn(move || {
+                render(&rx, Live::new(side, plan), sink);
+                drop(ending);
+            })
             .expect("spawn render thread");
-        Reporter { events, thread }
+        Reporter {
+            events,
+            thread,
+            ended,
+        }
+    }
+
+    /// What says that the summary is shown: its `recv` returns (with an
+    /// error) once the render thread is done.
+    pub fn ended(&self) -> Receiver<()> {
+        self.ended.clone()
     }
 
     /// Where the work sends its events.
@@ -463,6 +523,15 @@ fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
         match events.recv_deadline(next_tick) {
             Ok(Event::Summary(summary)) => {
                 live.refresh();
+                sink.summary(&summary, &live);
+                return;
+            }
+            Ok(Event::Interrupted {
+                mut summary,
+                resumable,
+            }) => {
+                live.refresh();
+                live.tell_in_flight(&mut summary, &resumable);
                 sink.summary(&summary, &live);
                 return;
             }

@@ -69,7 +69,8 @@ impl Sink for Plain {
             | Event::Sent { .. }
             | Event::Connected { .. }
             | Event::Queued { .. }
-            | Event::Summary(_) => {}
+            | Event::Summary(_)
+            | Event::Interrupted { .. } => {}
         }
     }
 
@@ -81,6 +82,9 @@ impl Sink for Plain {
     }
 
     fn summary(&mut self, summary: &Summary, _live: &Live) {
+        for (name, reason) in human::cut_short(summary) {
+            self.line("failed", &format!("{name}  {reason}"));
+        }
         for text in human::summary_lines(self.side, summary) {
             self.say(&text);
         }

@@ -1034,8 +1034,8 @@ fn a_part_of_other_content_never_passes_as_the_file() {
     );
 }
 
-/// Ctrl-C on `ftx send`: exit 130 at once, words on what it means, and the
-/// same command then resumes, saying where it took up again.
+/// Ctrl-C on `ftx send`: exit 130 at once, what came of the file in words,
+/// and the same command then resumes, saying where it took up again.
 #[test]
 fn ctrl_c_on_the_sender_says_how_to_resume_and_the_next_run_does() {
     let server = Serve::start(&[]);
@@ -1058,8 +1058,9 @@ fn ctrl_c_on_the_sender_says_how_to_resume_and_the_next_run_does() {
         .read_to_string(&mut said)
         .unwrap();
     assert!(
-        said.contains("ftx: interrupted: files the server had not confirmed are not saved there")
-            && said.contains("run the same command again to resume"),
+        said.contains("ftx: interrupted (Ctrl-C): 0 saved, 1 failed")
+            && said.contains("big.bin  interrupted: the server holds up to ")
+            && said.contains(" of 8.00 MiB; the same command resumes it"),
         "{said}"
     );
     let out = server.send().arg("--ftx").arg(&big).assert().success();

@@ -50,7 +50,7 @@ fn a_closed_port_is_explained_once_per_run() {
         .args(&files)
         .assert()
         .code(1)
-        .stderr(predicate::str::contains("0 saved, 3 failed"));
+        .stderr(predicate::str::contains("0 saved, 1 failed, 2 not sent"));
     let said = crate::util::stderr_of(&out);
     let explained = format!(
         "cannot connect to 127.0.0.1:{port}: nothing is listening there (is the server running, on that port?)"

@@ -79,6 +79,22 @@ impl Terminal {
         self.screen.lock().unwrap().screen().contents()
     }
 
+    /// Waits for the program to exit and returns its exit code.
+    fn exit_code(&mut self) -> u32 {
+        let deadline = std::time::Instant::now() + crate::util::PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.exit_code();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still running:\n{}",
+                self.contents()
+            );
+            thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// The screen's rows, one string each (a full row does not run into the next).
     fn rows(&self) -> Vec<String> {
         let parser = self.screen.lock().unwrap();
@@ -995,4 +1011,75 @@ fn resizes_leave_no_stale_bar_and_lose_no_line() {
     for client in clients {
         drop(client);
     }
+}
+
+/// Ctrl-C on a send of several files: the bars go, the table says what came
+/// of each file (saved, interrupted with what the server holds, not sent),
+/// the exit code is 130, and the same command then resumes the big file.
+#[test]
+fn ctrl_c_on_a_send_prints_the_table_and_the_same_command_resumes() {
+    let server = crate::util::Serve::start(&["--rate", "2MiB"]);
+    let src = tempfile::tempdir().unwrap();
+    let big_content = crate::util::pattern(8 << 20, 3);
+    let files = [
+        crate::util::write_file(src.path(), "a.txt", b"tiny"),
+        crate::util::write_file(src.path(), "big.bin", &big_content),
+        crate::util::write_file(src.path(), "later.bin", &crate::util::pattern(1 << 20, 4)),
+    ];
+    let to = server.addr.to_string();
+    let mut args = vec!["send", "-j", "1", "--to", to.as_str()];
+    args.extend(files.iter().map(|f| f.to_str().unwrap()));
+    let mut term = Terminal::run(&args, 24, 120);
+    wait_until(
+        || crate::util::part_bytes(server.dir.path()) > 1 << 20,
+        "a part of big.bin on the server",
+        || term.contents(),
+    );
+    term.ctrl_c();
+    term.wait_for("ftx: interrupted (Ctrl-C)");
+    assert_eq!(term.exit_code(), 130, "{}", term.contents());
+    let rows = term.rows();
+    let screen = rows.join("\n");
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r.starts_with(name))
+            .unwrap_or_else(|| panic!("no row for {name}:\n{screen}"))
+            .clone()
+    };
+    assert!(row("file ").contains("result"), "{screen}");
+    let big = row("big.bin");
+    assert!(
+        big.contains("failed") && big.contains("interrupted: the server holds up to"),
+        "{screen}"
+    );
+    assert!(big.contains("the same command resumes it"), "{screen}");
+    let later = row("later.bin");
+    assert!(
+        later.contains("not sent") || later.contains("interrupted: "),
+        "{screen}"
+    );
+    assert!(
+        !later.contains("resumes"),
+        "only a file whose part is kept resumes:\n{screen}"
+    );
+    assert!(row("a.txt").contains("saved"), "{screen}");
+    assert!(
+        !rows.iter().any(|r| r.contains('%')),
+        "a bar was left on screen:\n{screen}"
+    );
+
+    // The same command again, at once: the big file goes on from where it
+    // stopped, once the server has read what the first run had sent (it
+    // asked while the server still wrote the part, and lost the batch).
+    let again = std::process::Command::new(ftx_bin())
+        .args(&args)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success(), "{said}");
+    assert!(said.contains("resumed at"), "{said}");
+    assert_eq!(
+        std::fs::read(server.dir.path().join("big.bin")).unwrap(),
+        big_content
+    );
 }

@@ -79,7 +79,7 @@ impl Connection<'_> {
         let reason = broken.unwrap_or_else(|| "the batch ended before it was sent".into());
         for index in taken {
             // Only files never reached are left here, and the view has not heard of them.
-            if self.context.reports.lock().expect("reports lock")[index].is_none() {
+            if self.context.so_far.reports.lock().expect("reports lock")[index].is_none() {
                 self.queued(index);
             }
             self.finish(
@@ -197,7 +197,7 @@ impl Connection<'_> {
     pub(super) fn finish(&self, index: usize, result: Result<Done, String>) {
         let event = Event::outcome(index as u64, &result);
         {
-            let mut reports = self.context.reports.lock().expect("reports lock");
+            let mut reports = self.context.so_far.reports.lock().expect("reports lock");
             if reports[index].is_some() {
                 return;
             }

@@ -104,7 +104,7 @@ fn split(unit: Unit, top: &str, token: &str, parts: usize) -> Vec<Unit> {
 /// Whether file `index` was reported saved (by its classic upload).
 fn saved(context: &Context, index: usize) -> bool {
     matches!(
-        &context.reports.lock().expect("reports lock")[index],
+        &context.so_far.reports.lock().expect("reports lock")[index],
         Some(FileReport { result: Ok(_), .. })
     )
 }

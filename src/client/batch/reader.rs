@@ -208,7 +208,7 @@ impl Connection<'_> {
             }
             (Pending::Claim(index), Answer::Saved { saved_as, .. }) => {
                 // The first file moved into its folder: its report says where it is now.
-                let mut reports = self.context.reports.lock().expect("reports lock");
+                let mut reports = self.context.so_far.reports.lock().expect("reports lock");
                 if let Some(FileReport {
                     result: Ok(done), ..
                 }) = &mut reports[index]
