@@ -140,6 +140,37 @@ pub fn plural(n: impl Into<u64>, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
+/// `text` in at most `width` columns: whole if it fits, else cut in the
+/// middle with `…`, keeping its start, its end and a short extension, so
+/// that names that differ near the end stay apart (`upload_f…er_12.dat`).
+pub fn middle_cut(text: &str, width: usize) -> String {
+    if console::measure_text_width(text) <= width {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    let wide = |cs: &[char]| console::measure_text_width(&cs.iter().collect::<String>());
+    let budget = width.saturating_sub(1);
+    // The end gets the extension and half of what is left, the start the rest.
+    let ext = match text.rfind('.') {
+        Some(dot) if dot > 0 && text.len() - dot <= 8 => text[dot..].chars().count(),
+        _ => 0,
+    };
+    let mut tail_len = (ext + budget.saturating_sub(ext) / 2).min(budget);
+    while tail_len > 0 && wide(&chars[chars.len() - tail_len..]) > budget {
+        tail_len -= 1;
+    }
+    let tail = &chars[chars.len() - tail_len..];
+    let room = budget.saturating_sub(wide(tail));
+    let mut head_len = 0;
+    while head_len < chars.len() - tail_len && wide(&chars[..=head_len]) <= room {
+        head_len += 1;
+    }
+    let mut cut: String = chars[..head_len].iter().collect();
+    cut.push('…');
+    cut.extend(tail);
+    cut
+}
+
 /// Breaks `line` into rows narrower than `width` columns, between words
 /// where it can (continuation rows indented by two spaces), so that no line
 /// printed above the bars wraps on the terminal.
@@ -148,22 +179,28 @@ pub fn wrap(line: &str, width: usize) -> Vec<String> {
     if console::measure_text_width(line) <= width {
         return vec![line.to_string()];
     }
+    let body = line.trim_start_matches(' ');
+    let indent = " ".repeat((line.len() - body.len()).min(width / 2));
+    let more = format!("{indent}  ");
     let mut rows = Vec::new();
-    let mut row = String::new();
-    for word in line.split(' ') {
-        let candidate = if row.is_empty() {
-            word.to_string()
-        } else {
-            format!("{row} {word}")
+    // The row so far, and whether it holds a word yet.
+    let mut row = indent.clone();
+    let mut started = false;
+    for word in body.split(' ') {
+        let candidate = match started {
+            true => format!("{row} {word}"),
+            false => format!("{row}{word}"),
         };
         if console::measure_text_width(&candidate) <= width {
             row = candidate;
+            started = true;
             continue;
         }
-        if !row.trim().is_empty() {
+        if started {
             rows.push(std::mem::take(&mut row));
         }
-        row = format!("  {word}");
+        row = format!("{more}{word}");
+        started = true;
         // A word wider than a row is cut where the row ends.
         while console::measure_text_width(&row) > width {
             let mut head = String::new();
@@ -175,10 +212,10 @@ pub fn wrap(line: &str, width: usize) -> Vec<String> {
                 }
             }
             rows.push(head);
-            row = format!("  {}", chars.as_str());
+            row = format!("{more}{}", chars.as_str());
         }
     }
-    if !row.trim().is_empty() {
+    if started && !row.trim().is_empty() {
         rows.push(row);
     }
     rows
@@ -201,6 +238,25 @@ mod tests {
         assert_eq!(human_rate(5, Duration::ZERO), "4.77 MiB/s");
         assert_eq!(plural(1u64, "worker", "workers"), "1 worker");
         assert_eq!(plural(3u64, "worker", "workers"), "3 workers");
+    }
+
+    #[test]
+    fn names_are_cut_in_the_middle_keeping_what_tells_them_apart() {
+        assert_eq!(middle_cut("notes.txt", 20), "notes.txt");
+        let twelve = middle_cut("upload_file_number_12.dat", 19);
+        let thirteen = middle_cut("upload_file_number_13.dat", 19);
+        assert_eq!(twelve, "upload_…mber_12.dat");
+        assert_ne!(twelve, thirteen);
+        for width in [1, 2, 5, 9, 14] {
+            let cut = middle_cut("upload_file_number_12.dat", width);
+            assert!(
+                console::measure_text_width(&cut) <= width,
+                "{cut:?} in {width}"
+            );
+        }
+        assert!(middle_cut("no-extension-at-all-here", 10).starts_with("no-ex"));
+        let wide = console::measure_text_width(&middle_cut("日本語のファイル名.txt", 12));
+        assert!((11..=12).contains(&wide), "{wide}");
     }
 
     #[test]
@@ -227,5 +283,12 @@ mod tests {
             "{rows:?}"
         );
         assert_eq!(rows.concat().replace(' ', ""), "x".repeat(50));
+        // An indented line keeps its indent, and its rows go further in.
+        let rows = wrap(
+            "  3 of them wait for a free worker: the bounded pool at work",
+            30,
+        );
+        assert!(rows[0].starts_with("  3 of"), "{rows:?}");
+        assert!(rows[1..].iter().all(|r| r.starts_with("    ")), "{rows:?}");
     }
 }

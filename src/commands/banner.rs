@@ -71,7 +71,8 @@ impl Banner {
     fn new(server: &Server, config: &ServeConfig) -> Banner {
         let addr = server.local_addr();
         let head = vec![
-            format!("ftx serve: listening on {addr},"),
+            "ftx serve:".into(),
+            format!("listening on {addr},"),
             format!("saving into {}", server.folder().path().display()),
             "(Ctrl-C to stop)".into(),
         ];
@@ -142,7 +143,11 @@ impl Banner {
         lines.extend(self.by_name.clone());
         lines.extend(pack("  ", &self.classroom, ", ", width));
         lines.extend(pack("  ", &self.limits, " · ", width));
+        // A term wider than the terminal on its own breaks between words.
         lines
+            .iter()
+            .flat_map(|line| crate::term::wrap(line, width))
+            .collect()
     }
 }
 
@@ -200,7 +205,7 @@ fn limits(server: &Server, config: &ServeConfig) -> Vec<String> {
     terms
 }
 
-/// `terms` joined by `separator`, as many to a line as fit in `width`, each
+/// `terms` joined by `separator`, as many to a line as fit before column `width`, each
 /// line after the first starting with `indent`.
 fn pack(indent: &str, terms: &[String], separator: &str, width: usize) -> Vec<String> {
     let mut lines = Vec::new();
@@ -211,7 +216,8 @@ fn pack(indent: &str, terms: &[String], separator: &str, width: usize) -> Vec<St
         } else {
             format!("{line}{separator}{term}")
         };
-        if !line.is_empty() && console::measure_text_width(&candidate) > width {
+        // Short of the last column, as every line of the live view.
+        if !line.is_empty() && console::measure_text_width(&candidate) >= width {
             lines.push(std::mem::take(&mut line));
             line = format!("{indent}{term}");
         } else {

@@ -124,11 +124,17 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
             crate::say!("ftx demo: interrupted");
         }
         let ftx = this_program();
-        crate::say!("  the temporary folder is removed; try it for real, in two terminals:");
-        crate::say!("    {ftx} serve -d /tmp/ftx-inbox");
-        crate::say!("    {ftx} send FILE...");
+        let mut lines = vec![
+            "  the temporary folder is removed; try it for real, in two terminals:".to_string(),
+            format!("    {ftx} serve -d /tmp/ftx-inbox"),
+            format!("    {ftx} send FILE..."),
+        ];
         if ftx != "ftx" {
-            crate::say!("  (cargo install --path . puts ftx on your PATH)");
+            lines.push("  (cargo install --path . puts ftx on your PATH)".into());
+        }
+        let width = usize::from(console::Term::stderr().size().1);
+        for row in lines.iter().flat_map(|line| crate::term::wrap(line, width)) {
+            crate::say!("{row}");
         }
     }
     Ok(if all_good {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use console::{style, Term};
 use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::human::{self, label};
+use super::human;
 use super::screen::{Screen, CLEAR_SCREEN};
 use super::{Event, Heading, Live, Plan, Side, Sink, Summary, Tracked};
 use crate::term::say_line;
@@ -54,7 +54,12 @@ impl Layout {
     fn for_width(cols: usize) -> Layout {
         Layout {
             cols,
-            label_width: LABEL_WIDTH.min((cols / 3).max(12)),
+            label_width: if cols >= 76 {
+                LABEL_WIDTH.min(cols / 3)
+            } else {
+                // Percent and ETA take 14 columns, the bar at least 8.
+                cols.saturating_sub(22).clamp(12, LABEL_WIDTH)
+            },
             columns: if cols >= 110 {
                 Columns::All
             } else if cols >= 76 {
@@ -91,6 +96,8 @@ pub(super) struct Bars {
     /// drawing sets when it finds the size changed.
     size: (u16, u16),
     resized: Arc<AtomicBool>,
+    /// Uploads all sent and waiting for the server's word.
+    sent: std::collections::HashSet<u64>,
     /// Batches that ended in the last [`BATCH_MERGE_WINDOW`], not printed
     /// yet: several that fill one folder from one client end together and
     /// get one line.
@@ -157,6 +164,7 @@ impl Bars {
             kept: VecDeque::new(),
             size: Term::stderr().size(),
             resized,
+            sent: Default::default(),
         }
     }
 
@@ -255,6 +263,7 @@ impl Bars {
     }
 
     fn end(&mut self, id: u64) {
+        self.sent.remove(&id);
         if let Some(bar) = self.rows.remove(&id) {
             retire(&bar, &self.multi);
         }
@@ -340,8 +349,12 @@ impl Bars {
         self.layout = layout;
         for (id, bar) in &self.rows {
             if let Some(upload) = live.uploads.get(id) {
-                if upload.started.is_some() {
+                if self.sent.contains(id) {
+                    bar.set_message(all_sent(layout));
+                } else if upload.started.is_some() {
                     bar.set_style(style_upload(layout));
+                } else {
+                    bar.set_message(waiting_for(upload, self.side, layout));
                 }
                 bar.set_prefix(prefix(upload, layout));
             }
@@ -443,35 +456,44 @@ impl Sink for Bars {
                 // upload, but for a small file of a folder: its batch's line counts it.
                 let shown = ended.filter(|u| !u.is_counted_in_its_batch());
                 if let (Some(upload), Side::Serve) = (shown, self.side) {
-                    self.print(format!(
-                        "{} {}",
-                        style("✓").green().bold(),
-                        human::finished_line(&label(upload), done, true)
-                    ));
+                    let (upload, done) = (kept_copy(upload), done.clone());
+                    self.print_laid_out(Box::new(move |width| {
+                        vec![format!(
+                            "{} {}",
+                            style("✓").green().bold(),
+                            human::finished_line_in(&upload, &done, true, width.saturating_sub(3))
+                        )]
+                    }));
                 }
             }
             Event::Failed { id, reason } => {
                 self.end(*id);
                 if let Some(upload) = ended {
-                    self.print(format!(
-                        "{} {}  {reason}",
-                        style("✗").red().bold(),
-                        label(upload)
-                    ));
+                    let (upload, reason) = (kept_copy(upload), reason.clone());
+                    // The label kept whole if it fits; the reason follows, broken between words.
+                    self.print_laid_out(Box::new(move |width| {
+                        let line = format!(
+                            "{} {}  {reason}",
+                            style("✗").red().bold(),
+                            human::label_in(&upload, width.saturating_sub(4))
+                        );
+                        crate::term::wrap(&line, width)
+                    }));
                 }
             }
             Event::Trace { text, .. } => self.print(format!("{} {text}", style("trace").dim())),
             Event::Notice(text) => self.print(text.clone()),
             Event::Queued { id, .. } => {
                 if let (Some(bar), Some(upload)) = (self.rows.get(id), live.uploads.get(id)) {
-                    bar.set_message(waiting_for(upload, self.side));
+                    bar.set_message(waiting_for(upload, self.side, self.layout));
                     bar.set_prefix(prefix(upload, self.layout));
                 }
             }
             Event::Sent { id } => {
+                self.sent.insert(*id);
                 if let Some(bar) = self.rows.get(id) {
                     bar.set_style(template("{prefix} {spinner:.cyan} {msg:.cyan}"));
-                    bar.set_message("all sent, waiting for the server to confirm");
+                    bar.set_message(all_sent(self.layout));
                     bar.enable_steady_tick(Duration::from_millis(120));
                 }
             }
@@ -515,12 +537,15 @@ impl Sink for Bars {
             match summary.files.as_slice() {
                 [one] => {
                     if let Ok(done) = &one.result {
-                        say_line(format!(
+                        let line = format!(
                             "{} {} {}",
                             style("✓").green().bold(),
                             human::verb(&done.kept),
                             human::finished_line(&one.name, done, true)
-                        ));
+                        );
+                        for row in crate::term::wrap(&line, width) {
+                            say_line(row);
+                        }
                     }
                     for (name, why) in human::cut_short(summary) {
                         say_line(format!("{} {name}  {why}", style("✗").red().bold()));
@@ -569,32 +594,55 @@ fn new_bar(upload: &Tracked, side: Side, layout: Layout) -> ProgressBar {
         bar
     } else {
         let bar = hidden_bar(None).with_style(template("{prefix} {spinner:.yellow} {msg:.yellow}"));
-        bar.set_message(waiting_for(upload, side));
+        bar.set_message(waiting_for(upload, side, layout));
         bar
     };
     bar.set_prefix(prefix(upload, layout));
     bar
 }
 
-/// A bar's prefix: its label cut to the width the layout gives it.
+/// A bar's prefix: its label shortened to the width the layout gives it
+/// (the port, then most of the address go, then the name is cut in the middle).
 fn prefix(upload: &Tracked, layout: Layout) -> String {
-    console::truncate_str(&bar_label(upload, layout), layout.label_width, "…").into_owned()
+    human::label_in(upload, layout.label_width)
 }
 
-/// A bar's label: client and name, or only the name when the terminal is narrow.
-fn bar_label(upload: &Tracked, layout: Layout) -> String {
-    match &upload.name {
-        Some(name) if layout.label_width < 32 => name.clone(),
-        _ => label(upload),
+/// What is kept of an upload for a line that may be laid out again: no
+/// counter, no socket (those go with the upload).
+fn kept_copy(upload: &Tracked) -> Tracked {
+    Tracked {
+        counter: None,
+        socket: None,
+        ..upload.clone()
     }
 }
 
-/// What a waiting upload waits for, in words.
-fn waiting_for(upload: &Tracked, side: Side) -> &'static str {
-    match (side, &upload.name) {
-        (Side::Serve, Some(_)) => "waiting for a free worker",
-        (Side::Serve, None) => "connected, waiting for its header",
-        (Side::Send, _) => "waiting for go ahead",
+/// What a waiting upload waits for, in words that fit beside its label.
+fn waiting_for(upload: &Tracked, side: Side, layout: Layout) -> String {
+    let (long, short) = match (side, &upload.name) {
+        (Side::Serve, Some(_)) => ("waiting for a free worker", "waiting for a worker"),
+        (Side::Serve, None) => ("connected, waiting for its header", "waiting for a header"),
+        (Side::Send, _) => ("waiting for go ahead", "waiting"),
+    };
+    message_in(long, short, layout)
+}
+
+/// What a file all sent waits for.
+fn all_sent(layout: Layout) -> String {
+    message_in(
+        "all sent, waiting for the server to confirm",
+        "all sent, confirming",
+        layout,
+    )
+}
+
+/// `long` if it fits after the label and the spinner, else `short`, cut if need be.
+fn message_in(long: &str, short: &str, layout: Layout) -> String {
+    let room = layout.cols.saturating_sub(layout.label_width + 4);
+    if long.chars().count() <= room {
+        long.to_string()
+    } else {
+        console::truncate_str(short, room, "…").into_owned()
     }
 }
 
@@ -737,7 +785,8 @@ mod tests {
         assert_eq!(Layout::for_width(140).columns, Columns::All);
         assert_eq!(Layout::for_width(80).columns, Columns::NoRate);
         let narrow = Layout::for_width(60);
-        assert_eq!((narrow.columns, narrow.label_width), (Columns::Narrow, 20));
+        assert_eq!((narrow.columns, narrow.label_width), (Columns::Narrow, 38));
+        assert_eq!(Layout::for_width(40).label_width, 18);
         assert_eq!(short_duration(Duration::from_secs(185)), "3m05s");
     }
 }

@@ -20,6 +20,75 @@ pub(super) fn label(upload: &Tracked) -> String {
     }
 }
 
+/// The label in at most `width` columns, shortened in a fixed order: the
+/// client's port goes, then its address shrinks to its last part (`…23`),
+/// then the name is cut in the middle; the client is kept as long as the
+/// name keeps a dozen columns.
+pub(super) fn label_in(upload: &Tracked, width: usize) -> String {
+    let whole = label(upload);
+    let (Some(peer), Some(name)) = (&upload.peer, &upload.name) else {
+        return crate::term::middle_cut(&whole, width);
+    };
+    if console::measure_text_width(&whole) <= width {
+        return whole;
+    }
+    let ip = peer.ip().to_string();
+    let last = match peer.ip() {
+        std::net::IpAddr::V4(v4) => v4.octets()[3].to_string(),
+        std::net::IpAddr::V6(v6) => format!("{:x}", v6.segments()[7]),
+    };
+    let short = format!("…{last}");
+    let name_width = console::measure_text_width(name);
+    for (who, least) in [
+        (&ip, name_width),
+        (&short, name_width),
+        (&ip, 12),
+        (&short, 8),
+    ] {
+        let room = width.saturating_sub(console::measure_text_width(who) + 2);
+        if room >= least.min(name_width) && room > 0 {
+            return format!("{who}  {}", crate::term::middle_cut(name, room));
+        }
+    }
+    crate::term::middle_cut(name, width)
+}
+
+/// The first of `candidates` that fits in `width` columns, else the last cut to fit.
+fn first_fitting(candidates: Vec<String>, width: usize) -> String {
+    let last = candidates.last().cloned().unwrap_or_default();
+    candidates
+        .into_iter()
+        .find(|c| console::measure_text_width(c) <= width)
+        .unwrap_or_else(|| console::truncate_str(&last, width, "…").into_owned())
+}
+
+/// A finished upload's line in at most `width` columns: the rate goes
+/// first, then the time, then the label shortens (see [`label_in`]); what
+/// it was saved as stays.
+pub(super) fn finished_line_in(upload: &Tracked, done: &Done, timed: bool, width: usize) -> String {
+    let full = finished_line(&label(upload), done, timed);
+    if console::measure_text_width(&full) <= width {
+        return full;
+    }
+    let notes = resumed_note(done) + &kept_note(&done.kept);
+    let size = HumanBytes(done.bytes).to_string();
+    let timed = timed && !all_there(done);
+    let time = human_duration(done.elapsed);
+    let with = |label: &str, time_too: bool| match time_too {
+        true => format!("{label}  {size}  in {time}{notes}"),
+        false => format!("{label}  {size}{notes}"),
+    };
+    let whole = label(upload);
+    let mut candidates = Vec::new();
+    if timed {
+        candidates.push(with(&whole, true));
+    }
+    candidates.push(with(&whole, false));
+    let fixed = console::measure_text_width(&with("", false));
+    candidates.push(with(&label_in(upload, width.saturating_sub(fixed)), false));
+    first_fitting(candidates, width)
+}
+
 /// The word for a finished upload.
 pub(super) fn verb(kept: &Kept) -> &'static str {
     match kept {
@@ -248,7 +317,8 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
     .bold()
     .to_string()];
     for row in &rows {
-        let name = console::pad_str(row.name(), name_width, console::Alignment::Left, Some("…"));
+        let name = crate::term::middle_cut(row.name(), name_width);
+        let name = console::pad_str(&name, name_width, console::Alignment::Left, None);
         let text = match row {
             Row::File(file) => {
                 let mut text = match &file.result {

@@ -79,6 +79,36 @@ impl Terminal {
         self.screen.lock().unwrap().screen().contents()
     }
 
+    /// Rows the terminal wrapped: a line that ran past the last column.
+    fn wrapped(&self) -> Vec<String> {
+        let parser = self.screen.lock().unwrap();
+        let screen = parser.screen();
+        let (rows, width) = screen.size();
+        let text: Vec<String> = screen.rows(0, width).collect();
+        (0..rows)
+            .filter(|&r| screen.row_wrapped(r))
+            .map(|r| text[usize::from(r)].clone())
+            .collect()
+    }
+
+    /// Waits for `text`, checking at every look that no row wrapped.
+    fn wait_for_unwrapped(&self, text: &str) -> Vec<String> {
+        wait_until(
+            || {
+                let wrapped = self.wrapped();
+                assert!(
+                    wrapped.is_empty(),
+                    "wrapped {wrapped:#?} in\n{}",
+                    self.contents()
+                );
+                self.contents().contains(text)
+            },
+            &format!("{text:?} on screen"),
+            || self.contents(),
+        );
+        self.rows()
+    }
+
     /// Waits for the program to exit and returns its exit code.
     fn exit_code(&mut self) -> u32 {
         let deadline = std::time::Instant::now() + crate::util::PATIENCE;
@@ -733,7 +763,7 @@ fn a_narrow_terminal_keeps_every_bar_on_one_row() {
         .find(|r| r.contains("25%"))
         .expect("the bar's row");
     assert!(
-        bar.starts_with("lecture-notes.pdf") && bar.contains("ETA"),
+        bar.starts_with("127.0.0.1:") && bar.contains("  lecture-notes.pdf") && bar.contains("ETA"),
         "{screen}"
     );
     // The banner breaks between terms: every row starts a line, a term or an indented line.
@@ -742,6 +772,7 @@ fn a_narrow_terminal_keeps_every_bar_on_one_row() {
         banner
             .filter(|r| !r.is_empty())
             .all(|r| r.starts_with("ftx serve: ")
+                || r.starts_with("listening on ")
                 || r.starts_with("saving into ")
                 || r.starts_with("  ")),
         "{rows:#?}"
@@ -1082,4 +1113,86 @@ fn ctrl_c_on_a_send_prints_the_table_and_the_same_command_resumes() {
         std::fs::read(server.dir.path().join("big.bin")).unwrap(),
         big_content
     );
+}
+
+/// At 60 and at 40 columns nothing wraps, on either end or in `ftx demo`:
+/// names are cut in the middle so that two of them stay apart, the client
+/// stays in some form, finished lines drop their rate and time, waiting rows
+/// say it shorter, the table cuts names but never the outcome.
+#[test]
+fn nothing_wraps_at_60_or_40_columns() {
+    for cols in [60u16, 40] {
+        let (server, addr, dir) = serve_in_terminal(&["--workers", "2"], 30, cols);
+        let mut twelve = RawClient::start_upload(addr, 1_000_000, b"upload_file_number_12.dat");
+        let mut thirteen = RawClient::start_upload(addr, 1_000_000, b"upload_file_number_13.dat");
+        twelve.stream.write_all(&[1u8; 300_000]).unwrap();
+        thirteen.stream.write_all(&[1u8; 500_000]).unwrap();
+        let mut queued = RawClient::connect(addr);
+        queued.send_header(4, b"a_name_long_enough_to_be_cut_somewhere.txt");
+        let rows = server.wait_for_unwrapped("50%");
+        let bar = |end: &str| rows.iter().any(|r| r.contains(end) && r.contains('%'));
+        assert!(bar("12.dat") && bar("13.dat"), "{cols} columns: {rows:#?}");
+        server.wait_for_unwrapped("waiting");
+        twelve.finish(&[1u8; 700_000]);
+        drop(thirteen);
+        server.wait_for_unwrapped("✗");
+        let rows = server.wait_for_unwrapped("✓");
+        let done = rows.iter().find(|r| r.starts_with('✓')).unwrap();
+        assert!(
+            done.contains("12.dat") && done.contains("976.56 KiB"),
+            "{cols}: {rows:#?}"
+        );
+        assert!(
+            done.contains("127.0.0.1") || done.contains("…1"),
+            "the client stays: {done}"
+        );
+        assert_eq!(
+            queued.reply_within(crate::util::PATIENCE).as_deref(),
+            Some(&b"go ahead"[..])
+        );
+        queued.finish(b"four");
+        server.wait_for_unwrapped("2 saved");
+        drop(dir);
+
+        let src = tempfile::tempdir().unwrap();
+        let names = [
+            "upload_file_number_12.dat",
+            "upload_file_number_13.dat",
+            "missing_file_with_a_long_name.txt",
+        ];
+        let files: Vec<String> = names
+            .iter()
+            .map(|n| {
+                let path = src.path().join(n);
+                if !n.starts_with("missing") {
+                    std::fs::write(&path, crate::util::pattern(200_000, 1)).unwrap();
+                }
+                path.display().to_string()
+            })
+            .collect();
+        let serving = crate::util::Serve::start(&[]);
+        let to = serving.addr.to_string();
+        let mut args = vec!["send", "--to", to.as_str()];
+        args.extend(files.iter().map(String::as_str));
+        let sender = Terminal::run(&args, 30, cols);
+        let rows = sender.wait_for_unwrapped("2 saved, 1 failed");
+        let table = rows
+            .iter()
+            .position(|r| r.starts_with("file "))
+            .expect("a table");
+        let outcome = |end: &str, word: &str| {
+            rows[table..]
+                .iter()
+                .any(|r| r.contains(end) && r.contains(word))
+        };
+        assert!(
+            outcome("12.dat", "saved") && outcome("13.dat", "saved"),
+            "{cols}: {rows:#?}"
+        );
+        assert!(outcome("name.txt", "failed"), "{cols}: {rows:#?}");
+
+        let demo = Terminal::run(&["demo", "--duration", "2s", "--size", "256KiB"], 30, cols);
+        demo.wait_for_unwrapped("%");
+        demo.wait_for_unwrapped("byte-identical");
+    }
 }
