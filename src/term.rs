@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::time::Duration;
 
-use indicatif::HumanBytes;
-
 /// Writes one line to stderr in a single write and ignores errors: a closed or
 /// full stderr (`2>&-`, `| head -1`) must never stop a server or a transfer,
 /// which `eprintln!` would do by panicking.
@@ -117,9 +115,39 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// A size as people read it: `976.56 KiB`, `0.98 MiB`. Binary units, as
+/// indicatif's `HumanBytes`, but the next unit from 1000 of the smaller
+/// one, so that a number never has four digits before its point (it read
+/// `1002.72 KiB/s`, wider than its column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bytes(pub u64);
+
+impl std::fmt::Display for Bytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+        if self.0 < 1000 {
+            return write!(f, "{} B", self.0);
+        }
+        // Precision lost above 2^53 bytes is of no consequence on a screen.
+        #[allow(clippy::cast_precision_loss)]
+        let mut value = self.0 as f64 / 1024.0;
+        let mut unit = 0;
+        while value >= 1000.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        write!(f, "{value:.2} {}", UNITS[unit])
+    }
+}
+
+/// How far a transfer got: `505.00 MiB of 1.00 GiB`.
+pub fn part_of(got: u64, size: u64) -> String {
+    format!("{} of {}", Bytes(got), Bytes(size))
+}
+
 /// A rate as people read it: `3.87 MiB/s`.
 pub fn human_rate(bytes: u64, elapsed: Duration) -> String {
-    format!("{}/s", HumanBytes(bytes_per_second(bytes, elapsed)))
+    format!("{}/s", Bytes(bytes_per_second(bytes, elapsed)))
 }
 
 /// Bytes per second, never dividing by zero.
@@ -230,6 +258,16 @@ mod tests {
         assert_eq!(human_duration(Duration::from_millis(420)), "0.42s");
         assert_eq!(human_duration(Duration::from_millis(12_340)), "12.3s");
         assert_eq!(human_duration(Duration::from_secs(125)), "2m05s");
+    }
+
+    #[test]
+    fn sizes_take_the_next_unit_from_1000() {
+        assert_eq!(Bytes(999).to_string(), "999 B");
+        assert_eq!(Bytes(1000).to_string(), "0.98 KiB");
+        assert_eq!(Bytes(1_000_000).to_string(), "976.56 KiB");
+        assert_eq!(Bytes(1_026_790).to_string(), "0.98 MiB");
+        assert_eq!(Bytes(1 << 20).to_string(), "1.00 MiB");
+        assert_eq!(Bytes(u64::MAX).to_string(), "16.00 EiB");
     }
 
     #[test]

@@ -15,7 +15,7 @@ use crate::outcome::{Done, Kept};
 use crate::pace::{self, Pace};
 use crate::progress::{ByteCounter, Event};
 use crate::protocol::{self, Header, ReplyError, GO_AHEAD};
-use crate::term::human_duration;
+use crate::term::{human_duration, part_of};
 
 /// Content goes out in slices this big, so progress is reported between them.
 const SLICE: usize = 8 * 1024 * 1024;
@@ -91,20 +91,32 @@ impl Upload<'_> {
         });
         let started = Instant::now();
         let mut pace = self.config.rate.map(Pace::new);
-        send_content(&file, &stream, 0, size, &counter, self.config.sendfile, pace.as_mut()).map_err(
-            |SendError { sent, error }| match error.kind() {
-                ErrorKind::UnexpectedEof => format!("the file shrank while sending ({sent} of {size} bytes sent)"),
-                _ if protocol::is_timeout(&error) => format!(
-                    "the server took no data for {} (after {sent} of {size} bytes); \
+        send_content(
+            &file,
+            &stream,
+            0,
+            size,
+            &counter,
+            self.config.sendfile,
+            pace.as_mut(),
+        )
+        .map_err(|SendError { sent, error }| match error.kind() {
+            ErrorKind::UnexpectedEof => format!(
+                "the file shrank while sending ({} sent)",
+                part_of(sent, size)
+            ),
+            _ if protocol::is_timeout(&error) => format!(
+                "the server took no data for {} (after {}); \
                      it may be stuck: wait longer with --timeout, or check the server",
-                    human_duration(timeout)
-                ),
-                _ => format!(
-                    "the server ended the connection after {sent} of {size} bytes: it did not take the whole file ({})",
-                    in_words(&error, timeout)
-                ),
-            },
-        )?;
+                human_duration(timeout),
+                part_of(sent, size)
+            ),
+            _ => format!(
+                "the server ended the connection after {}: it did not take the whole file ({})",
+                part_of(sent, size),
+                in_words(&error, timeout)
+            ),
+        })?;
         self.trace(|| format!("client → {to}  {size} content bytes, then closes its side"));
         let _ = self.events.send(Event::Sent { id: self.id });
         let kept = verdict::after_content(&stream, size, timeout, self.learned)?;

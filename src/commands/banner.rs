@@ -2,8 +2,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use crate::term::Bytes;
 use console::style;
-use indicatif::HumanBytes;
 
 use crate::config::ServeConfig;
 use crate::server::Server;
@@ -162,14 +162,14 @@ fn limits(server: &Server, config: &ServeConfig) -> Vec<String> {
             |rate| {
                 format!(
                     "at least {}/s per {}",
-                    HumanBytes(rate),
+                    Bytes(rate),
                     human_duration(config.min_rate_window)
                 )
             },
         ),
         config.max_size.map_or_else(
             || "no size limit".to_string(),
-            |m| format!("max size {}", HumanBytes(m)),
+            |m| format!("max size {}", Bytes(m)),
         ),
         config.per_ip.map_or_else(
             || "no per-address cap".to_string(),
@@ -177,7 +177,7 @@ fn limits(server: &Server, config: &ServeConfig) -> Vec<String> {
         ),
     ];
     if let Some(rate) = config.rate {
-        terms.push(format!("{}/s per upload", HumanBytes(rate)));
+        terms.push(format!("{}/s per upload", Bytes(rate)));
     }
     match server.hello() {
         Ok(udp) => terms.push(format!(

@@ -6,9 +6,9 @@ use std::sync::atomic::Ordering;
 use std::thread;
 use std::time::Instant;
 
+use crate::term::Bytes;
 use anyhow::Context;
 use console::style;
-use indicatif::HumanBytes;
 
 use crate::address::Address;
 use crate::client;
@@ -190,8 +190,8 @@ fn introduction(
         style("ftx demo:").bold(),
         config.clients,
         config.clients,
-        HumanBytes(total),
-        HumanBytes(rate),
+        Bytes(total),
+        Bytes(rate),
         config.workers,
     )];
     if config.clients > config.workers {

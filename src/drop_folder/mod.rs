@@ -89,13 +89,13 @@ pub enum BeginError {
 
 impl std::fmt::Display for BeginError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        use indicatif::HumanBytes;
+        use crate::term::Bytes;
         match self {
             BeginError::NoSpace { size, free } => write!(
                 f,
                 "not enough space: {} announced, {} free in the drop folder",
-                HumanBytes(*size),
-                HumanBytes(*free)
+                Bytes(*size),
+                Bytes(*free)
             ),
             BeginError::FolderGone => write!(f, "the drop folder was removed"),
             BeginError::AllTaken(name) => write!(

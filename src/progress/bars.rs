@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use console::{style, Term};
-use indicatif::{HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::human;
 use super::screen::{Screen, CLEAR_SCREEN};
 use super::{Event, Heading, Live, Plan, Side, Sink, Summary, Tracked};
-use crate::term::say_line;
+use crate::term::{say_line, Bytes};
 
 /// A line printed above the bars, laid out for a width: it is laid out again
 /// when the screen is painted afresh after a resize.
@@ -28,8 +28,8 @@ const DRAWS_PER_SECOND: u8 = 20;
 /// Screen rows kept for the footer and the "+N more" line.
 const RESERVED_ROWS: usize = 3;
 
-/// How far back the footer's rate looks.
-const RATE_WINDOW: Duration = Duration::from_secs(3);
+/// How far back the footer's rate looks: it falls to 0 within this of the last byte.
+const RATE_WINDOW: Duration = Duration::from_secs(1);
 
 /// Widest label (client address and name) a bar shows.
 const LABEL_WIDTH: usize = 44;
@@ -258,6 +258,7 @@ impl Bars {
             bar.tick();
             bar.reset_elapsed();
             bar.reset_eta();
+            bar.set_message(resuming(upload));
             bar.set_prefix(prefix(upload, self.layout));
         }
     }
@@ -403,11 +404,7 @@ impl Bars {
                 } else {
                     "0 failed".to_string()
                 });
-                parts.push(format!(
-                    "{} received ({}/s)",
-                    HumanBytes(bytes),
-                    HumanBytes(rate)
-                ));
+                parts.push(format!("{} received ({}/s)", Bytes(bytes), Bytes(rate)));
                 // Whole parts only, as many as fit: a footer that wraps tears the screen.
                 let mut line = String::new();
                 for part in parts {
@@ -591,6 +588,7 @@ fn new_bar(upload: &Tracked, side: Side, layout: Layout) -> ProgressBar {
         bar.tick();
         bar.reset_eta();
         bar.set_elapsed(started.elapsed());
+        bar.set_message(resuming(upload));
         bar
     } else {
         let bar = hidden_bar(None).with_style(template("{prefix} {spinner:.yellow} {msg:.yellow}"));
@@ -614,6 +612,15 @@ fn kept_copy(upload: &Tracked) -> Tracked {
         counter: None,
         socket: None,
         ..upload.clone()
+    }
+}
+
+/// What a resumed upload's bar says after its columns, from its first
+/// byte: where it took up again (PROTOCOL.md B8).
+fn resuming(upload: &Tracked) -> String {
+    match upload.resumed {
+        0 => String::new(),
+        at => format!("  resuming at {}", Bytes(at)),
     }
 }
 
@@ -653,15 +660,43 @@ fn template(text: &str) -> ProgressStyle {
 fn style_upload(layout: Layout) -> ProgressStyle {
     let label = layout.label_width;
     let columns = match layout.columns {
-        Columns::All => "{bytes:>10}/{total_bytes:<10} {percent:>3}% {binary_bytes_per_sec:>12} {elapsed:>4} ETA {eta_known:>3}",
-        Columns::NoRate => "{bytes:>10}/{total_bytes:<10} {percent:>3}% ETA {eta_known:>3}",
+        Columns::All => {
+            "{done:>10}/{total:<10} {percent:>3}% {rate:>12} {elapsed:>4} ETA {eta_known:>3}{msg}"
+        }
+        Columns::NoRate => "{done:>10}/{total:<10} {percent:>3}% ETA {eta_known:>3}{msg}",
         Columns::Narrow => "{percent:>3}% ETA {eta_known:>3}",
     };
-    template(&format!(
+    sizes(template(&format!(
         "{{prefix:{label}}} {{wide_bar:.cyan/blue}} {columns}"
-    ))
+    )))
     .with_key("eta_known", eta_known)
     .progress_chars("█▉▊▋▌▍▎▏░")
+}
+
+/// `{done}`, `{total}` and `{rate}`: indicatif's byte counts and rate in [`Bytes`].
+fn sizes(style: ProgressStyle) -> ProgressStyle {
+    style
+        .with_key(
+            "done",
+            |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{}", Bytes(state.pos()));
+            },
+        )
+        .with_key(
+            "total",
+            |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{}", Bytes(state.len().unwrap_or(0)));
+            },
+        )
+        .with_key(
+            "rate",
+            |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                // Whole bytes a second are all a screen needs.
+                #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
+                let per_second = state.per_sec() as u64;
+                let _ = write!(out, "{}/s", Bytes(per_second));
+            },
+        )
 }
 
 /// The bar's remaining time, or `?` before its first byte: with nothing
@@ -678,13 +713,13 @@ fn eta_known(state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
 /// The sender's total: files done, bytes, rate, and an ETA of its own (in the prefix).
 fn style_overall(layout: Layout) -> ProgressStyle {
     let columns = match layout.columns {
-        Columns::All => "{bytes:>10}/{total_bytes:<10} {binary_bytes_per_sec:>12} {prefix:>8}",
-        Columns::NoRate => "{bytes:>10}/{total_bytes:<10} {prefix:>8}",
+        Columns::All => "{done:>10}/{total:<10} {rate:>12} {prefix:>8}",
+        Columns::NoRate => "{done:>10}/{total:<10} {prefix:>8}",
         Columns::Narrow => "{prefix:>8}",
     };
-    template(&format!(
+    sizes(template(&format!(
         "{{msg:<18.bold}} {{wide_bar:.green/blue}} {columns}"
-    ))
+    )))
     .progress_chars("█▉▊▋▌▍▎▏░")
 }
 

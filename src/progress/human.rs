@@ -3,8 +3,8 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+use crate::term::Bytes;
 use console::style;
-use indicatif::HumanBytes;
 
 use super::{BatchEnded, Side, Summary, Tracked};
 use crate::outcome::{Done, FileReport, Kept};
@@ -71,7 +71,7 @@ pub(super) fn finished_line_in(upload: &Tracked, done: &Done, timed: bool, width
         return full;
     }
     let notes = resumed_note(done) + &kept_note(&done.kept);
-    let size = HumanBytes(done.bytes).to_string();
+    let size = Bytes(done.bytes).to_string();
     let timed = timed && !all_there(done);
     let time = human_duration(done.elapsed);
     let with = |label: &str, time_too: bool| match time_too {
@@ -108,7 +108,7 @@ pub(super) fn batch_line(batch: &BatchEnded, connections: u64) -> String {
     let mut line = format!(
         "{who}  {}  {}  in {} ({})",
         plural(batch.saved, "file", "files"),
-        HumanBytes(batch.bytes),
+        Bytes(batch.bytes),
         human_duration(batch.elapsed),
         human_rate(batch.bytes, batch.elapsed)
     );
@@ -141,7 +141,7 @@ pub(super) fn batch_line(batch: &BatchEnded, connections: u64) -> String {
 pub(super) fn finished_line(label: &str, done: &Done, timed: bool) -> String {
     if all_there(done) || !timed {
         // Nothing moved (or nothing worth timing): no time or rate to tell.
-        return format!("{label}  {}", HumanBytes(done.bytes))
+        return format!("{label}  {}", Bytes(done.bytes))
             + &resumed_note(done)
             + &kept_note(&done.kept);
     }
@@ -149,7 +149,7 @@ pub(super) fn finished_line(label: &str, done: &Done, timed: bool) -> String {
     let moved = done.bytes.saturating_sub(done.resumed_from);
     let mut line = format!(
         "{label}  {}  in {} ({})",
-        HumanBytes(done.bytes),
+        Bytes(done.bytes),
         human_duration(done.elapsed),
         human_rate(moved, done.elapsed)
     );
@@ -169,7 +169,7 @@ fn resumed_note(done: &Done) -> String {
     if all_there(done) {
         "  already there".to_string()
     } else if done.resumed_from > 0 {
-        format!("  resumed at {}", HumanBytes(done.resumed_from))
+        format!("  resumed at {}", Bytes(done.resumed_from))
     } else {
         String::new()
     }
@@ -195,7 +195,7 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
             "ftx: stopped after {elapsed}: {} saved, {} failed, {} received",
             t.saved,
             t.failed,
-            HumanBytes(t.bytes)
+            Bytes(t.bytes)
         )],
         Side::Send => {
             let mut counts = Vec::new();
@@ -227,7 +227,7 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
                 .map(|done| done.resumed_from.min(done.bytes))
                 .sum();
             let there = if held > 0 {
-                format!(" ({} of it on the server already)", HumanBytes(held))
+                format!(" ({} of it on the server already)", Bytes(held))
             } else {
                 String::new()
             };
@@ -238,7 +238,7 @@ pub(super) fn summary_lines(side: Side, summary: &Summary) -> Vec<String> {
             let mut lines = vec![format!(
                 "{interrupted}{}: {}{there} in {elapsed} ({}){to}",
                 counts.join(", "),
-                HumanBytes(t.bytes),
+                Bytes(t.bytes),
                 human_rate(t.bytes.saturating_sub(held), summary.elapsed)
             )];
             if t.delivered > 0 {
@@ -326,9 +326,9 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                         "{name}  {}  {}{}",
                         result(verb(&done.kept), true),
                         match all_there(done) || !file.timed {
-                            true => columns(&HumanBytes(done.bytes).to_string(), "", ""),
+                            true => columns(&Bytes(done.bytes).to_string(), "", ""),
                             false => columns(
-                                &HumanBytes(done.bytes).to_string(),
+                                &Bytes(done.bytes).to_string(),
                                 &human_duration(done.elapsed),
                                 &human_rate(
                                     done.bytes.saturating_sub(done.resumed_from),
@@ -362,7 +362,7 @@ pub(super) fn table(summary: &Summary, width: usize) -> Vec<String> {
                     Some(word) => result(word, true),
                     None => result("failed", false),
                 },
-                HumanBytes(folder.bytes).to_string(),
+                Bytes(folder.bytes).to_string(),
                 folder.note()
             ),
         };

@@ -20,9 +20,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+use crate::term::Bytes;
 use console::Term;
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
-use indicatif::HumanBytes;
 
 use crate::outcome::{Done, FileReport, Tally};
 
@@ -359,7 +359,7 @@ impl Live {
                 .counter
                 .as_ref()
                 .map_or(upload.bytes, ByteCounter::get);
-            let (sent, size) = (HumanBytes(sent), HumanBytes(upload.size));
+            let (sent, size) = (Bytes(sent), Bytes(upload.size));
             let reason = match resumable.contains(&index) {
                 true => format!(
                     "interrupted: the server holds up to {sent} of {size}; the same command resumes it"

@@ -1,6 +1,6 @@
 //! `--plain` (and any stderr that is not a terminal): one line per start and per outcome, for logs.
 
-use indicatif::HumanBytes;
+use crate::term::Bytes;
 
 use super::human::{self, label};
 use super::{Event, Live, Side, Sink, Summary, Tracked};
@@ -45,7 +45,7 @@ impl Sink for Plain {
                 // moments, a start line would double a folder's log. A classic
                 // upload always has one, so that a client that stalls is on record.
                 if let Some(upload) = live.uploads.get(id).filter(|u| !u.is_small_of_batch()) {
-                    self.line(verb, &format!("{}  {}", label(upload), HumanBytes(*size)));
+                    self.line(verb, &format!("{}  {}", label(upload), Bytes(*size)));
                 }
             }
             Event::Finished { done, .. } => {

@@ -5,8 +5,8 @@ use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::term::Bytes;
 use crossbeam_channel::Sender;
-use indicatif::HumanBytes;
 
 use super::batch::unfinished::Unfinished;
 use super::copy::{Copier, CopyError, Meter};
@@ -18,7 +18,7 @@ use crate::outcome::{Done, Kept};
 use crate::progress::{ByteCounter, Event};
 use crate::protocol::receipt::Receipt;
 use crate::protocol::{self, Header, GO_AHEAD, REFUSED};
-use crate::term::human_duration;
+use crate::term::{human_duration, part_of};
 
 /// Most bytes read, and thrown away, while waiting for the close of a client that sent an empty file.
 const MAX_AFTER_EMPTY: usize = 64 * 1024;
@@ -215,8 +215,8 @@ pub(super) fn over_limit(config: &ServeConfig, size: u64) -> Result<(), String> 
     match config.max_size {
         Some(max) if size > max => Err(format!(
             "too large: {} announced, the limit is {}",
-            HumanBytes(size),
-            HumanBytes(max)
+            Bytes(size),
+            Bytes(max)
         )),
         _ => Ok(()),
     }
@@ -233,19 +233,20 @@ pub(super) fn explain(
     let min_rate = config.min_rate().unwrap_or_default();
     match e {
         _ if stopping() => "cancelled: the server is stopping".into(),
-        CopyError::Closed { got } => format!("client closed after {got} of {size} bytes"),
+        CopyError::Closed { got } => format!("client closed after {}", part_of(*got, size)),
         CopyError::Socket { got, error } if protocol::is_timeout(error) => format!(
-            "client sent nothing for {} (after {got} of {size} bytes)",
-            human_duration(idle)
+            "client sent nothing for {} (after {})",
+            human_duration(idle),
+            part_of(*got, size)
         ),
         CopyError::Socket { got, error } => {
-            format!("receiving (after {got} of {size} bytes): {error}")
+            format!("receiving (after {}): {error}", part_of(*got, size))
         }
         CopyError::TooSlow { got, window } => format!(
             "client too slow: {} in {}, under the minimum of {}/s (--min-rate)",
-            HumanBytes(*got),
+            Bytes(*got),
             human_duration(*window),
-            HumanBytes(min_rate)
+            Bytes(min_rate)
         ),
         CopyError::Disk(error) => format!("writing to the drop folder: {error}"),
     }

@@ -443,7 +443,7 @@ fn records_hold_only_files_received_into_parts() {
         // Cut off: the folder is left unfinished.
     }
     wait_until(
-        || server.log().matches(" ended: ").count() == 2,
+        || server.log().matches("batch from ").count() == 2,
         "both batches seen ending",
         || server.log(),
     );
@@ -469,7 +469,7 @@ fn a_batch_that_breaks_off_leaves_no_empty_folder() {
     batch.write_all(b"not a frame\n").unwrap();
     assert!(aborted_reason(&mut batch).contains("a frame that cannot be read"));
     wait_until(
-        || server.log().contains(" ended: "),
+        || server.log().contains("batch from "),
         "the batch seen ending",
         || server.log(),
     );

@@ -152,7 +152,7 @@ fn client_that_stops_early_leaves_no_file_and_the_server_goes_on() {
     let mut early = RawClient::start_upload(server.addr, 1000, b"half.bin");
     early.stream.write_all(&[7u8; 400]).unwrap();
     drop(early);
-    server.wait_for_log("client closed after 400 of 1000 bytes");
+    server.wait_for_log("client closed after 400 B of 0.98 KiB");
     assert!(
         entries(server.drop_dir()).is_empty(),
         "{:?}",

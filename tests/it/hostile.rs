@@ -208,7 +208,7 @@ fn stalled_uploads_time_out_and_free_their_worker() {
     upload(&server, b"next.txt", b"served");
     let log = server.wait_for_log("saved    ");
     assert!(
-        log.contains("stalled.bin  client sent nothing for 0.40s (after 10 of 100 bytes)"),
+        log.contains("stalled.bin  client sent nothing for 0.40s (after 10 B of 100 B)"),
         "{log}"
     );
     assert_eq!(entries(server.drop_dir()), ["next.txt"]);

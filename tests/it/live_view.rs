@@ -586,8 +586,9 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
         .arg(&loose)
         .assert()
         .success();
-    // The smallest went first, classically; the other 41 in one batch, whose
-    // line counts the 40 of the folder.
+    // The smallest went first, classically, and was moved into its folder
+    // by a claim; the folder's line counts all 41 of its files, as the
+    // sender does (it said 40: the claimed one was left out).
     // The batch's line waits a moment for other batches of its folder.
     let screen = term.wait_for("into d/");
     let rows = term.rows();
@@ -596,7 +597,7 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
         .find(|l| l.contains("into d/"))
         .unwrap_or_else(|| panic!("no line for the batch:\n{screen}"));
     assert!(
-        batch.starts_with("✓ 127.0.0.1:") && batch.contains("  40 files  2.00 MiB  in "),
+        batch.starts_with("✓ 127.0.0.1:") && batch.contains("  41 files  2.00 MiB  in "),
         "{screen}"
     );
     assert!(
@@ -639,7 +640,7 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
         .collect();
     assert_eq!(lines.len(), 1, "{screen}");
     assert!(
-        lines[0].starts_with("✓ 127.0.0.1  599 files  ")
+        lines[0].starts_with("✓ 127.0.0.1  600 files  ")
             && lines[0].ends_with("(2 connections at once)"),
         "{screen}"
     );

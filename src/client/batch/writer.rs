@@ -359,7 +359,7 @@ fn read_small(planned: &Planned, content: &mut Vec<u8>) -> Result<(), String> {
     if meta.len() > GREW_TOO_MUCH {
         return Err(format!(
             "it grew to {} while ftx was sending; send it again",
-            indicatif::HumanBytes(meta.len())
+            crate::term::Bytes(meta.len())
         ));
     }
     // Exactly the size it has now: one read, where read_to_end would ask the

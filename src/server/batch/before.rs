@@ -176,6 +176,7 @@ mod tests {
             trees: HashMap::from([("photos".to_string(), tree)]),
             made: Vec::new(),
             buffer: Vec::new(),
+            ended_with: None,
         };
 
         // The same content: answered as saved then, its bytes skipped.

@@ -111,8 +111,9 @@ impl Session<'_> {
         Ok((name, token.to_string()))
     }
 
-    /// A claim frame (B4a): the file a classic upload saved moves to `path`, under its tree.
-    pub(super) fn adopt(&mut self, token: &str, path: &str) -> Result<String, String> {
+    /// A claim frame (B4a): the file a classic upload saved moves to `path`,
+    /// under its tree; where it is now, and its size.
+    pub(super) fn adopt(&mut self, token: &str, path: &str) -> Result<(String, u64), String> {
         let safe = SafePath::of(path)?;
         let top = safe
             .top
@@ -130,7 +131,7 @@ impl Session<'_> {
             .adopt(token, &safe.folders, &safe.name, same)
             .map_err(|e| adopt_failed(&e))?;
         let Some(name) = adopted.name else {
-            return Ok(before.map(|s| s.saved_as).unwrap_or_default());
+            return Ok((before.map(|s| s.saved_as).unwrap_or_default(), adopted.size));
         };
         let saved_as = format!("{}/{}", tree.name, safe.below_top_as(&name));
         if let (Some(key), Some(blake3)) = (&tree.key, adopted.blake3) {
@@ -142,7 +143,7 @@ impl Session<'_> {
             };
             self.worker.unfinished.saved(key, below, saved);
         }
-        Ok(saved_as)
+        Ok((saved_as, adopted.size))
     }
 
     /// A folder frame: the folder, under its tree; what it is called in the drop folder.

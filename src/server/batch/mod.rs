@@ -67,6 +67,7 @@ pub(super) fn receive(
         trees: Default::default(),
         made: Vec::new(),
         buffer: vec![0; CONTENT_BUFFER],
+        ended_with: None,
     };
     let began = Instant::now();
     let mut counted = Counted::default();
@@ -115,7 +116,7 @@ pub(super) fn receive(
         let _ = answered(&mut session.wire);
     }
     if let Err(reason) = ended {
-        end_early(session.worker, upload, reason, stopping);
+        end_early(session.worker, upload, reason, session.ended_with, stopping);
     }
     counted.all
 }
@@ -138,17 +139,35 @@ fn welcome(stream: &TcpStream, hello: &[u8]) -> bool {
     (&*stream).write_all(&welcome).is_ok()
 }
 
-/// Ends a batch before its end (B7), telling the view and the client why.
-fn end_early(worker: &Worker, upload: &Arrival, reason: String, stopping: &dyn Fn() -> bool) {
-    let reason = if stopping() {
-        "cancelled: the server is stopping".to_string()
-    } else {
-        reason
+/// Ends a batch before its end (B7), telling the view and the client why;
+/// a batch ended by the failure of `ended_with` points at that file's line
+/// rather than saying the reason twice.
+fn end_early(
+    worker: &Worker,
+    upload: &Arrival,
+    reason: String,
+    ended_with: Option<String>,
+    stopping: &dyn Fn() -> bool,
+) {
+    let (reason, notice) = match ended_with {
+        _ if stopping() => {
+            let reason = "cancelled: the server is stopping".to_string();
+            let notice = format!("batch from {} ended: {reason}", upload.peer);
+            (reason, notice)
+        }
+        Some(file) => {
+            let notice = format!(
+                "batch from {} ended with {file} (see its line)",
+                upload.peer
+            );
+            (reason, notice)
+        }
+        None => {
+            let notice = format!("batch from {} ended: {reason}", upload.peer);
+            (reason, notice)
+        }
     };
-    let _ = worker.events.send(Event::Notice(format!(
-        "batch from {} ended: {}",
-        upload.peer, reason
-    )));
+    let _ = worker.events.send(Event::Notice(notice));
     if stopping() {
         // No waiting: the reason if it goes at once, then a reset.
         say_and_reset(&upload.stream, &batch::line(&Answer::Aborted { reason }));

@@ -28,6 +28,8 @@ pub(super) struct Session<'a> {
     pub(super) made: Vec<String>,
     /// Content goes through here, one buffer for the whole batch.
     pub(super) buffer: Vec<u8>,
+    /// The file whose failure ended the batch, as shown: its line says why.
+    pub(super) ended_with: Option<String>,
 }
 
 /// What a batch's files came to: all of them, and those of its folders.
@@ -54,7 +56,13 @@ impl Session<'_> {
             let answer = match frame {
                 Frame::End { .. } => return Ok(()),
                 Frame::Claim { claim, path } => match self.adopt(&claim, &path) {
-                    Ok(saved_as) => made(path, saved_as),
+                    Ok((saved_as, size)) => {
+                        // One of its folder's files, as the sender counts them; its
+                        // upload was counted on its own when it was saved.
+                        counted.in_folders.saved += 1;
+                        counted.in_folders.bytes += size;
+                        made(path, saved_as)
+                    }
                     Err(reason) => Answer::Failed { path, reason },
                 },
                 Frame::Top { top, join, key } => {
@@ -193,7 +201,10 @@ impl Session<'_> {
         }
         self.worker.report(frame.id, outcome);
         match fatal {
-            Some(reason) => Err(reason),
+            Some(reason) => {
+                self.ended_with = Some(names::escape_for_terminal(frame.path.as_bytes()));
+                Err(reason)
+            }
             None => Ok(answer),
         }
     }

@@ -195,9 +195,9 @@ impl fmt::Display for TooLong {
             TooLong::Slow { got, waited, rate } => write!(
                 f,
                 "client too slow: {} in {} of waiting, under the minimum of {}/s (--min-rate)",
-                indicatif::HumanBytes(*got),
+                crate::term::Bytes(*got),
                 human_duration(*waited),
-                indicatif::HumanBytes(*rate)
+                crate::term::Bytes(*rate)
             ),
         }
     }
