@@ -883,6 +883,7 @@ fn a_resumed_file_shows_the_rate_of_what_comes_now() {
         })
         .unwrap_or_else(|| panic!("no rate in {row:?}"));
     assert!(mib < 4.0, "{mib} MiB/s shown for a 1 MiB/s send: {row}");
+    assert!(row.contains("  resuming at "), "{row}");
 }
 
 /// `ftx` in a tmux window: a terminal that reflows its lines when resized,
@@ -1103,13 +1104,12 @@ fn ctrl_c_on_a_send_prints_the_table_and_the_same_command_resumes() {
     // The same command again, at once: the big file goes on from where it
     // stopped, once the server has read what the first run had sent (it
     // asked while the server still wrote the part, and lost the batch).
-    let again = std::process::Command::new(ftx_bin())
-        .args(&args)
-        .output()
-        .unwrap();
-    let said = String::from_utf8_lossy(&again.stderr);
-    assert!(again.status.success(), "{said}");
-    assert!(said.contains("resumed at"), "{said}");
+    // Its bar says so from its first byte.
+    let mut again = Terminal::run(&args, 24, 120);
+    again.wait_for("resuming at ");
+    again.wait_for("saved, 0 failed");
+    assert_eq!(again.exit_code(), 0, "{}", again.contents());
+    assert!(again.contents().contains("resumed at"), "{}", again.contents());
     assert_eq!(
         std::fs::read(server.dir.path().join("big.bin")).unwrap(),
         big_content
