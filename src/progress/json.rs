@@ -121,6 +121,18 @@ enum Record<'a> {
     Trace { id: u64, text: &'a str },
     /// Something about no single upload.
     Notice { text: &'a str },
+    /// serve: a batch connection ended (PROTOCOL.md B3); its files had events of their own.
+    Batch {
+        id: u64,
+        client: String,
+        saved: u64,
+        failed: u64,
+        bytes: u64,
+        duration_ms: u64,
+        into: &'a [String],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        reason: Option<&'a str>,
+    },
     /// The last line.
     Summary {
         done: u64,
@@ -225,10 +237,19 @@ impl Sink for Json {
             }
             Event::Trace { id, text } => Record::Trace { id: *id, text },
             Event::Notice(text) => Record::Notice { text },
+            Event::BatchEnded(batch) => Record::Batch {
+                id: batch.id,
+                client: batch.peer.to_string(),
+                saved: batch.all.saved,
+                failed: batch.all.failed,
+                bytes: batch.all.bytes,
+                duration_ms: millis(batch.elapsed),
+                into: &batch.into,
+                reason: batch.broke_off.as_deref(),
+            },
             // Every file of a batch has its own events already.
             Event::Sent { .. }
             | Event::Closed { .. }
-            | Event::BatchEnded(_)
             | Event::Summary(_)
             | Event::Interrupted { .. } => return,
         };
@@ -328,6 +349,16 @@ fn schema() -> Vec<(String, Vec<String>)> {
         },
         Record::Trace { id: 0, text: "" },
         Record::Notice { text: "" },
+        Record::Batch {
+            id: 0,
+            client: String::new(),
+            saved: 0,
+            failed: 0,
+            bytes: 0,
+            duration_ms: 0,
+            into: &[],
+            reason: Some(""),
+        },
         Record::Summary {
             done: 0,
             saved: 0,

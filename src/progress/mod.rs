@@ -113,13 +113,21 @@ impl Event {
 /// What one batch connection came to (PROTOCOL.md B3).
 #[derive(Debug, Clone)]
 pub struct BatchEnded {
+    /// The batch connection's id.
+    pub id: u64,
     pub peer: SocketAddr,
+    /// The files of its folders: saved, failed, bytes (files given by name
+    /// have lines of their own in the human forms).
     pub saved: u64,
     pub failed: u64,
     pub bytes: u64,
+    /// All its files, those given by name too.
+    pub all: Tally,
     pub elapsed: Duration,
     /// The top folders it filled, as named in the drop folder (escaped).
     pub into: Vec<String>,
+    /// Why it ended before its `end` frame, if it did (PROTOCOL.md B7).
+    pub broke_off: Option<String>,
 }
 
 /// A file of a batch from this size up gets lines of its own in the human

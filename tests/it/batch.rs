@@ -1280,3 +1280,71 @@ fn a_batch_cut_off_says_that_running_again_resumes() {
         "{said}"
     );
 }
+
+/// `serve --json` reports a batch as a batch when it ends: its client, how
+/// many files it saved and failed, its bytes, the folders it filled, and
+/// why it ended early if it did; its files have events of their own.
+#[test]
+fn json_reports_a_batch_as_a_batch() {
+    let server = crate::util::JsonServe::start();
+    let src = tempfile::tempdir().unwrap();
+    let folder = folder_with(src.path(), "jb", &[("a.txt", b"a\n"), ("b.txt", b"bb\n")]);
+    let loose = write_file(src.path(), "c.txt", b"ccc\n");
+    crate::util::send_to(&server.addr.to_string())
+        .arg(&folder)
+        .arg(&loose)
+        .assert()
+        .success();
+    let mut lines = server.out.lines();
+    let mut events = Vec::new();
+    let mut batches = Vec::new();
+    // A folder goes in a batch of its own (PROTOCOL.md B5a).
+    while batches
+        .iter()
+        .map(|b: &serde_json::Value| b["saved"].as_u64().unwrap())
+        .sum::<u64>()
+        < 3
+    {
+        let line = lines.next().expect("a batch event").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        match event["event"] == "batch" {
+            true => batches.push(event),
+            false => events.push(event),
+        }
+    }
+    let folder = batches
+        .iter()
+        .find(|b| b["into"] == serde_json::json!(["jb"]))
+        .unwrap_or_else(|| panic!("no batch into jb: {batches:#?}"));
+    assert_eq!(folder["saved"], 2, "{folder}");
+    assert_eq!(folder["failed"], 0, "{folder}");
+    assert_eq!(folder["bytes"], 5, "{folder}");
+    for batch in &batches {
+        assert!(
+            batch["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+            "{batch}"
+        );
+        assert!(batch.get("reason").is_none(), "{batch}");
+    }
+    let finished = events.iter().filter(|e| e["event"] == "finished").count();
+    assert_eq!(finished, 3, "{events:#?}");
+
+    // One that breaks off says why.
+    let mut cut = crate::util::open_batch_at(server.addr);
+    cut.write_all(b"not a frame\n").unwrap();
+    let batch = loop {
+        let line = lines.next().expect("a batch event").unwrap();
+        let event: serde_json::Value = serde_json::from_str(&line).unwrap();
+        if event["event"] == "batch" {
+            break event;
+        }
+    };
+    assert_eq!(batch["saved"], 0, "{batch}");
+    assert!(
+        batch["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a frame that cannot be read"),
+        "{batch}"
+    );
+}

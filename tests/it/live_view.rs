@@ -1109,7 +1109,11 @@ fn ctrl_c_on_a_send_prints_the_table_and_the_same_command_resumes() {
     again.wait_for("resuming at ");
     again.wait_for("saved, 0 failed");
     assert_eq!(again.exit_code(), 0, "{}", again.contents());
-    assert!(again.contents().contains("resumed at"), "{}", again.contents());
+    assert!(
+        again.contents().contains("resumed at"),
+        "{}",
+        again.contents()
+    );
     assert_eq!(
         std::fs::read(server.dir.path().join("big.bin")).unwrap(),
         big_content

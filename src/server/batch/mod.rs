@@ -90,12 +90,15 @@ pub(super) fn receive(
         .collect();
     into.sort();
     let _ = session.worker.events.send(Event::BatchEnded(BatchEnded {
+        id: upload.id,
         peer: upload.peer,
         saved: counted.in_folders.saved,
         failed: counted.in_folders.failed,
         bytes: counted.in_folders.bytes,
+        all: counted.all,
         elapsed: began.elapsed(),
         into,
+        broke_off: read.as_ref().err().cloned(),
     }));
     // Its folders are left before the last answers go: once the client
     // has read `end`, a finished folder is no longer written down (B5b).
