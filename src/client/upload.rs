@@ -88,6 +88,7 @@ impl Upload<'_> {
             socket: Some(Arc::clone(&stream)),
             batched: false,
             in_folder: false,
+            resumed: 0,
         });
         let started = Instant::now();
         let mut pace = self.config.rate.map(Pace::new);

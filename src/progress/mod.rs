@@ -65,6 +65,8 @@ pub enum Event {
         batched: bool,
         /// A file inside a folder sent (PROTOCOL.md B5), not a file given by name.
         in_folder: bool,
+        /// Bytes the other end held already: where a resumed file starts (B8).
+        resumed: u64,
     },
     /// Sender: every byte is out; waiting for the server's word (receipt or close).
     Sent { id: u64 },
@@ -321,15 +323,17 @@ impl Live {
                 socket,
                 batched,
                 in_folder,
+                resumed,
             } => {
                 let upload = self.record(*id);
                 upload.batched = *batched;
                 upload.in_folder = *in_folder;
                 upload.name = Some(name.clone());
                 upload.size = *size;
-                // A resumed file starts with what the other end held already.
+                // A resumed file starts with what the other end held already
+                // (not with what the counter has by now: content may be moving).
                 upload.bytes = counter.get();
-                upload.resumed = upload.bytes;
+                upload.resumed = *resumed;
                 upload.counter = Some(counter.clone());
                 upload.socket.clone_from(socket);
                 upload.started = Some(Instant::now());
@@ -590,6 +594,7 @@ mod tests {
                 socket: None,
                 batched: false,
                 in_folder: false,
+                resumed: 0,
             });
             let ended = if id % 2 == 0 {
                 Event::Finished {

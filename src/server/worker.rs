@@ -152,6 +152,7 @@ impl Worker {
             socket: None,
             batched: false,
             in_folder: false,
+            resumed: 0,
         });
 
         let started = Instant::now();

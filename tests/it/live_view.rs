@@ -197,6 +197,8 @@ fn server_draws_a_bar_per_upload_with_name_and_progress() {
 
     let screen = term.wait_for("30%");
     assert!(screen.contains("slow-lecture-é.pdf"), "{screen}");
+    // Bytes that came before the bar was drawn are not a resume.
+    assert!(!screen.contains("resuming"), "{screen}");
     assert!(screen.contains("292.97 KiB/976.56 KiB"), "{screen}");
     let screen = term.wait_for("waiting for a free worker");
     assert!(screen.contains("1 active · 1 waiting"), "{screen}");

@@ -175,6 +175,7 @@ impl Connection<'_> {
             socket: None,
             batched: true,
             in_folder: planned.top.is_some(),
+            resumed: offset,
         });
         let frame = Frame::File {
             path: planned.batch_path.clone(),

@@ -103,6 +103,7 @@ impl Session<'_> {
             socket: None,
             batched: true,
             in_folder: safe.top.is_some(),
+            resumed: frame.offset,
         });
         let started = Instant::now();
         let hash = self.content(&mut partial, frame, &counter, stopping)?;
