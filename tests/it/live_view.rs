@@ -1236,3 +1236,39 @@ fn a_paced_send_shows_its_rate_from_the_start() {
         assert!(mib < 2.6, "{mib} MiB/s shown for a 2 MiB/s send: {row}");
     }
 }
+
+/// The server's footer says what comes in now: its rate falls to 0 within
+/// about a second of the last byte (it looked back 3 s, and said `339 MiB/s`
+/// with nothing moving).
+#[test]
+fn the_footer_rate_falls_to_zero_once_nothing_moves() {
+    let (term, addr, _dir) = serve_in_terminal(&[], 24, 140);
+    let mut client = RawClient::start_upload(addr, 4_000_000, b"burst.bin");
+    let footer = || {
+        term.rows()
+            .into_iter()
+            .find(|r| r.contains(" received ("))
+            .unwrap_or_default()
+    };
+    // Bytes keep coming for a while: the footer has a rate.
+    let mut moving = false;
+    for _ in 0..20 {
+        client.stream.write_all(&vec![3u8; 100_000]).unwrap();
+        thread::sleep(std::time::Duration::from_millis(100));
+        moving |= footer().contains(" received (") && !footer().contains("(0 B/s)");
+    }
+    assert!(moving, "no rate while bytes came: {}", term.contents());
+    let stopped = std::time::Instant::now();
+    wait_until(
+        || footer().contains("(0 B/s)"),
+        "the rate at 0 once nothing comes",
+        || term.contents(),
+    );
+    assert!(
+        stopped.elapsed() < std::time::Duration::from_secs(3),
+        "still {} after {:?}",
+        footer(),
+        stopped.elapsed()
+    );
+    client.finish(&vec![3u8; 2_000_000]);
+}
