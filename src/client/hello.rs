@@ -22,33 +22,64 @@ const GRACE_CAP: Duration = Duration::from_millis(250);
 /// Asks the server at the first of `addresses` whether it is ftx, while
 /// making the first connection (left in `reach` for the first upload or
 /// batch to take). What it said, if it answered in time.
-pub(super) fn ask(config: &SendConfig, addresses: &[SocketAddr], reach: &Reach) -> Option<Said> {
+/// `trace` hears the question and what came of it (`--trace`).
+pub(super) fn ask(
+    config: &SendConfig,
+    addresses: &[SocketAddr],
+    reach: &Reach,
+    trace: impl Fn(String),
+) -> Option<Said> {
     let addr = *addresses.first()?;
     let nonce = nonce().ok()?;
     let asked = send_question(addr, &nonce);
+    if asked.is_some() {
+        trace(format!(
+            "client → {addr} (UDP)  hello, {} bytes: is this an ftx server?",
+            hello::QUESTION_LEN
+        ));
+    }
     let began = Instant::now();
     let first = connect::connect(config, addresses, reach);
     let connected = began.elapsed();
     let up = first.is_ok();
     *reach.early.lock().expect("early lock") = Some(first);
     let socket = asked.filter(|_| up)?;
-    let deadline = Instant::now() + (connected * 2).clamp(GRACE_FLOOR, GRACE_CAP);
+    let grace = (connected * 2).clamp(GRACE_FLOOR, GRACE_CAP);
+    let deadline = Instant::now() + grace;
     let mut datagram = [0u8; hello::QUESTION_LEN];
+    let classic = "the first file goes classically";
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            trace(format!(
+                "{addr} (UDP)  no answer within {} of the connection: {classic}",
+                crate::term::human_duration(grace)
+            ));
             return None;
         }
         match socket.recv(&mut datagram) {
             Ok(n) => {
                 if let Some(said) = hello::read_answer(&datagram[..n], &nonce) {
+                    trace(format!("{addr} → client (UDP)  {}", said.in_words()));
                     return Some(said);
                 }
                 // Not the answer to this question: wait on.
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            // No answer in time, or "port unreachable": not an ftx server, or not one that says so.
-            Err(_) => return None,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                trace(format!(
+                    "{addr} (UDP)  port unreachable: not an ftx server; {classic}"
+                ));
+                return None;
+            }
+            // No answer in time: not an ftx server, or not one that says so.
+            Err(_) => {
+                trace(format!(
+                    "{addr} (UDP)  no answer within {}: {classic}",
+                    crate::term::human_duration(grace)
+                ));
+                return None;
+            }
         }
     }
 }

@@ -442,7 +442,13 @@ pub fn upload_all(
     }
     let sendable = run.files.iter().any(|f| f.problem.is_none());
     let said = (!config.classic && sendable)
-        .then(|| hello::ask(config, addresses, &context.reach))
+        .then(|| {
+            hello::ask(config, addresses, &context.reach, |text| {
+                if config.trace {
+                    let _ = events.send(Event::Trace { id: 0, text });
+                }
+            })
+        })
         .flatten();
     if said.is_some_and(|s| s.batch >= crate::protocol::batch::VERSION) {
         // It said it is ftx before the first byte (PROTOCOL.md section 5):

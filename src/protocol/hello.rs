@@ -47,6 +47,21 @@ pub struct Said {
     pub id: String,
 }
 
+impl Said {
+    /// What it said, in words for `--trace` (its name escaped).
+    pub fn in_words(&self) -> String {
+        format!(
+            "ftx hello {}, batch {}, TCP port {}, name \"{}\", {} of {} workers free",
+            self.ftx,
+            self.batch,
+            self.port,
+            crate::names::escape_for_terminal(self.name.as_bytes()),
+            self.free,
+            self.workers
+        )
+    }
+}
+
 /// A question with `nonce`.
 pub fn question(nonce: &Nonce) -> [u8; QUESTION_LEN] {
     let mut bytes = [0u8; QUESTION_LEN];

@@ -42,8 +42,10 @@ pub(super) fn run_id() -> String {
     random.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Answers hellos on `socket` until the server stops.
-pub(super) fn answer(socket: &UdpSocket, said: Said, shared: &Arc<Shared>) {
+/// Answers hellos on `socket` until the server stops; `trace` hears each
+/// question answered and its answer (`--trace`; those not answered are not
+/// told: a flood of them would be a flood of lines).
+pub(super) fn answer(socket: &UdpSocket, said: Said, shared: &Arc<Shared>, trace: impl Fn(String)) {
     let mut limits = Limits::default();
     let mut local = Local::default();
     let mut question = [0u8; hello::QUESTION_LEN + 1];
@@ -67,7 +69,14 @@ pub(super) fn answer(socket: &UdpSocket, said: Said, shared: &Arc<Shared>) {
             ..said.clone()
         };
         if let Some(bytes) = hello::answer(&nonce, &now, len) {
-            let _ = socket.send_to(&bytes, from);
+            trace(format!("{from} → server (UDP)  hello, {len} bytes"));
+            if socket.send_to(&bytes, from).is_ok() {
+                trace(format!(
+                    "server → {from} (UDP)  {} ({} bytes)",
+                    now.in_words(),
+                    bytes.len()
+                ));
+            }
         }
     }
 }

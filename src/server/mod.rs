@@ -238,11 +238,16 @@ impl Server {
                 id: hello::run_id(),
             };
             let (socket, shared) = (socket.try_clone(), Arc::clone(&self.shared));
+            let traced = self.config.trace.then(|| events.clone());
             thread::Builder::new()
                 .name("hello".into())
                 .spawn(move || {
                     if let Ok(socket) = socket {
-                        hello::answer(&socket, said, &shared);
+                        hello::answer(&socket, said, &shared, |text| {
+                            if let Some(events) = &traced {
+                                let _ = events.send(Event::Trace { id: 0, text });
+                            }
+                        });
                     }
                 })
                 .expect("spawn hello thread")

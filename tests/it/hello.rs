@@ -392,3 +392,42 @@ fn find_in_network_namespaces_finds_the_server_and_nothing_else() {
         "a routed source is not answered"
     );
 }
+
+/// `--trace` shows the hello on both ends, in words: the question, the
+/// answer (what the server said of itself), or why there was none.
+#[test]
+fn trace_shows_the_hello_on_both_ends() {
+    let server = Serve::start(&["--trace", "--name", "lab-3"]);
+    let src = tempfile::tempdir().unwrap();
+    let file = write_file(src.path(), "t.txt", b"traced\n");
+    let out = server.send().arg("--trace").arg(&file).assert().success();
+    let said = stderr_of(&out);
+    let to = server.addr;
+    for line in [
+        format!("trace client → {to} (UDP)  hello, "),
+        format!(
+            "trace {to} → client (UDP)  ftx hello 1, batch 1, TCP port {}, name \"lab-3\"",
+            to.port()
+        ),
+    ] {
+        assert!(said.contains(&line), "{line:?} not in:\n{said}");
+    }
+    let log = server.wait_for_log("(UDP)  ftx hello 1, batch 1");
+    assert!(log.contains(" → server (UDP)  hello, "), "{log}");
+    assert!(log.contains("trace server → 127.0.0.1:"), "{log}");
+
+    // A classroom server: its UDP port is closed, and the trace says so.
+    let classroom = PythonServer::classroom();
+    let out = send_to(&format!("127.0.0.1:{}", classroom.port))
+        .arg("--trace")
+        .arg(&file)
+        .assert()
+        .success();
+    let said = stderr_of(&out);
+    assert!(
+        said.contains(
+            "(UDP)  port unreachable: not an ftx server; the first file goes classically"
+        ),
+        "{said}"
+    );
+}
