@@ -91,7 +91,9 @@ impl Address {
 
 impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.host.parse::<IpAddr>() {
+        // An IPv6 address, with its interface (`fe80::1%3`) or without.
+        let ip = self.host.split('%').next().unwrap_or_default();
+        match ip.parse::<IpAddr>() {
             Ok(IpAddr::V6(_)) => write!(f, "[{}]:{}", self.host, self.port),
             _ => write!(f, "{}:{}", self.host, self.port),
         }

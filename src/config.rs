@@ -155,8 +155,15 @@ impl SendConfig {
                     _ => (named, DEFAULT_PORT),
                 };
                 let addr = crate::client::hello::named(name, port).context("--to")?;
+                let host = match addr {
+                    // A link-local address is reached through its interface.
+                    std::net::SocketAddr::V6(v6) if v6.scope_id() != 0 => {
+                        format!("{}%{}", v6.ip(), v6.scope_id())
+                    }
+                    _ => addr.ip().to_string(),
+                };
                 Address {
-                    host: addr.ip().to_string(),
+                    host,
                     port: addr.port(),
                 }
             }

@@ -118,53 +118,74 @@ pub struct Found {
 }
 
 /// Asks the local networks for ftx servers on `port` (H4): one question to
-/// the broadcast address of each IPv4 interface that has one, and to
-/// loopback; every answer with the nonce that comes within `wait`, once per
-/// server address, sorted by name.
+/// the broadcast address of each IPv4 interface that has one and to IPv4
+/// loopback, one to the all-nodes group (`ff02::1`) of each IPv6 interface
+/// and to IPv6 loopback; every answer with the nonce that comes within
+/// `wait`, once per server address, sorted by name.
 pub fn find(port: u16, wait: Duration) -> std::io::Result<Vec<Found>> {
-    let socket = UdpSocket::bind("0.0.0.0:0")?;
-    socket.set_broadcast(true)?;
     let nonce = nonce()?;
     let question = hello::question(&nonce);
-    let mut targets = vec![std::net::Ipv4Addr::LOCALHOST];
+    let v4 = UdpSocket::bind("0.0.0.0:0")?;
+    v4.set_broadcast(true)?;
+    let mut targets: Vec<SocketAddr> = vec![(std::net::Ipv4Addr::LOCALHOST, port).into()];
+    let mut v6_targets: Vec<SocketAddr> = vec![(std::net::Ipv6Addr::LOCALHOST, port).into()];
+    let all_nodes = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
+    let mut indices = interface_indices();
     for iface in if_addrs::get_if_addrs().unwrap_or_default() {
-        if let if_addrs::IfAddr::V4(v4) = iface.addr {
-            targets.extend(v4.broadcast);
+        if let if_addrs::IfAddr::V4(v4) = &iface.addr {
+            targets.extend(v4.broadcast.map(|b| SocketAddr::from((b, port))));
         }
+        indices.extend(iface.index);
+    }
+    for index in indices {
+        v6_targets.push(std::net::SocketAddrV6::new(all_nodes, port, 0, index).into());
     }
     targets.sort();
     targets.dedup();
-    for target in targets {
+    v6_targets.sort();
+    v6_targets.dedup();
+    for target in &targets {
         // A network that refuses it (no route) is one fewer to ask.
-        let _ = socket.send_to(&question, (target, port));
+        let _ = v4.send_to(&question, target);
+    }
+    // No IPv6 on this machine: the IPv4 answers are all there is.
+    let v6 = UdpSocket::bind("[::]:0").ok();
+    for target in v6
+        .iter()
+        .flat_map(|socket| v6_targets.iter().map(move |t| (socket, t)))
+    {
+        let _ = target.0.send_to(&question, target.1);
     }
     let deadline = Instant::now() + wait;
-    let mut found: Vec<Found> = Vec::new();
-    let mut datagram = [0u8; hello::QUESTION_LEN];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break;
+    let mut answers = std::thread::scope(|scope| {
+        let v6 = v6
+            .as_ref()
+            .map(|socket| scope.spawn(|| answers_to(socket, &nonce, deadline)));
+        let mut answers = answers_to(&v4, &nonce, deadline);
+        if let Some(v6) = v6 {
+            answers.extend(v6.join().unwrap_or_default());
         }
-        socket.set_read_timeout(Some(left))?;
-        match socket.recv_from(&mut datagram) {
-            Ok((n, from)) => {
-                let Some(said) = hello::read_answer(&datagram[..n], &nonce) else {
-                    continue;
-                };
-                let addr = SocketAddr::new(from.ip(), said.port);
-                match found.iter_mut().find(|f| f.said.id == said.id) {
-                    Some(known) if !known.addrs.contains(&addr) => known.addrs.push(addr),
-                    Some(_) => {}
-                    None => found.push(Found {
-                        addrs: vec![addr],
-                        said,
-                    }),
-                }
+        answers
+    });
+    answers.sort_by_key(|(from, _)| *from);
+    let mut found: Vec<Found> = Vec::new();
+    for (from, said) in answers {
+        let addr = SocketAddr::new(from.ip(), said.port);
+        let addr = match (from, addr) {
+            // A link-local address needs its interface to be reached.
+            (SocketAddr::V6(from), SocketAddr::V6(mut addr)) => {
+                addr.set_scope_id(from.scope_id());
+                SocketAddr::V6(addr)
             }
-            Err(e) if crate::protocol::is_timeout(&e) => break,
-            // An error from one network ("port unreachable" from loopback, say): the others may still answer.
-            Err(_) => {}
+            (_, addr) => addr,
+        };
+        match found.iter_mut().find(|f| f.said.id == said.id) {
+            Some(known) if !known.addrs.contains(&addr) => known.addrs.push(addr),
+            Some(_) => {}
+            None => found.push(Found {
+                addrs: vec![addr],
+                said,
+            }),
         }
     }
     for server in &mut found {
@@ -172,6 +193,57 @@ pub fn find(port: u16, wait: Duration) -> std::io::Result<Vec<Found>> {
     }
     found.sort_by(|a, b| (&a.said.name, &a.addrs).cmp(&(&b.said.name, &b.addrs)));
     Ok(found)
+}
+
+/// The index of every network interface, for IPv6 multicast (which goes out
+/// through one interface at a time). if_addrs lists addresses, and no
+/// link-local IPv6 ones: a link with nothing else would be missed.
+#[cfg(unix)]
+fn interface_indices() -> Vec<u32> {
+    let mut indices = Vec::new();
+    // SAFETY: if_nameindex returns null or an array that ends with an entry
+    // of index 0; it is read up to that entry and freed once, after.
+    unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return indices;
+        }
+        let mut entry = list;
+        while (*entry).if_index != 0 {
+            indices.push((*entry).if_index);
+            entry = entry.add(1);
+        }
+        libc::if_freenameindex(list);
+    }
+    indices
+}
+
+/// Elsewhere, the interfaces that have an address are asked.
+#[cfg(not(unix))]
+fn interface_indices() -> Vec<u32> {
+    Vec::new()
+}
+
+/// The answers with `nonce` that come to `socket` before `deadline`, with where each came from.
+fn answers_to(socket: &UdpSocket, nonce: &Nonce, deadline: Instant) -> Vec<(SocketAddr, Said)> {
+    let mut answers = Vec::new();
+    let mut datagram = [0u8; hello::QUESTION_LEN];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+            return answers;
+        }
+        match socket.recv_from(&mut datagram) {
+            Ok((n, from)) => {
+                if let Some(said) = hello::read_answer(&datagram[..n], nonce) {
+                    answers.push((from, said));
+                }
+            }
+            Err(e) if crate::protocol::is_timeout(&e) => return answers,
+            // An error from one network ("port unreachable" from loopback, say): the others may still answer.
+            Err(_) => {}
+        }
+    }
 }
 
 /// The one server on the local networks that calls itself `name` (`--to

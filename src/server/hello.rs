@@ -104,7 +104,11 @@ impl Local {
                 .collect();
         }
         let source = canonical(source);
+        // A link-local source is on one of this machine's links: routers
+        // never forward such a datagram (and if_addrs lists no fe80::/10 networks).
+        let link_local = matches!(source, IpAddr::V6(v6) if v6.is_unicast_link_local());
         source.is_loopback()
+            || link_local
             || self
                 .networks
                 .iter()

@@ -431,3 +431,104 @@ fn trace_shows_the_hello_on_both_ends() {
         "{said}"
     );
 }
+
+/// Two namespaces joined by a veth pair with IPv6 only (link-local
+/// addresses, as a link has without any set up): `ftx find` in one finds the
+/// server listening on `[::]` in the other through the all-nodes group, by
+/// its link-local address, and `--to @NAME` sends to it.
+#[test]
+#[ignore = "needs root for network namespaces; .ci/run runs it with --ignored"]
+fn find_over_ipv6_link_local_finds_the_server() {
+    let _made = Namespaces(vec!["ftxfind6-a", "ftxfind6-b"]);
+    ip("netns add ftxfind6-a");
+    ip("netns add ftxfind6-b");
+    for ns in ["ftxfind6-a", "ftxfind6-b"] {
+        // Addresses usable at once (no duplicate address detection to wait for).
+        let ok = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "sysctl",
+                "-q",
+                "-w",
+                "net.ipv6.conf.default.accept_dad=0",
+            ])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "sysctl in {ns}");
+    }
+    ip("link add ftx6a type veth peer name ftx6b");
+    ip("link set ftx6a netns ftxfind6-a");
+    ip("link set ftx6b netns ftxfind6-b");
+    for (ns, dev) in [("ftxfind6-a", "ftx6a"), ("ftxfind6-b", "ftx6b")] {
+        ip(&format!("-n {ns} link set {dev} up"));
+        ip(&format!("-n {ns} link set lo up"));
+    }
+    let drop = tempfile::tempdir().unwrap();
+    let mut server = std::process::Command::new("ip")
+        .args(["netns", "exec", "ftxfind6-a", ftx_bin(), "serve", "--plain"])
+        .args(["--name", "six", "-l", "[::]:12779", "-d"])
+        .arg(drop.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let _server = crate::util::Running(server);
+    // The link-local address may take a moment to be there.
+    let mut found: Vec<Value> = Vec::new();
+    for _ in 0..10 {
+        let out = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                "ftxfind6-b",
+                ftx_bin(),
+                "find",
+                "--json",
+                "--port",
+                "12779",
+            ])
+            .output()
+            .unwrap();
+        found = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if !found.is_empty() {
+            break;
+        }
+    }
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["name"], "six");
+    let addresses = found[0]["addresses"].as_array().unwrap();
+    assert!(
+        addresses
+            .iter()
+            .any(|a| a.as_str().unwrap().starts_with("[fe80::")),
+        "{addresses:?}"
+    );
+    let src = tempfile::tempdir().unwrap();
+    let file = write_file(src.path(), "over-six.txt", b"by link-local\n");
+    let sent = std::process::Command::new("ip")
+        .args(["netns", "exec", "ftxfind6-b", ftx_bin(), "send", "--plain"])
+        .args(["--to", "@six:12779"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        sent.status.success(),
+        "{}",
+        String::from_utf8_lossy(&sent.stderr)
+    );
+    assert_eq!(
+        std::fs::read(drop.path().join("over-six.txt")).unwrap(),
+        b"by link-local\n"
+    );
+}
