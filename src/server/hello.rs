@@ -106,7 +106,7 @@ impl Local {
         let source = canonical(source);
         // A link-local source is on one of this machine's links: routers
         // never forward such a datagram (and if_addrs lists no fe80::/10 networks).
-        let link_local = matches!(source, IpAddr::V6(v6) if v6.is_unicast_link_local());
+        let link_local = matches!(source, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80);
         source.is_loopback()
             || link_local
             || self
