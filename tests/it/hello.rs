@@ -301,6 +301,38 @@ fn ip(args: &str) {
     assert!(ok, "ip {args}");
 }
 
+/// `ftx serve --plain --name NAME -l LISTEN -d DROP` in namespace `ns`,
+/// once it has printed its first line.
+fn serve_in_namespace(ns: &str, name: &str, listen: &str, drop: &Path) -> crate::util::Running {
+    let mut server = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, ftx_bin(), "serve", "--plain"])
+        .args(["--name", name, "-l", listen, "-d"])
+        .arg(drop)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(server.stderr.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    crate::util::Running(server)
+}
+
+/// What `ftx find --json --port PORT` in namespace `ns` found.
+fn find_in_namespace(ns: &str, port: u16) -> Vec<Value> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", ns, ftx_bin(), "find", "--json", "--port"])
+        .arg(port.to_string())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// Two namespaces on a veth pair: a server in one, `ftx find` in the other
 /// finds it (by broadcast) and nothing else; a question from an address
 /// outside the server's network (routed to it) gets no answer.
@@ -322,46 +354,8 @@ fn find_in_network_namespaces_finds_the_server_and_nothing_else() {
     }
     ip("-n ftxfind-a route add 10.77.0.0/24 dev ftxfa");
     let drop = tempfile::tempdir().unwrap();
-    let mut server = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "ftxfind-a",
-            ftx_bin(),
-            "serve",
-            "--plain",
-            "--name",
-            "lab",
-        ])
-        .args(["-l", "0.0.0.0:12777", "-d"])
-        .arg(drop.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stderr.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    let _server = crate::util::Running(server);
-    let out = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            "ftxfind-b",
-            ftx_bin(),
-            "find",
-            "--json",
-            "--port",
-            "12777",
-        ])
-        .output()
-        .unwrap();
-    let found: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let _server = serve_in_namespace("ftxfind-a", "lab", "0.0.0.0:12777", drop.path());
+    let found = find_in_namespace("ftxfind-b", 12777);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0]["name"], "lab");
     assert_eq!(
@@ -467,40 +461,11 @@ fn find_over_ipv6_link_local_finds_the_server() {
         ip(&format!("-n {ns} link set lo up"));
     }
     let drop = tempfile::tempdir().unwrap();
-    let mut server = std::process::Command::new("ip")
-        .args(["netns", "exec", "ftxfind6-a", ftx_bin(), "serve", "--plain"])
-        .args(["--name", "six", "-l", "[::]:12779", "-d"])
-        .arg(drop.path())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(server.stderr.take().unwrap()),
-        &mut first,
-    )
-    .unwrap();
-    let _server = crate::util::Running(server);
+    let _server = serve_in_namespace("ftxfind6-a", "six", "[::]:12779", drop.path());
     // The link-local address may take a moment to be there.
-    let mut found: Vec<Value> = Vec::new();
+    let mut found = Vec::new();
     for _ in 0..10 {
-        let out = std::process::Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                "ftxfind6-b",
-                ftx_bin(),
-                "find",
-                "--json",
-                "--port",
-                "12779",
-            ])
-            .output()
-            .unwrap();
-        found = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
+        found = find_in_namespace("ftxfind6-b", 12779);
         if !found.is_empty() {
             break;
         }
