@@ -136,6 +136,9 @@ pub struct Probe {
     /// connection: a case that cannot connect says which case it was gone after.
     running: Mutex<&'static str>,
     answered_in: Mutex<Option<&'static str>>,
+    /// The last case in which the server said `go ahead`: a dying server may
+    /// still take a connection into its backlog, and reset it.
+    replied_in: Mutex<Option<&'static str>>,
     /// Starts the server afresh for each case (`ftx check server -- COMMAND`).
     launcher: Option<Launcher>,
 }
@@ -193,6 +196,7 @@ impl Probe {
             timeout,
             running: Mutex::new(""),
             answered_in: Mutex::new(None),
+            replied_in: Mutex::new(None),
             launcher,
         })
     }
@@ -214,6 +218,7 @@ impl Probe {
         self.shown = started.addr.to_string();
         self.dir = Some(started.folder().to_path_buf());
         *self.answered_in.lock().expect("case lock") = None;
+        *self.replied_in.lock().expect("case lock") = None;
         let verdict = self.play(case);
         let ended = match verdict {
             // A server that closed as it died may not be gone yet.
@@ -337,6 +342,12 @@ impl Probe {
         Ok(stream)
     }
 
+    /// The server said `go ahead` in the case running.
+    fn replied(&self) {
+        let running = *self.running.lock().expect("case lock");
+        *self.replied_in.lock().expect("case lock") = Some(running);
+    }
+
     /// S1: the reply is these 8 bytes, in one go, and nothing follows them.
     fn exact_reply(&self) -> Result<(), CaseFailure> {
         let stream = self.connect()?;
@@ -352,6 +363,9 @@ impl Probe {
             // Anything more sent with it reaches a client's recv(1024) too.
             let more = wire::read_for(&stream, 1, Duration::from_millis(300));
             heard.bytes.extend_from_slice(&more.bytes);
+        }
+        if heard.bytes.starts_with(GO_AHEAD) {
+            self.replied();
         }
         if heard.bytes != GO_AHEAD {
             let hint = if heard.bytes.starts_with(GO_AHEAD) {
@@ -477,6 +491,7 @@ impl Probe {
     fn expect_go_ahead(&self, stream: &TcpStream) -> Result<(), CaseFailure> {
         let heard = wire::read_for(stream, GO_AHEAD.len(), self.timeout);
         if heard.bytes.starts_with(GO_AHEAD) {
+            self.replied();
             return Ok(());
         }
         let hint = if heard.bytes.is_empty() && !heard.closed && !heard.reset {
@@ -484,9 +499,17 @@ impl Probe {
              at a time fails S11 too)"
                 .to_string()
         } else if heard.bytes.is_empty() && !self.alive() {
-            "the server ended the connection without a reply and no longer takes connections: \
-             it crashed or exited (its terminal shows the error); start it again"
-                .to_string()
+            let running = *self.running.lock().expect("case lock");
+            match *self.replied_in.lock().expect("case lock") {
+                // It took this connection as it died: it stopped after the case it last answered.
+                Some(case) if case != running => format!(
+                    "the server took connections up to {case} and no longer does: it stopped during \
+                     or after {case}; start it again to check the cases after it"
+                ),
+                _ => "the server ended the connection without a reply and no longer takes \
+                      connections: it crashed or exited (its terminal shows the error); start it again"
+                    .to_string(),
+            }
         } else {
             "read the header with one recv(), then send b\"go ahead\"".to_string()
         };
