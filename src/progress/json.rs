@@ -141,6 +141,9 @@ enum Record<'a> {
         failed: u64,
         bytes: u64,
         duration_ms: u64,
+        /// send: Ctrl-C ended the run (its files not ended count as failed).
+        #[serde(skip_serializing_if = "std::ops::Not::not")]
+        interrupted: bool,
     },
 }
 
@@ -286,6 +289,7 @@ impl Sink for Json {
                 failed: t.failed,
                 bytes: t.bytes,
                 duration_ms: millis(summary.elapsed),
+                interrupted: summary.interrupted,
             },
             live,
         );
@@ -366,6 +370,7 @@ fn schema() -> Vec<(String, Vec<String>)> {
             failed: 0,
             bytes: 0,
             duration_ms: 0,
+            interrupted: true,
         },
     ];
     examples

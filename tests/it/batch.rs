@@ -1348,3 +1348,41 @@ fn json_reports_a_batch_as_a_batch() {
         "{batch}"
     );
 }
+
+/// `ftx send --json` interrupted: its last line is the summary, saying so,
+/// and the exit code is 130.
+#[test]
+fn an_interrupted_json_send_says_so_in_its_summary() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    let big = write_file(src.path(), "big.bin", &pattern(8 << 20, 8));
+    let mut sender = crate::util::Running(
+        std::process::Command::new(ftx_bin())
+            .args(["send", "--json", "--rate", "2MiB", "--to"])
+            .arg(server.addr.to_string())
+            .arg(&big)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    crate::util::wait_until(
+        || crate::util::part_bytes(server.drop_dir()) > 1 << 20,
+        "a part on the server",
+        || server.log(),
+    );
+    sender.signal("INT");
+    assert_eq!(sender.wait_exit(), Some(130));
+    let mut out = String::new();
+    sender
+        .0
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "summary", "{out}");
+    assert_eq!(last["interrupted"], true, "{last}");
+    assert_eq!(last["failed"], 1, "{last}");
+}
