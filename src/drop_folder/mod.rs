@@ -42,7 +42,7 @@ mod tree;
 pub(crate) use dir::make_fifo;
 use dir::Dir;
 pub use partial::{PartialFile, PARTIAL_PREFIX};
-pub use parts::STAGING_LIFE;
+pub use parts::{BUSY_PART_WAIT, STAGING_LIFE};
 pub use record::Saved;
 pub use tokens::TOKEN_LIFE;
 pub use tree::{AdoptError, Tree};

@@ -25,9 +25,11 @@ pub const STAGING_LIFE: Duration = Duration::from_secs(24 * 3600);
 /// one per batch.
 const EXPIRY_EVERY: Duration = Duration::from_secs(60);
 
-/// How long a question about a part another batch is writing waits for that
-/// batch to end: a sender interrupted and run again at once asks while the
-/// server still reads what its first run had sent (PROTOCOL.md B8).
+/// How long the questions of one batch about parts another batch is writing
+/// wait for that batch to end, in all: a sender interrupted and run again at
+/// once asks while the server still reads what its first run had sent
+/// (PROTOCOL.md B8). In all, so that a batch asking again and again about a
+/// part it keeps busy itself holds its worker no longer than this.
 pub const BUSY_PART_WAIT: Duration = Duration::from_secs(5);
 
 /// The parts being written, and the lock that keeps their folder in place.
@@ -146,8 +148,8 @@ impl DropFolder {
     }
 
     /// Bytes held of the file with this key and size, from an earlier batch
-    /// (waiting up to [`BUSY_PART_WAIT`] for a batch still writing it).
-    pub fn held(&self, key: &str, size: u64) -> u64 {
+    /// (waiting until `until` for a batch still writing it; see [`BUSY_PART_WAIT`]).
+    pub fn held(&self, key: &str, size: u64, until: Instant) -> u64 {
         let Some(name) = Self::part_name(key, size) else {
             return 0;
         };
@@ -157,7 +159,11 @@ impl DropFolder {
         let (busy, _) = self
             .parts
             .freed
-            .wait_timeout_while(busy, BUSY_PART_WAIT, |busy| busy.contains(&name))
+            .wait_timeout_while(
+                busy,
+                until.saturating_duration_since(Instant::now()),
+                |busy| busy.contains(&name),
+            )
             .expect("parts lock");
         if busy.contains(&name) {
             return 0;
@@ -357,7 +363,7 @@ mod tests {
             matches!(refused, Err(BeginError::NoSpace { .. })),
             "{refused:?}"
         );
-        assert_eq!(folder.held(&key, 1 << 62), 0);
+        assert_eq!(folder.held(&key, 1 << 62, Instant::now()), 0);
         let staging = dir.path().join(STAGING);
         assert!(
             !staging.exists() || entries(&staging).is_empty(),
@@ -381,7 +387,11 @@ mod tests {
         let key = "ab".repeat(32);
         let part = dir.path().join(STAGING).join(format!("{key}-100000"));
         fs::hard_link(&victim, &part).unwrap();
-        assert_eq!(folder.held(&key, 100_000), 0, "a link holds nothing");
+        assert_eq!(
+            folder.held(&key, 100_000, Instant::now()),
+            0,
+            "a link holds nothing"
+        );
         let refused = folder.begin_resumable("big.bin", &key, 100_000).map(drop);
         assert!(
             refused

@@ -475,3 +475,67 @@ fn a_batch_that_breaks_off_leaves_no_empty_folder() {
     );
     assert_eq!(entries(server.drop_dir()), ["also", "kept"]);
 }
+
+/// A batch that keeps a part busy in one connection and asks about it again
+/// and again in another holds that second worker at most BUSY_PART_WAIT (5 s)
+/// in all: a question waits for a busy part, but one batch's waits share one
+/// budget (each of 30 asks waited 5 s: 150 s).
+#[test]
+fn questions_about_a_busy_part_wait_five_seconds_per_batch_in_all() {
+    let server = Serve::start(&[]);
+    let key = "ab".repeat(32);
+    let size = 1_000_000;
+    let mut writer = open_batch(&server);
+    writer
+        .write_all(
+            format!(
+                "{{\"path\":\"busy.bin\",\"size\":{size},\"trailer\":true,\"key\":\"{key}\"}}\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    writer.write_all(&[1u8; 100_000]).unwrap();
+    // The part stays busy: content keeps coming, above the minimum rate.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = std::sync::Arc::clone(&done);
+    let keep_busy = std::thread::spawn(move || {
+        for _ in 0..40 {
+            if stop.load(std::sync::atomic::Ordering::Relaxed)
+                || writer.write_all(&[1u8; 4096]).is_err()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    wait_until(
+        || crate::util::part_bytes(server.drop_dir()) > 0,
+        "the part being written",
+        || server.log(),
+    );
+    let mut asker = open_batch(&server);
+    asker
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let wanted = vec![format!("{{\"key\":\"{key}\",\"size\":{size}}}"); 10].join(",");
+    let began = Instant::now();
+    let mut answers = std::io::BufReader::new(asker.try_clone().unwrap());
+    for _ in 0..3 {
+        asker
+            .write_all(format!("{{\"ask\":[{wanted}]}}\n").as_bytes())
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufRead::read_line(&mut answers, &mut line).unwrap();
+        assert!(
+            line.starts_with("{\"status\":\"have\",\"have\":[0,"),
+            "{line}"
+        );
+    }
+    let took = began.elapsed();
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = keep_busy.join();
+    assert!(
+        took < Duration::from_secs(12),
+        "three questions took {took:?}"
+    );
+}

@@ -177,6 +177,7 @@ mod tests {
             made: Vec::new(),
             buffer: Vec::new(),
             ended_with: None,
+            busy_parts_until: None,
         };
 
         // The same content: answered as saved then, its bytes skipped.

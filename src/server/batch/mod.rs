@@ -68,6 +68,7 @@ pub(super) fn receive(
         made: Vec::new(),
         buffer: vec![0; CONTENT_BUFFER],
         ended_with: None,
+        busy_parts_until: None,
     };
     let began = Instant::now();
     let mut counted = Counted::default();

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use super::file::{FileError, FileFrame, FileSaved};
 use super::wire::Wire;
@@ -30,6 +31,8 @@ pub(super) struct Session<'a> {
     pub(super) buffer: Vec<u8>,
     /// The file whose failure ended the batch, as shown: its line says why.
     pub(super) ended_with: Option<String>,
+    /// Until when its questions wait for parts other batches write (set at its first question).
+    pub(super) busy_parts_until: Option<Instant>,
 }
 
 /// What a batch's files came to: all of them, and those of its folders.
@@ -121,18 +124,22 @@ impl Session<'_> {
 
     /// B8: the bytes held of each file asked about. Saved whole by an earlier
     /// batch into a folder this one continues (B5b): all of it is held.
-    fn have(&self, ask: &[Wanted]) -> Answer {
+    fn have(&mut self, ask: &[Wanted]) -> Answer {
         let keys: Vec<&str> = self
             .trees
             .values()
             .filter_map(|t| t.key.as_deref())
             .collect();
+        // One wait for busy parts for the whole batch (BUSY_PART_WAIT).
+        let until = *self
+            .busy_parts_until
+            .get_or_insert_with(|| Instant::now() + crate::drop_folder::BUSY_PART_WAIT);
         let unfinished = &self.worker.unfinished;
         let have = ask
             .iter()
             .map(|w| match unfinished.holds(&keys, &w.key, w.size) {
                 true => w.size,
-                false => self.worker.folder.held(&w.key, w.size),
+                false => self.worker.folder.held(&w.key, w.size, until),
             })
             .collect();
         Answer::Have { have }
