@@ -60,6 +60,15 @@ impl Tally {
         }
     }
 
+    /// The tally of a run's reports.
+    pub fn of(reports: &[FileReport]) -> Tally {
+        let mut tally = Tally::default();
+        for report in reports {
+            tally.count(&report.result);
+        }
+        tally
+    }
+
     /// Adds another tally (from another worker).
     pub fn add(&mut self, other: Tally) {
         self.saved += other.saved;

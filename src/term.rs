@@ -16,6 +16,14 @@ pub fn say_all(lines: &str) {
     let _ = std::io::stderr().lock().write_all(lines.as_bytes());
 }
 
+/// Writes `line` to stderr broken into rows for a terminal `width` columns
+/// wide (see [`wrap`]), a [`say_line`] each.
+pub fn say_wrapped(line: &str, width: usize) {
+    for row in wrap(line, width) {
+        say_line(row);
+    }
+}
+
 /// `eprintln!` that never panics: formats, then [`say_line`].
 #[macro_export]
 macro_rules! say {

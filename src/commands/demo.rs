@@ -52,16 +52,15 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
     let rate = pace_for(config);
     let heading: Option<Heading> = config.output.is_human().then(|| {
         let intro = introduction(config, total, rate, &addr.to_string(), &received);
-        let width = usize::from(console::Term::stderr().size().1);
-        for line in intro.iter().flat_map(|line| crate::term::wrap(line, width)) {
-            crate::say!("{line}");
-        }
         let heading: Heading = Box::new(move |width| {
             intro
                 .iter()
                 .flat_map(|line| crate::term::wrap(line, width))
                 .collect()
         });
+        for line in heading(usize::from(console::Term::stderr().size().1)) {
+            crate::say!("{line}");
+        }
         heading
     });
 
@@ -133,8 +132,8 @@ pub fn demo(config: &DemoConfig) -> anyhow::Result<Exit> {
             lines.push("  (cargo install --path . puts ftx on your PATH)".into());
         }
         let width = usize::from(console::Term::stderr().size().1);
-        for row in lines.iter().flat_map(|line| crate::term::wrap(line, width)) {
-            crate::say!("{row}");
+        for line in &lines {
+            crate::term::say_wrapped(line, width);
         }
     }
     Ok(if all_good {

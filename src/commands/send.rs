@@ -26,10 +26,7 @@ pub fn send(config: &SendConfig) -> anyhow::Result<Exit> {
     let started = Instant::now();
     interrupt_on_ctrl_c(&reporter, &so_far, started, config.to.to_string())?;
     let reports = client::upload_all(config, &addresses, &run, &reporter.events(), &so_far);
-    let mut tally = Tally::default();
-    for report in &reports {
-        tally.count(&report.result);
-    }
+    let tally = Tally::of(&reports);
     reporter.finish(Summary {
         elapsed: started.elapsed(),
         tally,
@@ -76,13 +73,10 @@ fn interrupt_on_ctrl_c(
         );
         std::thread::spawn(move || {
             let (files, resumable) = so_far.now();
-            let mut tally = Tally::default();
-            for report in &files {
-                tally.count(&report.result);
-            }
             let summary = Summary {
                 elapsed: started.elapsed(),
-                tally,
+                // Counted by the render thread, once it has told the files in flight.
+                tally: Tally::default(),
                 files,
                 to: Some(to),
                 interrupted: true,

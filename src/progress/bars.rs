@@ -12,7 +12,7 @@ use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use super::human;
 use super::screen::{Screen, CLEAR_SCREEN};
 use super::{Event, Heading, Live, Plan, Side, Sink, Summary, Tracked};
-use crate::term::{say_line, Bytes};
+use crate::term::{say_line, say_wrapped, Bytes};
 
 /// A line printed above the bars, laid out for a width: it is laid out again
 /// when the screen is painted afresh after a resize.
@@ -82,8 +82,8 @@ pub(super) struct Bars {
     rows: HashMap<u64, ProgressBar>,
     /// What fits the terminal now.
     layout: Layout,
-    /// Recent (time, bytes so far) samples, for a rate that tells the truth now rather than on average.
-    samples: VecDeque<(Instant, u64)>,
+    /// Bytes so far over the last second, for a rate that tells the truth now rather than on average.
+    recent: Recent,
     /// Lines to print above the bars, gathered while more events wait: each
     /// print redraws every bar, and a batch of small files ends thousands of
     /// uploads a second.
@@ -157,7 +157,7 @@ impl Bars {
             more: None,
             rows: HashMap::new(),
             layout: Layout::for_width(usize::from(Term::stderr().size().1)),
-            samples: VecDeque::new(),
+            recent: Recent::default(),
             lines: Vec::new(),
             batches: Vec::new(),
             heading,
@@ -369,7 +369,8 @@ impl Bars {
         let Some(footer) = &self.footer else { return };
         let shown = live.shown;
         let bytes = live.bytes_shown();
-        let rate = recent_rate(&mut self.samples, bytes);
+        self.recent.note(Instant::now(), bytes);
+        let rate = self.recent.per_second(bytes).unwrap_or(0);
         match live.plan {
             Some(plan) => {
                 footer.set_position(bytes);
@@ -540,9 +541,7 @@ impl Sink for Bars {
                             human::verb(&done.kept),
                             human::finished_line(&one.name, done, true)
                         );
-                        for row in crate::term::wrap(&line, width) {
-                            say_line(row);
-                        }
+                        say_wrapped(&line, width);
                     }
                     for (name, why) in human::cut_short(summary) {
                         say_line(format!("{} {name}  {why}", style("✗").red().bold()));
@@ -558,9 +557,7 @@ impl Sink for Bars {
         }
         let width = usize::from(Term::stderr().size().1);
         for line in human::summary_lines(self.side, summary) {
-            for row in crate::term::wrap(&line, width) {
-                say_line(row);
-            }
+            say_wrapped(&line, width);
         }
     }
 }
@@ -698,8 +695,7 @@ fn sizes(style: ProgressStyle) -> ProgressStyle {
 #[derive(Debug, Clone)]
 struct RecentRate {
     shown: Shown,
-    /// (when, position), oldest first; one sample older than the window is kept.
-    samples: VecDeque<(Instant, u64)>,
+    recent: Recent,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -712,23 +708,33 @@ impl RecentRate {
     fn showing(shown: Shown) -> RecentRate {
         RecentRate {
             shown,
-            samples: VecDeque::new(),
+            recent: Recent::default(),
+        }
+    }
+}
+
+/// Positions over the last [`RATE_WINDOW`] (a bar's, the footer's bytes).
+#[derive(Debug, Clone, Default)]
+struct Recent {
+    /// (when, position), oldest first; one sample older than the window is kept.
+    samples: VecDeque<(Instant, u64)>,
+}
+
+impl Recent {
+    fn note(&mut self, now: Instant, pos: u64) {
+        self.samples.push_back((now, pos));
+        while self.samples.len() > 2 && now.duration_since(self.samples[1].0) >= RATE_WINDOW {
+            self.samples.pop_front();
         }
     }
 
-    /// Bytes a second now; `None` before there is a window's worth to tell by.
+    /// Bytes a second from the oldest sample kept to `pos` now; `None` until
+    /// 200 ms have passed since it (too short to tell by).
     fn per_second(&self, pos: u64) -> Option<u64> {
-        let now = Instant::now();
-        let since = now.checked_sub(RATE_WINDOW).unwrap_or(now);
-        let base = self
-            .samples
-            .iter()
-            .rev()
-            .find(|(at, _)| *at <= since)
-            .or(self.samples.front())?;
-        let elapsed = now.duration_since(base.0);
+        let (then, before) = *self.samples.front()?;
+        let elapsed = then.elapsed();
         (elapsed >= Duration::from_millis(200))
-            .then(|| crate::term::bytes_per_second(pos.saturating_sub(base.1), elapsed))
+            .then(|| crate::term::bytes_per_second(pos.saturating_sub(before), elapsed))
     }
 }
 
@@ -738,19 +744,15 @@ impl indicatif::style::ProgressTracker for RecentRate {
     }
 
     fn tick(&mut self, state: &indicatif::ProgressState, now: Instant) {
-        self.samples.push_back((now, state.pos()));
-        let since = now.checked_sub(RATE_WINDOW).unwrap_or(now);
-        while self.samples.len() > 2 && self.samples[1].0 <= since {
-            self.samples.pop_front();
-        }
+        self.recent.note(now, state.pos());
     }
 
     fn reset(&mut self, _: &indicatif::ProgressState, _: Instant) {
-        self.samples.clear();
+        self.recent = Recent::default();
     }
 
     fn write(&self, state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write) {
-        let rate = self.per_second(state.pos());
+        let rate = self.recent.per_second(state.pos());
         let _ = match (self.shown, rate) {
             (Shown::Rate, rate) => write!(out, "{}/s", Bytes(rate.unwrap_or(0))),
             (Shown::Eta, _) if state.len().is_some_and(|len| state.pos() >= len) => {
@@ -826,22 +828,6 @@ fn short_duration(d: Duration) -> String {
         format!("{}m{:02}s", secs / 60, secs % 60)
     } else {
         format!("{}h{:02}m", secs / 3600, secs / 60 % 60)
-    }
-}
-
-/// Bytes per second over the last few seconds, given the running total.
-fn recent_rate(samples: &mut VecDeque<(Instant, u64)>, total: u64) -> u64 {
-    let now = Instant::now();
-    samples.push_back((now, total));
-    while samples.len() > 2 && now.duration_since(samples[1].0) >= RATE_WINDOW {
-        samples.pop_front();
-    }
-    let (then, before) = samples[0];
-    let elapsed = now.duration_since(then);
-    if elapsed < Duration::from_millis(200) {
-        0
-    } else {
-        crate::term::bytes_per_second(total.saturating_sub(before), elapsed)
     }
 }
 

@@ -272,7 +272,9 @@ pub(super) fn cut_short(summary: &Summary) -> Vec<(&str, &str)> {
         .files
         .iter()
         .filter_map(|f| Some((f.name.as_str(), f.result.as_ref().err()?.as_str())))
-        .filter(|(_, why)| why.contains("interrupted"))
+        .filter(|(_, why)| {
+            why.starts_with(super::IN_FLIGHT) || *why == crate::client::NOT_SENT_INTERRUPTED
+        })
         .collect()
 }
 

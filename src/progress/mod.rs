@@ -374,17 +374,13 @@ impl Live {
             let (sent, size) = (Bytes(sent), Bytes(upload.size));
             let reason = match resumable.contains(&index) {
                 true => format!(
-                    "interrupted: the server holds up to {sent} of {size}; the same command resumes it"
+                    "{IN_FLIGHT}the server holds up to {sent} of {size}; the same command resumes it"
                 ),
-                false => format!("interrupted: {sent} of {size} sent, not confirmed"),
+                false => format!("{IN_FLIGHT}{sent} of {size} sent, not confirmed"),
             };
             report.result = Err(reason);
         }
-        let mut tally = Tally::default();
-        for report in &summary.files {
-            tally.count(&report.result);
-        }
-        summary.tally = tally;
+        summary.tally = Tally::of(&summary.files);
     }
 
     /// The record of upload `id`, made if its first events were missed.
@@ -463,6 +459,9 @@ pub(crate) trait Sink: Send {
 /// reads each upload's byte counter), so a busy server sends a few events per
 /// file, far fewer than this between two of the render thread's reads.
 pub const EVENTS_WAITING: usize = 1024;
+
+/// How the reason of a file in flight when the run was interrupted starts.
+const IN_FLIGHT: &str = "interrupted: ";
 
 /// Lines shown above the live view, laid out for a terminal of the given width.
 pub type Heading = Box<dyn Fn(usize) -> Vec<String> + Send>;
