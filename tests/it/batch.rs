@@ -1049,14 +1049,7 @@ fn ctrl_c_on_the_sender_says_how_to_resume_and_the_next_run_does() {
     );
     sender.signal("INT");
     assert_eq!(sender.wait_exit(), Some(130));
-    let mut said = String::new();
-    sender
-        .0
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut said)
-        .unwrap();
+    let said = sender.stderr_text();
     assert!(
         said.contains("ftx: interrupted (Ctrl-C): 0 saved, 1 failed")
             && said.contains("big.bin  interrupted: the server holds up to ")
@@ -1272,8 +1265,7 @@ fn a_batch_cut_off_says_that_running_again_resumes() {
     server.signal("KILL");
     server.wait_exit();
     assert_eq!(sender.wait_exit(), Some(1));
-    let mut said = String::new();
-    std::io::Read::read_to_string(&mut sender.0.stderr.take().unwrap(), &mut said).unwrap();
+    let said = sender.stderr_text();
     assert!(
         said.contains("big.bin")
             && said.contains("run the same command again to resume it where it stopped"),
@@ -1373,14 +1365,7 @@ fn an_interrupted_json_send_says_so_in_its_summary() {
     );
     sender.signal("INT");
     assert_eq!(sender.wait_exit(), Some(130));
-    let mut out = String::new();
-    sender
-        .0
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
+    let out = sender.stdout_text();
     let last: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(last["event"], "summary", "{out}");
     assert_eq!(last["interrupted"], true, "{last}");

@@ -301,6 +301,17 @@ fn ip(args: &str) {
     assert!(ok, "ip {args}");
 }
 
+/// A veth pair between two namespaces (each end its device), both ends and
+/// both namespaces' loopback up.
+fn veth_up((ns_a, dev_a): (&str, &str), (ns_b, dev_b): (&str, &str)) {
+    ip(&format!("link add {dev_a} type veth peer name {dev_b}"));
+    for (ns, dev) in [(ns_a, dev_a), (ns_b, dev_b)] {
+        ip(&format!("link set {dev} netns {ns}"));
+        ip(&format!("-n {ns} link set {dev} up"));
+        ip(&format!("-n {ns} link set lo up"));
+    }
+}
+
 /// `ftx serve --plain --name NAME -l LISTEN -d DROP` in namespace `ns`,
 /// once it has printed its first line.
 fn serve_in_namespace(ns: &str, name: &str, listen: &str, drop: &Path) -> crate::util::Running {
@@ -342,16 +353,10 @@ fn find_in_network_namespaces_finds_the_server_and_nothing_else() {
     let _made = Namespaces(vec!["ftxfind-a", "ftxfind-b"]);
     ip("netns add ftxfind-a");
     ip("netns add ftxfind-b");
-    ip("link add ftxfa type veth peer name ftxfb");
-    ip("link set ftxfa netns ftxfind-a");
-    ip("link set ftxfb netns ftxfind-b");
+    veth_up(("ftxfind-a", "ftxfa"), ("ftxfind-b", "ftxfb"));
     ip("-n ftxfind-a addr add 10.99.0.1/24 broadcast 10.99.0.255 dev ftxfa");
     ip("-n ftxfind-b addr add 10.99.0.2/24 broadcast 10.99.0.255 dev ftxfb");
     ip("-n ftxfind-b addr add 10.77.0.2/32 dev ftxfb");
-    for (ns, dev) in [("ftxfind-a", "ftxfa"), ("ftxfind-b", "ftxfb")] {
-        ip(&format!("-n {ns} link set {dev} up"));
-        ip(&format!("-n {ns} link set lo up"));
-    }
     ip("-n ftxfind-a route add 10.77.0.0/24 dev ftxfa");
     let drop = tempfile::tempdir().unwrap();
     let _server = serve_in_namespace("ftxfind-a", "lab", "0.0.0.0:12777", drop.path());
@@ -453,13 +458,7 @@ fn find_over_ipv6_link_local_finds_the_server() {
             .success();
         assert!(ok, "sysctl in {ns}");
     }
-    ip("link add ftx6a type veth peer name ftx6b");
-    ip("link set ftx6a netns ftxfind6-a");
-    ip("link set ftx6b netns ftxfind6-b");
-    for (ns, dev) in [("ftxfind6-a", "ftx6a"), ("ftxfind6-b", "ftx6b")] {
-        ip(&format!("-n {ns} link set {dev} up"));
-        ip(&format!("-n {ns} link set lo up"));
-    }
+    veth_up(("ftxfind6-a", "ftx6a"), ("ftxfind6-b", "ftx6b"));
     let drop = tempfile::tempdir().unwrap();
     let _server = serve_in_namespace("ftxfind6-a", "six", "[::]:12779", drop.path());
     // The link-local address may take a moment to be there.
