@@ -45,41 +45,54 @@ pub(super) fn ask(
     *reach.early.lock().expect("early lock") = Some(first);
     let socket = asked.filter(|_| up)?;
     let grace = (connected * 2).clamp(GRACE_FLOOR, GRACE_CAP);
-    let deadline = Instant::now() + grace;
-    let mut datagram = [0u8; hello::QUESTION_LEN];
     let classic = "the first file goes classically";
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
+    match next_answer(&socket, &nonce, Instant::now() + grace) {
+        Ok(Some((_, said))) => {
+            trace(format!("{addr} → client (UDP)  {}", said.in_words()));
+            Some(said)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            trace(format!(
+                "{addr} (UDP)  port unreachable: not an ftx server; {classic}"
+            ));
+            None
+        }
+        // No answer in time: not an ftx server, or not one that says so.
+        Ok(None) | Err(_) => {
             trace(format!(
                 "{addr} (UDP)  no answer within {} of the connection: {classic}",
                 crate::term::human_duration(grace)
             ));
-            return None;
+            None
         }
-        match socket.recv(&mut datagram) {
-            Ok(n) => {
-                if let Some(said) = hello::read_answer(&datagram[..n], &nonce) {
-                    trace(format!("{addr} → client (UDP)  {}", said.in_words()));
-                    return Some(said);
+    }
+}
+
+/// The next answer with `nonce` that comes to `socket` before `deadline`,
+/// and where it came from; `Ok(None)` once the deadline has passed; an error
+/// as the socket tells it (a "port unreachable" for an earlier question).
+fn next_answer(
+    socket: &UdpSocket,
+    nonce: &Nonce,
+    deadline: Instant,
+) -> std::io::Result<Option<(SocketAddr, Said)>> {
+    let mut datagram = [0u8; hello::QUESTION_LEN];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(None);
+        }
+        socket.set_read_timeout(Some(left))?;
+        match socket.recv_from(&mut datagram) {
+            Ok((n, from)) => {
+                if let Some(said) = hello::read_answer(&datagram[..n], nonce) {
+                    return Ok(Some((from, said)));
                 }
-                // Not the answer to this question: wait on.
+                // Not an answer to this question: wait on.
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-                trace(format!(
-                    "{addr} (UDP)  port unreachable: not an ftx server; {classic}"
-                ));
-                return None;
-            }
-            // No answer in time: not an ftx server, or not one that says so.
-            Err(_) => {
-                trace(format!(
-                    "{addr} (UDP)  no answer within {}: {classic}",
-                    crate::term::human_duration(grace)
-                ));
-                return None;
-            }
+            Err(e) if crate::protocol::is_timeout(&e) => return Ok(None),
+            Err(e) => return Err(e),
         }
     }
 }
@@ -150,11 +163,10 @@ pub fn find(port: u16, wait: Duration) -> std::io::Result<Vec<Found>> {
     }
     // No IPv6 on this machine: the IPv4 answers are all there is.
     let v6 = UdpSocket::bind("[::]:0").ok();
-    for target in v6
-        .iter()
-        .flat_map(|socket| v6_targets.iter().map(move |t| (socket, t)))
-    {
-        let _ = target.0.send_to(&question, target.1);
+    if let Some(socket) = &v6 {
+        for target in &v6_targets {
+            let _ = socket.send_to(&question, target);
+        }
     }
     let deadline = Instant::now() + wait;
     let mut answers = std::thread::scope(|scope| {
@@ -227,19 +239,10 @@ fn interface_indices() -> Vec<u32> {
 /// The answers with `nonce` that come to `socket` before `deadline`, with where each came from.
 fn answers_to(socket: &UdpSocket, nonce: &Nonce, deadline: Instant) -> Vec<(SocketAddr, Said)> {
     let mut answers = Vec::new();
-    let mut datagram = [0u8; hello::QUESTION_LEN];
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || socket.set_read_timeout(Some(left)).is_err() {
-            return answers;
-        }
-        match socket.recv_from(&mut datagram) {
-            Ok((n, from)) => {
-                if let Some(said) = hello::read_answer(&datagram[..n], nonce) {
-                    answers.push((from, said));
-                }
-            }
-            Err(e) if crate::protocol::is_timeout(&e) => return answers,
+        match next_answer(socket, nonce, deadline) {
+            Ok(Some(answer)) => answers.push(answer),
+            Ok(None) => return answers,
             // An error from one network ("port unreachable" from loopback, say): the others may still answer.
             Err(_) => {}
         }
