@@ -641,11 +641,16 @@ fn a_batch_of_small_files_is_one_line_on_the_server() {
         .filter(|l| l.contains("into e/"))
         .collect();
     assert_eq!(lines.len(), 1, "{screen}");
-    assert!(
-        lines[0].starts_with("✓ 127.0.0.1  600 files  ")
-            && lines[0].ends_with("(2 connections at once)"),
-        "{screen}"
-    );
+    // The batches take the folder's units from one queue: a loaded machine
+    // may have one take both before the other starts. Several batches are
+    // one line by the client's address; one is its own line.
+    let line = lines[0];
+    let merged =
+        line.starts_with("✓ 127.0.0.1  600 files  ") && line.ends_with("(2 connections at once)");
+    let alone = line.starts_with("✓ 127.0.0.1:")
+        && line.contains("  600 files  ")
+        && !line.contains("connections at once");
+    assert!(merged || alone, "{screen}");
 }
 
 /// A folder given is one row of the sender's table, its files counted; a
