@@ -103,7 +103,7 @@ with the Python client and server written in networking classes.";
 /// and draws one live progress bar per client. `ftx send` uploads files
 /// concurrently. Either end works with the classroom Python programs.
 #[derive(Debug, Parser)]
-#[command(name = "ftx", version, about, long_about, after_help = AFTER_HELP)]
+#[command(name = "ftx", version, long_version = crate::sys::LONG_VERSION, about, long_about, after_help = AFTER_HELP)]
 #[command(propagate_version = true, arg_required_else_help = true)]
 pub struct Cli {
     #[command(subcommand)]

@@ -1,7 +1,6 @@
-//! BLAKE3 of a file, or of a span of it, read with pread: what both ends hash to verify a file (PROTOCOL.md B3, B8), the file's offset left where it was.
+//! BLAKE3 of a file, or of a span of it, read at offsets (the OS layer's read_at): what both ends hash to verify a file (PROTOCOL.md B3, B8), the file's offset left where it was.
 
 use std::io;
-use std::os::unix::fs::FileExt;
 
 use crate::protocol::batch::hex;
 
@@ -35,7 +34,7 @@ pub fn hash_span(
         let want = usize::try_from(end - at)
             .unwrap_or(usize::MAX)
             .min(buffer.len());
-        let n = file.read_at(&mut buffer[..want], at)?;
+        let n = crate::sys::fs::read_at(file, &mut buffer[..want], at)?;
         if n == 0 {
             return Err(io::ErrorKind::UnexpectedEof.into());
         }

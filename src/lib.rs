@@ -29,7 +29,7 @@ mod pace;
 mod progress;
 mod protocol;
 mod server;
-mod socket;
+mod sys;
 
 pub mod cli;
 pub mod exit_codes;

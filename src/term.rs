@@ -36,50 +36,21 @@ macro_rules! say {
 /// lock, which a thread stuck writing to a full pipe may hold: a process asked
 /// to quit at once must not wait for its log.
 pub fn say_without_waiting(line: &str) {
-    use std::os::fd::AsFd;
-    let stderr = std::io::stderr();
-    let fd = stderr.as_fd();
-    if let Ok(flags) = rustix::fs::fcntl_getfl(fd) {
-        let _ = rustix::fs::fcntl_setfl(fd, flags | rustix::fs::OFlags::NONBLOCK);
-        let _ = rustix::io::write(fd, format!("{line}\n").as_bytes());
-        let _ = rustix::fs::fcntl_setfl(fd, flags);
-    }
+    crate::sys::term::say_without_waiting(line);
 }
-
-/// The terminal's settings before the live view changed them, to put back.
-static SAVED_TERMIOS: std::sync::Mutex<Option<rustix::termios::Termios>> =
-    std::sync::Mutex::new(None);
 
 /// Stops the terminal from echoing what is typed while bars are drawn (an
 /// Enter moves the cursor, `^C` lands at the end of the last bar's row):
 /// either leaves torn copies of bars on the screen. Undone by
 /// [`restore_terminal`].
 pub fn quiet_echo() {
-    use rustix::termios::{tcgetattr, tcsetattr, LocalModes, OptionalActions};
-    let stdin = std::io::stdin();
-    let Ok(mut settings) = tcgetattr(&stdin) else {
-        return; // not a terminal
-    };
-    let echoes = LocalModes::ECHO | LocalModes::ECHOCTL;
-    let mut saved = SAVED_TERMIOS.lock().expect("termios lock");
-    if saved.is_none() && settings.local_modes.intersects(echoes) {
-        *saved = Some(settings.clone());
-        settings.local_modes.remove(echoes);
-        let _ = tcsetattr(&stdin, OptionalActions::Now, &settings);
-    }
+    crate::sys::term::quiet_echo();
 }
 
 /// Puts back what [`quiet_echo`] changed, if anything. What was typed
 /// meanwhile, unseen, is thrown away rather than left for the shell to run.
 pub fn restore_terminal() {
-    if let Some(settings) = SAVED_TERMIOS.lock().expect("termios lock").take() {
-        let _ = rustix::termios::tcflush(std::io::stdin(), rustix::termios::QueueSelector::IFlush);
-        let _ = rustix::termios::tcsetattr(
-            std::io::stdin(),
-            rustix::termios::OptionalActions::Now,
-            &settings,
-        );
-    }
+    crate::sys::term::restore();
 }
 
 /// When to colour the output, as `--color` says.

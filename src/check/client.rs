@@ -119,7 +119,7 @@ impl Lab {
         listener.set_nonblocking(true)?;
         // So that a header in two writes reaches the first read as two
         // parts every time (C3), as it does across a real network.
-        crate::socket::delay_acks(&listener);
+        crate::sys::net::delay_acks(&listener);
         let here = std::env::current_dir()?;
         Ok(Lab {
             listener,

@@ -83,7 +83,7 @@ impl Launcher {
                     hint,
                 ));
             }
-            if crate::socket::listening_on(addr).unwrap_or(true) {
+            if crate::sys::net::listening_on(addr).unwrap_or(true) {
                 return Ok(started);
             }
             if Instant::now() >= deadline {
@@ -136,13 +136,7 @@ impl Started {
 
 impl Drop for Started {
     fn drop(&mut self) {
-        #[cfg(unix)]
-        if let Some(pid) = i32::try_from(self.child.id())
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
+        crate::sys::process::kill_group(self.child.id());
         let _ = self.child.kill();
         let _ = self.child.wait();
         let id = self.child.id();

@@ -201,20 +201,10 @@ fn clean_up() {
         let _ = std::fs::remove_file(file);
     }
     for pid in left.children.drain(..) {
-        if let Some(pid) = i32::try_from(pid)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
-        }
+        crate::sys::process::kill(pid);
     }
     for group in left.groups.drain(..) {
-        if let Some(pid) = i32::try_from(group)
-            .ok()
-            .and_then(rustix::process::Pid::from_raw)
-        {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
+        crate::sys::process::kill_group(group);
     }
 }
 
@@ -236,9 +226,8 @@ fn start_program(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr);
-    #[cfg(unix)]
     if group {
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        crate::sys::process::own_group(&mut command);
     }
     let child = command.spawn().map_err(|e| {
         CaseFailure::new(

@@ -949,11 +949,12 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(unix)]
     fn only_regular_files_count_as_saved() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("notes.txt.temp"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("notes (1).txt")).unwrap();
-        crate::drop_folder::make_fifo(&dir.path().join("notes.txt"));
+        crate::sys::testing::make_fifo(&dir.path().join("notes.txt"));
         assert_eq!(
             find_saved(dir.path(), "notes"),
             [dir.path().join("notes.txt.temp")]

@@ -111,7 +111,7 @@ pub fn all_taken(stream: &TcpStream, wait: Duration) -> bool {
         if let Ok(Some(_)) = stream.take_error() {
             return false;
         }
-        match crate::socket::unacknowledged(stream) {
+        match crate::sys::net::unacknowledged(stream) {
             Some(0) | None => return true,
             Some(_) if Instant::now() >= deadline => return false,
             Some(_) => std::thread::sleep(Duration::from_millis(5)),

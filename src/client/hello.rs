@@ -100,7 +100,7 @@ fn next_answer(
 /// 16 random bytes for one question.
 fn nonce() -> std::io::Result<Nonce> {
     let mut nonce: Nonce = [0; hello::NONCE_LEN];
-    rustix::rand::getrandom(&mut nonce, rustix::rand::GetRandomFlags::empty())?;
+    crate::sys::random(&mut nonce)?;
     Ok(nonce)
 }
 
@@ -143,7 +143,7 @@ pub fn find(port: u16, wait: Duration) -> std::io::Result<Vec<Found>> {
     let mut targets: Vec<SocketAddr> = vec![(std::net::Ipv4Addr::LOCALHOST, port).into()];
     let mut v6_targets: Vec<SocketAddr> = vec![(std::net::Ipv6Addr::LOCALHOST, port).into()];
     let all_nodes = std::net::Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-    let mut indices = interface_indices();
+    let mut indices = crate::sys::net::interface_indices();
     for iface in if_addrs::get_if_addrs().unwrap_or_default() {
         if let if_addrs::IfAddr::V4(v4) = &iface.addr {
             targets.extend(v4.broadcast.map(|b| SocketAddr::from((b, port))));
@@ -205,35 +205,6 @@ pub fn find(port: u16, wait: Duration) -> std::io::Result<Vec<Found>> {
     }
     found.sort_by(|a, b| (&a.said.name, &a.addrs).cmp(&(&b.said.name, &b.addrs)));
     Ok(found)
-}
-
-/// The index of every network interface, for IPv6 multicast (which goes out
-/// through one interface at a time). if_addrs lists addresses, and no
-/// link-local IPv6 ones: a link with nothing else would be missed.
-#[cfg(unix)]
-fn interface_indices() -> Vec<u32> {
-    let mut indices = Vec::new();
-    // SAFETY: if_nameindex returns null or an array that ends with an entry
-    // of index 0; it is read up to that entry and freed once, after.
-    unsafe {
-        let list = libc::if_nameindex();
-        if list.is_null() {
-            return indices;
-        }
-        let mut entry = list;
-        while (*entry).if_index != 0 {
-            indices.push((*entry).if_index);
-            entry = entry.add(1);
-        }
-        libc::if_freenameindex(list);
-    }
-    indices
-}
-
-/// Elsewhere, the interfaces that have an address are asked.
-#[cfg(not(unix))]
-fn interface_indices() -> Vec<u32> {
-    Vec::new()
 }
 
 /// The answers with `nonce` that come to `socket` before `deadline`, with where each came from.

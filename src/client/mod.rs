@@ -9,7 +9,6 @@ mod verdict;
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Mutex;
@@ -148,8 +147,9 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
         let inner = format!("{inside}{name}");
         match entry.file_type() {
             Ok(kind) if kind.is_symlink() => {
-                run.links
-                    .push(names::escape_for_terminal(path.as_os_str().as_bytes()));
+                run.links.push(names::escape_for_terminal(
+                    path.as_os_str().as_encoded_bytes(),
+                ));
             }
             Ok(kind) if kind.is_dir() => {
                 let before = (sources.len(), run.empty_dirs.len());
@@ -181,7 +181,7 @@ fn regular_size(meta: std::io::Result<std::fs::Metadata>) -> Option<u64> {
 fn name(sources: &[Source]) -> Vec<Planned> {
     let own: Vec<Option<Vec<u8>>> = sources
         .iter()
-        .map(|s| s.path.file_name().map(|n| n.as_bytes().to_vec()))
+        .map(|s| s.path.file_name().map(|n| n.as_encoded_bytes().to_vec()))
         .collect();
     // A numbered name must not take one that a later file has as its own.
     let all_own: HashSet<&Vec<u8>> = own.iter().flatten().collect();
@@ -495,7 +495,7 @@ pub fn upload_all(
 
 /// The path as given, safe to print.
 pub(super) fn shown_path(path: &Path) -> String {
-    names::escape_for_terminal(path.as_os_str().as_bytes())
+    names::escape_for_terminal(path.as_os_str().as_encoded_bytes())
 }
 
 #[cfg(test)]

@@ -11,7 +11,6 @@
 
 use std::fs;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -44,11 +43,7 @@ fn kept(path: &std::path::Path) -> io::Result<[u8; SECRET_LEN]> {
     if let Some(dir) = path.parent() {
         fs::create_dir_all(dir)?;
     }
-    let made = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path);
+    let made = crate::sys::fs::create_private(path);
     match made {
         Ok(mut file) => {
             let secret = random();
@@ -64,7 +59,7 @@ fn kept(path: &std::path::Path) -> io::Result<[u8; SECRET_LEN]> {
 /// The secret at `path`; refused if others may read it (it would name this user's files for them).
 fn read(path: &std::path::Path) -> io::Result<[u8; SECRET_LEN]> {
     let mut file = fs::File::open(path)?;
-    if file.metadata()?.permissions().mode() & 0o077 != 0 {
+    if crate::sys::fs::readable_by_others(&file.metadata()?) {
         return Err(io::Error::other("readable by others"));
     }
     let mut secret = [0u8; SECRET_LEN];
@@ -76,7 +71,7 @@ fn random() -> [u8; SECRET_LEN] {
     let mut secret = [0u8; SECRET_LEN];
     // A machine without randomness has bigger troubles; the keys are then
     // still made, and still this user's (the path and inode are in them).
-    let _ = rustix::rand::getrandom(&mut secret, rustix::rand::GetRandomFlags::empty());
+    let _ = crate::sys::random(&mut secret);
     secret
 }
 
@@ -87,15 +82,16 @@ mod tests {
     /// Made once, 0600, and the same when read again; a secret others can
     /// read is not used.
     #[test]
+    #[cfg(unix)]
     fn the_secret_is_kept_and_private() {
+        use crate::sys::testing::{mode, set_mode};
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ftx/secret");
         let first = kept(&path).unwrap();
         assert_eq!(kept(&path).unwrap(), first);
-        let mode = fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600);
+        assert_eq!(mode(&path) & 0o777, 0o600);
         assert_ne!(first, [0u8; SECRET_LEN]);
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        set_mode(&path, 0o644);
         assert!(kept(&path).is_err());
     }
 }

@@ -225,15 +225,10 @@ pub(super) fn open(path: &std::path::Path) -> Result<(File, std::fs::Metadata), 
 /// waits for a writer, a device may wait too, and neither is a file to send.
 /// (Reads from a regular file never wait on this flag.)
 pub(super) fn open_only(path: &std::path::Path) -> Result<File, String> {
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
-            _ => format!("cannot open: {e}"),
-        })
+    crate::sys::fs::open_without_waiting(path).map_err(|e| match e.kind() {
+        ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
+        _ => format!("cannot open: {e}"),
+    })
 }
 
 /// Socket errors as a user understands them.
@@ -248,8 +243,8 @@ pub(super) fn in_words(e: &io::Error, timeout: Duration) -> String {
 }
 
 /// Sends exactly `size` bytes of `file`, counting them as they go: with
-/// sendfile(2) on Linux (the kernel copies from the page cache straight into
-/// the socket), else, or where sendfile refuses, through a buffer. The socket's
+/// sendfile(2) where the OS layer has it (the kernel copies from the page
+/// cache straight into the socket), else, or where it refuses, through a buffer. The socket's
 /// write timeout bounds every wait.
 pub(super) fn send_content(
     file: &File,
@@ -272,28 +267,17 @@ pub(super) fn send_content(
         sent,
         error: ErrorKind::UnexpectedEof.into(),
     };
-    #[cfg(target_os = "linux")]
-    if sendfile {
-        use rustix::io::Errno;
+    if sendfile && crate::sys::copy::IN_KERNEL {
         while sent < size {
             let want = pace::next_chunk(pace.as_deref(), SLICE, size - sent);
-            let mut offset = sent;
-            match rustix::fs::sendfile(stream, file, Some(&mut offset), want) {
+            match crate::sys::copy::sendfile(stream, file, sent, want) {
                 Ok(0) => return Err(shrank(sent)),
                 Ok(n) => moved(n as u64, &mut sent, pace.as_deref_mut()),
-                Err(Errno::INTR) => {}
-                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if sent == start => break,
-                Err(e) => {
-                    return Err(SendError {
-                        sent,
-                        error: e.into(),
-                    })
-                }
+                Err(e) if e.kind() == ErrorKind::Unsupported && sent == start => break,
+                Err(error) => return Err(SendError { sent, error }),
             }
         }
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = sendfile;
     if sent == size {
         return Ok(());
     }

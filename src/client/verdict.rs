@@ -18,7 +18,7 @@ use crate::names;
 use crate::outcome::Kept;
 use crate::protocol::is_timeout;
 use crate::protocol::receipt::{self, Receipt};
-use crate::socket::unacknowledged;
+use crate::sys::net::unacknowledged;
 use crate::term::human_duration;
 
 /// Most bytes read after the content before giving up on a server that keeps talking.
@@ -196,6 +196,9 @@ mod tests {
         (client, server, sent)
     }
 
+    /// Where the OS layer cannot tell unacknowledged bytes (the portable
+    /// layer off macOS), a clean close is all there is to go on: "delivered",
+    /// the weaker word, as README's Platforms section says.
     #[test]
     fn a_clean_close_with_bytes_not_taken_is_not_delivered() {
         let (client, server, sent) = stuffed();
@@ -203,7 +206,12 @@ mod tests {
         // the end of the stream at once, but its last bytes were never acknowledged.
         server.shutdown(Shutdown::Write).unwrap();
         let seen = Learned::default();
-        let err = after_content(&client, sent, Duration::from_millis(300), &seen).unwrap_err();
+        let kept = after_content(&client, sent, Duration::from_millis(300), &seen);
+        if unacknowledged(&client).is_none() {
+            assert_eq!(kept, Ok(Kept::Delivered { said: None }));
+            return;
+        }
+        let err = kept.unwrap_err();
         assert!(
             err.contains("did not acknowledge the last bytes within 0.30s"),
             "{err}"

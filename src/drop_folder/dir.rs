@@ -1,17 +1,15 @@
-//! One opened folder of the drop folder, and the ways into it that never follow a link nor wait: folders below, regular files, a free numbered name found in a try or two.
+//! The drop folder's folders (the OS layer's `Dir`), and the ways into them that never follow a link nor wait: folders below, regular files, a free numbered name found in a try or two.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io;
-use std::os::fd::OwnedFd;
-use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{FileType, Mode, OFlags};
-use rustix::io::Errno;
-
 use crate::names;
+pub(super) use crate::sys::fs::Dir;
+use crate::sys::fs::DirKey;
+use crate::sys::Kind;
 
 /// How many numbered names (`notes (1).txt`, ...) are tried before giving up.
 pub const MAX_NUMBERED: u32 = 9999;
@@ -19,71 +17,30 @@ pub const MAX_NUMBERED: u32 = 9999;
 /// What opening something in the drop folder that is not a regular file says.
 pub(super) const NOT_A_FILE: &str = "not a regular file";
 
-/// One opened folder, and which one it is.
-#[derive(Debug)]
-pub(super) struct Dir {
-    pub(super) fd: OwnedFd,
-    pub(super) dev: u64,
-    pub(super) ino: u64,
-}
-
-impl Dir {
-    pub(super) fn open(path: &Path) -> io::Result<Dir> {
-        let fd = rustix::fs::open(
-            path,
-            OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
-        Dir::of(fd)
-    }
-
-    fn of(fd: OwnedFd) -> io::Result<Dir> {
-        let stat = rustix::fs::fstat(&fd)?;
-        Ok(Dir {
-            fd,
-            dev: stat.st_dev,
-            ino: stat.st_ino,
-        })
-    }
-
-    /// False once the folder has been removed (it may still be open here).
-    pub(super) fn exists(&self) -> bool {
-        rustix::fs::fstat(&self.fd).is_ok_and(|stat| stat.st_nlink > 0)
-    }
-}
-
-/// Opens `name` in `dir` as a folder, refusing a link (`O_NOFOLLOW`).
+/// Opens `name` in `dir` as a folder, refusing a link.
 pub(super) fn open_below(dir: &Dir, name: &str) -> io::Result<Arc<Dir>> {
-    let fd = rustix::fs::openat(
-        &dir.fd,
-        name,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    Dir::of(fd).map(Arc::new)
+    dir.open_below(name).map(Arc::new)
 }
 
 /// Opens the regular file `name` in `dir` to read it, with its size: no link
 /// followed, and without waiting, so that a named pipe put there is refused,
 /// not waited on.
 pub(super) fn open_regular(dir: &Dir, name: &str) -> io::Result<(File, u64)> {
-    regular(open_to_read(dir, name)?)
+    regular(dir.open_to_read(name)?)
 }
 
-/// Opens `name` in `dir` to read it, whatever it is, never following a link
-/// nor waiting: for [`regular`], or a stricter check, to judge.
-pub(super) fn open_to_read(dir: &Dir, name: &str) -> io::Result<OwnedFd> {
-    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-    Ok(rustix::fs::openat(&dir.fd, name, flags, Mode::empty())?)
-}
-
-/// `fd` as a file, with its size, if it is a regular file; [`NOT_A_FILE`] otherwise.
-pub(super) fn regular(fd: OwnedFd) -> io::Result<(File, u64)> {
-    let stat = rustix::fs::fstat(&fd)?;
-    if !FileType::from_raw_mode(stat.st_mode).is_file() {
+/// `file` with its size, if it is a regular file; [`NOT_A_FILE`] otherwise.
+pub(super) fn regular(file: File) -> io::Result<(File, u64)> {
+    let stat = crate::sys::fs::stat_of(&file)?;
+    if stat.kind != Kind::File {
         return Err(io::Error::other(NOT_A_FILE));
     }
-    Ok((File::from(fd), u64::try_from(stat.st_size).unwrap_or(0)))
+    Ok((file, stat.size))
+}
+
+/// Whether `e` says a name is taken.
+pub(super) fn taken(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::AlreadyExists
 }
 
 /// Why no name of the numbered series could be had.
@@ -92,7 +49,7 @@ pub(super) enum Unplaced {
     /// The name and its [`MAX_NUMBERED`] numbered names are all taken.
     AllTaken,
     /// Placing under a free name failed otherwise.
-    Failed(Errno),
+    Failed(io::Error),
 }
 
 /// Where the search for a free numbered name goes on, per folder and name:
@@ -103,7 +60,7 @@ pub(super) enum Unplaced {
 /// [`NUMBERING_KEPT`] names, forgotten all at once past that.
 #[derive(Debug, Default)]
 pub(super) struct Numbering {
-    next: Mutex<HashMap<(u64, u64, String), Next>>,
+    next: Mutex<HashMap<(DirKey, String), Next>>,
 }
 
 /// Names whose numbering is remembered.
@@ -124,13 +81,13 @@ enum Next {
 
 impl Numbering {
     /// Gives something `name` in `dir`, or a numbered name (`name (1)`,
-    /// `name (2)`...) that is free, with `place`, which fails with `EEXIST`
-    /// for a name taken (a dangling link included). Returns the name it got.
+    /// `name (2)`...) that is free, with `place`, which fails with
+    /// `AlreadyExists` for a name taken (a dangling link included). Returns the name it got.
     pub(super) fn first_free(
         &self,
         dir: &Dir,
         name: &str,
-        place: impl FnMut(&str) -> Result<(), Errno>,
+        place: impl FnMut(&str) -> io::Result<()>,
     ) -> Result<String, Unplaced> {
         self.search(dir, name, place, true)
     }
@@ -139,13 +96,9 @@ impl Numbering {
     /// upload checks before its content is taken, so that it is refused
     /// then rather than after every byte arrived.
     pub(super) fn any_free(&self, dir: &Dir, name: &str) -> Result<(), Unplaced> {
-        let free = |candidate: &str| match rustix::fs::statat(
-            &dir.fd,
-            candidate,
-            rustix::fs::AtFlags::SYMLINK_NOFOLLOW,
-        ) {
-            Ok(_) => Err(Errno::EXIST),
-            Err(Errno::NOENT) => Ok(()),
+        let free = |candidate: &str| match dir.stat_at(candidate) {
+            Ok(_) => Err(io::ErrorKind::AlreadyExists.into()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
         };
         self.search(dir, name, free, false).map(drop)
@@ -155,15 +108,15 @@ impl Numbering {
         &self,
         dir: &Dir,
         name: &str,
-        mut place: impl FnMut(&str) -> Result<(), Errno>,
+        mut place: impl FnMut(&str) -> io::Result<()>,
         taking: bool,
     ) -> Result<String, Unplaced> {
         match place(name) {
             Ok(()) => return Ok(name.to_string()),
-            Err(Errno::EXIST) => {}
+            Err(e) if taken(&e) => {}
             Err(e) => return Err(Unplaced::Failed(e)),
         }
-        let key = (dir.dev, dir.ino, name.to_string());
+        let key = (dir.key(), name.to_string());
         let start = match self.next.lock().expect("numbering lock").get(&key) {
             Some(Next::AllTaken(at)) if at.elapsed() < ALL_TAKEN_FOR => {
                 return Err(Unplaced::AllTaken)
@@ -180,7 +133,7 @@ impl Numbering {
                     self.note(key, Next::From(next));
                     return Ok(candidate);
                 }
-                Err(Errno::EXIST) => {}
+                Err(e) if taken(&e) => {}
                 Err(e) => return Err(Unplaced::Failed(e)),
             }
         }
@@ -188,7 +141,7 @@ impl Numbering {
         Err(Unplaced::AllTaken)
     }
 
-    fn note(&self, key: (u64, u64, String), next: Next) {
+    fn note(&self, key: (DirKey, String), next: Next) {
         let mut kept = self.next.lock().expect("numbering lock");
         if kept.len() >= NUMBERING_KEPT && !kept.contains_key(&key) {
             kept.clear();
@@ -205,19 +158,6 @@ pub(super) fn all_taken(name: &str) -> io::Error {
     )
 }
 
-/// Makes a named pipe at `path`, for tests of what meets one.
-#[cfg(test)]
-pub(crate) fn make_fifo(path: &Path) {
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        path,
-        FileType::Fifo,
-        Mode::from_raw_mode(0o600),
-        0,
-    )
-    .unwrap();
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -230,11 +170,11 @@ mod tests {
     }
 
     impl Taken {
-        fn place(&mut self, candidate: &str) -> Result<(), Errno> {
+        fn place(&mut self, candidate: &str) -> io::Result<()> {
             self.tries += 1;
             match self.names.insert(candidate.to_string()) {
                 true => Ok(()),
-                false => Err(Errno::EXIST),
+                false => Err(io::ErrorKind::AlreadyExists.into()),
             }
         }
     }

@@ -1,13 +1,15 @@
 //! The drop folder: files are received without a name (or under a hidden one) and appear under their final name only when complete; batch mode's trees, tokens, parts and folder records live beside it.
 //!
-//! On Linux a file being received is an unnamed `O_TMPFILE` in the drop
-//! folder: nothing partial is ever visible, and the kernel frees it whatever
-//! happens to the server (a crash or `kill -9` included). It gets its name by
-//! `linkat` once every byte is in. Where the file system has no `O_TMPFILE`,
-//! a hidden `.ftx-partial-PID-N` file is used instead and removed on every
-//! failure path. Every operation goes through the folder's open descriptor,
-//! with names that are single safe components, so nothing a client sends, and
-//! no link planted in the folder, can redirect a write elsewhere.
+//! With the Linux OS layer a file being received is an unnamed `O_TMPFILE`
+//! in the drop folder: nothing partial is ever visible, and the kernel frees
+//! it whatever happens to the server (a crash or `kill -9` included). It gets
+//! its name by `linkat` once every byte is in. Where the file system (or the
+//! portable layer) has none, a hidden `.ftx-partial-PID-N` file is used
+//! instead and removed on every failure path. Every operation goes through
+//! the OS layer's [`Dir`] (the folder's open descriptor on Linux), with names
+//! that are single safe components, so nothing a client sends, and no link
+//! planted in the folder, can redirect a write elsewhere (`crate::sys` says
+//! what the portable layer's path-based way leaves to a local user's race).
 //!
 //! One module per thing kept on disk:
 //!
@@ -27,8 +29,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use rustix::io::Errno;
 
 mod dir;
 mod partial;
@@ -38,8 +38,6 @@ mod space;
 mod tokens;
 mod tree;
 
-#[cfg(test)]
-pub(crate) use dir::make_fifo;
 use dir::Dir;
 pub use partial::{PartialFile, PARTIAL_PREFIX};
 pub use parts::{BUSY_PART_WAIT, STAGING_LIFE};
@@ -126,17 +124,14 @@ impl DropFolder {
             std::fs::canonicalize(path).with_context(|| format!("opening drop folder {shown}"))?;
         let dir = Dir::open(&path).with_context(|| format!("opening drop folder {shown}"))?;
         let check = format!("{PARTIAL_PREFIX}check-{}", std::process::id());
-        let flags =
-            OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        match rustix::fs::openat(&dir.fd, check.as_str(), flags, Mode::from_raw_mode(0o600)) {
+        match dir.create_new(&check, 0o600) {
             Ok(_) => {
-                let _ = rustix::fs::unlinkat(&dir.fd, check.as_str(), AtFlags::empty());
+                let _ = dir.remove_file(&check);
             }
             Err(e) => bail!(
-                "cannot write into the drop folder {}: {}; choose another folder with -d, \
+                "cannot write into the drop folder {}: {e}; choose another folder with -d, \
                  or make this one writable (chmod u+w)",
                 path.display(),
-                io::Error::from(e)
             ),
         }
         parts::check_staging(&dir).map_err(|e| {
@@ -150,7 +145,7 @@ impl DropFolder {
             path,
             current: Arc::new(Mutex::new((Arc::new(dir), Instant::now()))),
             pid: std::process::id(),
-            unnamed: cfg!(target_os = "linux"),
+            unnamed: crate::sys::UNNAMED_PARTIALS,
             space: Arc::default(),
             named: Arc::default(),
             tokens: Arc::default(),
@@ -192,18 +187,18 @@ impl DropFolder {
                 return Ok(Arc::clone(&current.0));
             }
         }
-        let stat = match rustix::fs::stat(&self.path) {
+        let stat = match crate::sys::fs::stat_path(&self.path) {
             Ok(stat) => stat,
-            Err(Errno::NOENT | Errno::NOTDIR) => return Err(BeginError::FolderGone),
-            Err(e) => return Err(BeginError::Io(e.into())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BeginError::FolderGone),
+            Err(e) => return Err(BeginError::Io(e)),
         };
-        if !FileType::from_raw_mode(stat.st_mode).is_dir() {
+        if stat.kind != crate::sys::Kind::Dir {
             return Err(BeginError::FolderGone);
         }
         let mut current = self.current.lock().expect("drop folder lock");
         let (dir, checked) = &mut *current;
         // A new folder can get a removed one's inode number: it must also still exist.
-        if (dir.dev, dir.ino) != (stat.st_dev, stat.st_ino) || !dir.exists() {
+        if dir.id() != stat.id || !dir.exists() {
             *dir = Arc::new(match Dir::open(&self.path) {
                 Ok(dir) => dir,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
@@ -235,7 +230,6 @@ fn both_ways(path: &Path) -> [DropFolder; 2] {
 
 #[cfg(test)]
 mod tests {
-    use super::partial::{link_through_proc, Temp};
     use super::space::{FreeReading, FREE_READING_FOR};
     use super::*;
     use std::fs;
@@ -280,39 +274,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let [unnamed, named] = both_ways(dir.path());
         let invisible = unnamed.begin("a", 1).unwrap();
-        assert!(
-            entries(dir.path()).is_empty(),
-            "an unnamed partial file is visible"
-        );
+        // The portable layer has no unnamed files: a hidden one it is.
+        let seen = entries(dir.path());
+        match crate::sys::UNNAMED_PARTIALS {
+            true => assert!(seen.is_empty(), "an unnamed partial file is visible"),
+            false => assert!(seen.len() == 1 && seen[0].starts_with(PARTIAL_PREFIX)),
+        }
+        drop(invisible);
         let hidden = named.begin("b", 1).unwrap();
         let seen = entries(dir.path());
         assert_eq!(seen.len(), 1);
         assert!(seen[0].starts_with(PARTIAL_PREFIX), "{seen:?}");
-        drop((invisible, hidden));
+        drop(hidden);
         assert!(entries(dir.path()).is_empty());
     }
 
     #[test]
-    fn unnamed_files_can_be_named_without_privileges_too() {
-        let dir = tempfile::tempdir().unwrap();
-        let folder = DropFolder::open(dir.path()).unwrap();
-        let mut partial = folder.begin("x", 3).unwrap();
-        partial.write_all(b"abc").unwrap();
-        if matches!(partial.temp, Temp::Unnamed) {
-            // The path a server without CAP_DAC_READ_SEARCH takes.
-            link_through_proc(&partial.file, &partial.dir.fd, "via-proc").unwrap();
-            assert_eq!(fs::read(dir.path().join("via-proc")).unwrap(), b"abc");
-        }
-    }
-
-    #[test]
+    #[cfg(unix)]
     fn never_replaces_files_or_links_already_there() {
         let dir = tempfile::tempdir().unwrap();
         for folder in both_ways(dir.path()) {
             fs::write(folder.path().join("a.txt"), b"precious").unwrap();
             let outside = tempfile::tempdir().unwrap();
             let victim = outside.path().join("victim");
-            std::os::unix::fs::symlink(&victim, folder.path().join("a (1).txt")).unwrap();
+            crate::sys::testing::symlink(&victim, &folder.path().join("a (1).txt"));
 
             let mut partial = folder.begin("a.txt", 3).unwrap();
             partial.write_all(b"new").unwrap();
@@ -346,7 +331,7 @@ mod tests {
         let recorded = |free| {
             *folder.space.free.lock().unwrap() = Some(FreeReading {
                 at: Instant::now() + Duration::from_secs(3600),
-                dev: root.dev,
+                dev: root.id().map(|id| id.dev),
                 free,
                 written: folder.space.written.load(Ordering::SeqCst),
             });
@@ -437,7 +422,16 @@ mod tests {
             err.to_string().contains("replaced during the upload"),
             "{err}"
         );
-        assert!(entries(&moved).is_empty(), "saved in the folder moved away");
+        // The portable layer finds its hidden partial file by path: the one
+        // in the folder moved away stays there, and nothing else does.
+        let left = entries(&moved);
+        match crate::sys::UNNAMED_PARTIALS {
+            true => assert!(left.is_empty(), "saved in the folder moved away: {left:?}"),
+            false => assert!(
+                left.len() == 1 && left[0].starts_with(PARTIAL_PREFIX),
+                "saved in the folder moved away: {left:?}"
+            ),
+        }
         let mut next = folder.begin("next", 2).unwrap();
         next.write_all(b"ok").unwrap();
         assert_eq!(next.keep().unwrap(), "next");

@@ -3,14 +3,10 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Seek, Write};
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags};
-use rustix::io::Errno;
-
-use super::dir::{all_taken, Dir, Unplaced};
+use super::dir::{all_taken, taken, Dir, Unplaced};
 use super::{BeginError, DropFolder};
 
 /// Temporary files start with this, so they are hidden and easy to recognise.
@@ -123,34 +119,28 @@ impl DropFolder {
     }
 
     fn create_partial(&self, dir: &Arc<Dir>) -> io::Result<(File, Temp)> {
-        #[cfg(target_os = "linux")]
+        // Readable too: a batch hashes what it wrote (PROTOCOL.md B4). File
+        // systems without unnamed files: a named partial file instead.
         if self.unnamed {
-            // Readable too: a batch hashes what it wrote (PROTOCOL.md B4).
-            let flags = OFlags::TMPFILE | OFlags::RDWR | OFlags::CLOEXEC;
-            match rustix::fs::openat(&dir.fd, ".", flags, Mode::from_raw_mode(0o644)) {
-                Ok(fd) => return Ok((File::from(fd), Temp::Unnamed)),
-                // File systems without O_TMPFILE: a named partial file instead.
-                Err(Errno::OPNOTSUPP | Errno::ISDIR | Errno::INVAL) => {}
-                Err(e) => return Err(e.into()),
+            if let Some(file) = dir.unnamed_file()? {
+                return Ok((file, Temp::Unnamed));
             }
         }
         loop {
             let n = self.named.next.fetch_add(1, Ordering::Relaxed);
             let temp = format!("{PARTIAL_PREFIX}{}-{n}", self.pid);
-            // O_EXCL | O_NOFOLLOW: refuses anything already there, a planted symlink included.
-            let flags =
-                OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            match rustix::fs::openat(&dir.fd, temp.as_str(), flags, Mode::from_raw_mode(0o644)) {
-                Ok(fd) => {
+            // Refuses anything already there, a planted symlink included.
+            match dir.create_new(&temp, 0o644) {
+                Ok(file) => {
                     self.named
                         .in_flight
                         .lock()
                         .expect("partials lock")
                         .insert(temp.clone(), Arc::clone(dir));
-                    return Ok((File::from(fd), Temp::Named(temp)));
+                    return Ok((file, Temp::Named(temp)));
                 }
-                Err(Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
+                Err(e) if taken(&e) => {}
+                Err(e) => return Err(e),
             }
         }
     }
@@ -158,7 +148,7 @@ impl DropFolder {
     /// Removes every partial file still being written. For a hurried exit.
     pub fn remove_partials(&self) {
         for (temp, dir) in self.named.in_flight.lock().expect("partials lock").iter() {
-            let _ = rustix::fs::unlinkat(&dir.fd, temp.as_str(), AtFlags::empty());
+            let _ = dir.remove_file(temp);
         }
     }
 
@@ -251,68 +241,45 @@ impl PartialFile {
                 }
                 Ok(kept)
             }
-            Err(Unplaced::Failed(Errno::NOENT)) if !self.dir.exists() => Err(io::Error::other(
-                "the drop folder was removed during the upload",
-            )),
-            Err(Unplaced::Failed(e)) => Err(e.into()),
+            Err(Unplaced::Failed(e))
+                if e.kind() == io::ErrorKind::NotFound && !self.dir.exists() =>
+            {
+                Err(io::Error::other(
+                    "the drop folder was removed during the upload",
+                ))
+            }
+            Err(Unplaced::Failed(e)) => Err(e),
             Err(Unplaced::AllTaken) => Err(all_taken(&name)),
         }
     }
 
-    /// Gives the file the name `candidate`, atomically, failing with EEXIST if
-    /// anything (even a dangling symlink) already has that name.
-    fn place(&mut self, candidate: &str) -> Result<(), Errno> {
-        let dir = &self.dir.fd;
+    /// Gives the file the name `candidate`, atomically, failing with
+    /// `AlreadyExists` if anything (even a dangling symlink) already has that name.
+    fn place(&mut self, candidate: &str) -> io::Result<()> {
+        let dir = &self.dir;
         match &self.temp {
-            Temp::Unnamed => link_unnamed(&self.file, dir, candidate),
+            Temp::Unnamed => dir.link_unnamed(&self.file, candidate),
             Temp::Part { staging, name } => {
-                rustix::fs::linkat(&staging.fd, name.as_str(), dir, candidate, AtFlags::empty())?;
-                let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+                staging.link_to(name, dir, candidate)?;
+                let _ = staging.remove_file(name);
                 self.folder.tidy_staging(&self.root);
                 Ok(())
             }
             Temp::Named(temp) => {
                 // A hard link, then the temporary name goes; where the file system
                 // has no hard links, a rename that refuses to replace does the same.
-                match rustix::fs::linkat(dir, temp.as_str(), dir, candidate, AtFlags::empty()) {
+                match dir.link_to(temp, dir, candidate) {
                     Ok(()) => {
-                        let _ = rustix::fs::unlinkat(dir, temp.as_str(), AtFlags::empty());
+                        let _ = dir.remove_file(temp);
                     }
-                    Err(Errno::EXIST) => return Err(Errno::EXIST),
-                    Err(_) => rustix::fs::renameat_with(
-                        dir,
-                        temp.as_str(),
-                        dir,
-                        candidate,
-                        RenameFlags::NOREPLACE,
-                    )?,
+                    Err(e) if taken(&e) => return Err(e),
+                    Err(_) => dir.rename_to(temp, dir, candidate)?,
                 }
                 self.folder.forget_partial(temp);
                 Ok(())
             }
         }
     }
-}
-
-/// Names an `O_TMPFILE`. `AT_EMPTY_PATH` needs `CAP_DAC_READ_SEARCH` on most
-/// kernels; without it, the same link through `/proc/self/fd` works for anyone.
-fn link_unnamed(file: &File, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
-    match rustix::fs::linkat(file, "", dir, name, AtFlags::EMPTY_PATH) {
-        Err(Errno::NOENT | Errno::PERM) => link_through_proc(file, dir, name),
-        other => other,
-    }
-}
-
-pub(super) fn link_through_proc(file: &File, dir: &OwnedFd, name: &str) -> Result<(), Errno> {
-    use std::os::fd::AsRawFd;
-    let path = format!("/proc/self/fd/{}", file.as_raw_fd());
-    rustix::fs::linkat(
-        rustix::fs::CWD,
-        path.as_str(),
-        dir,
-        name,
-        AtFlags::SYMLINK_FOLLOW,
-    )
 }
 
 impl Drop for PartialFile {
@@ -322,12 +289,12 @@ impl Drop for PartialFile {
         // a part stays, to be resumed, unless its content is known to be wrong.
         match (self.done, &self.temp) {
             (false, Temp::Named(temp)) => {
-                let _ = rustix::fs::unlinkat(&self.dir.fd, temp.as_str(), AtFlags::empty());
+                let _ = self.dir.remove_file(temp);
                 self.folder.forget_partial(temp);
             }
             (done, Temp::Part { staging, name }) => {
                 if !done && self.discard {
-                    let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+                    let _ = staging.remove_file(name);
                     self.folder.tidy_staging(&self.root);
                 }
                 self.folder.part_done(name);

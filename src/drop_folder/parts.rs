@@ -6,12 +6,11 @@ use std::io::{self, Seek};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use rustix::fs::{AtFlags, FileType, Mode, OFlags};
-use rustix::io::Errno;
-
-use super::dir::{open_below, regular, Dir};
+use super::dir::{open_below, regular, taken, Dir};
 use super::partial::{PartialFile, Temp};
 use super::{BeginError, DropFolder};
+use crate::sys::fs::Access;
+use crate::sys::Kind;
 
 /// Where parts of batch files wait to be resumed, and folder records are kept (B5b).
 pub(super) const STAGING: &str = ".ftx-partial";
@@ -53,39 +52,33 @@ pub(super) struct Parts {
 pub(super) const NOT_OURS: &str =
     "not the server's own (another user's, writable by others, or a hard link)";
 
-/// True when `stat` is owned by the user the server runs as.
-fn ours(stat: &rustix::fs::Stat) -> bool {
-    stat.st_uid == rustix::process::geteuid().as_raw()
-}
-
 /// Checks that the folder of parts is the server's own: a folder owned by
 /// its user, that no one else can write into.
 pub(super) fn own_staging(dir: &Dir) -> io::Result<()> {
-    let stat = rustix::fs::fstat(&dir.fd)?;
-    if !ours(&stat) || stat.st_mode & 0o022 != 0 {
+    if !dir.stat()?.private {
         return Err(io::Error::other(format!("{STAGING}/ is {NOT_OURS}")));
     }
     Ok(())
 }
 
-/// `fd`, opened in the folder of parts, as a file with its size: a regular
-/// file of the server's user with no other name (a hard link planted there
-/// would have the server write into a file outside the drop folder).
-pub(super) fn staged(fd: std::os::fd::OwnedFd) -> io::Result<(File, u64)> {
-    let stat = rustix::fs::fstat(&fd)?;
-    if FileType::from_raw_mode(stat.st_mode).is_file() && (!ours(&stat) || stat.st_nlink != 1) {
+/// `file`, opened in the folder of parts, with its size: a regular file of
+/// the server's user with no other name (a hard link planted there would
+/// have the server write into a file outside the drop folder).
+pub(super) fn staged(file: File) -> io::Result<(File, u64)> {
+    let stat = crate::sys::fs::stat_of(&file)?;
+    if stat.kind == Kind::File && (!stat.ours || stat.links != 1) {
         return Err(io::Error::other(NOT_OURS));
     }
-    regular(fd)
+    regular(file)
 }
 
 /// At start: the folder of parts, if there is one, must be the server's own
 /// folder (a link or a file in its place is refused too).
 pub(super) fn check_staging(root: &Dir) -> io::Result<()> {
-    match rustix::fs::statat(&root.fd, STAGING, AtFlags::SYMLINK_NOFOLLOW) {
-        Err(Errno::NOENT) => Ok(()),
-        Err(e) => Err(e.into()),
-        Ok(stat) if !FileType::from_raw_mode(stat.st_mode).is_dir() => {
+    match root.stat_at(STAGING) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(stat) if stat.kind != Kind::Dir => {
             Err(io::Error::other(format!("{STAGING} is not a folder")))
         }
         Ok(_) => own_staging(&*open_below(root, STAGING)?),
@@ -103,11 +96,11 @@ impl DropFolder {
     /// Removes the folder of parts once it holds none, so that it is there only while needed.
     pub(super) fn tidy_staging(&self, root: &Dir) {
         let _held = self.parts.staging_lock.lock().expect("staging lock");
-        let _ = rustix::fs::unlinkat(&root.fd, STAGING, AtFlags::REMOVEDIR);
+        let _ = root.remove_dir(STAGING);
     }
 
     /// Opens `name` in the folder of parts (made if missing), created if
-    /// missing, with `access` (`APPEND` for a record several batches add
+    /// missing, with `access` (`Append` for a record several batches add
     /// lines to); under the staging lock, so that the folder is not removed
     /// before the file is in it. Returns the folder of parts, the file and the
     /// size it has. Fails with "not a regular file" for anything but a regular
@@ -116,26 +109,21 @@ impl DropFolder {
         &self,
         root: &Dir,
         name: &str,
-        access: OFlags,
+        access: Access,
         mode: u32,
     ) -> io::Result<(Arc<Dir>, File, u64)> {
         let _held = self.parts.staging_lock.lock().expect("staging lock");
         let staging = Self::staging(root)?;
-        let flags = access | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
-        let (file, size) = staged(rustix::fs::openat(
-            &staging.fd,
-            name,
-            flags,
-            Mode::from_raw_mode(mode),
-        )?)?;
+        let (file, size) = staged(staging.open_in(name, access, mode)?)?;
         Ok((staging, file, size))
     }
 
     /// The folder of parts, made if missing.
     fn staging(root: &Dir) -> io::Result<Arc<Dir>> {
-        match rustix::fs::mkdirat(&root.fd, STAGING, Mode::from_raw_mode(0o700)) {
-            Ok(()) | Err(Errno::EXIST) => {}
-            Err(e) => return Err(e.into()),
+        match root.make_dir(STAGING, 0o700) {
+            Ok(()) => {}
+            Err(e) if taken(&e) => {}
+            Err(e) => return Err(e),
         }
         let staging = open_below(root, STAGING)?;
         own_staging(&staging)?;
@@ -178,11 +166,11 @@ impl DropFolder {
         let Some(staging) = Self::staging_if_any(&root) else {
             return 0;
         };
-        rustix::fs::statat(&staging.fd, name, AtFlags::SYMLINK_NOFOLLOW)
+        staging
+            .stat_at(name)
             .ok()
-            .filter(|stat| FileType::from_raw_mode(stat.st_mode).is_file())
-            .filter(|stat| ours(stat) && stat.st_nlink == 1)
-            .map_or(0, |stat| u64::try_from(stat.st_size).unwrap_or(0).min(size))
+            .filter(|stat| stat.kind == Kind::File && stat.ours && stat.links == 1)
+            .map_or(0, |stat| stat.size.min(size))
     }
 
     /// Removes parts and records nobody wrote to for [`STAGING_LIFE`], if
@@ -210,7 +198,7 @@ impl DropFolder {
                 .and_then(|m| m.modified())
                 .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STAGING_LIFE));
             if old && !busy.contains(&name) {
-                let _ = rustix::fs::unlinkat(&staging.fd, name.as_str(), AtFlags::empty());
+                let _ = staging.remove_file(&name);
             }
         }
         self.tidy_staging(&root);
@@ -260,7 +248,7 @@ impl DropFolder {
         // Not opened for appending: splice(2) refuses to write to such a
         // file, and the content would go by hand through a buffer.
         let (staging, mut file, mut held) = self
-            .open_in_staging(root, &part, OFlags::RDWR, 0o644)
+            .open_in_staging(root, &part, Access::ReadWrite, 0o644)
             .map_err(BeginError::Io)
             .map_err(free_all)?;
         if held > size {
@@ -297,11 +285,13 @@ impl DropFolder {
     }
 }
 
-#[cfg(test)]
+/// Unix only: they plant named pipes, links, modes and owners.
+#[cfg(all(test, unix))]
 mod tests {
-    use super::super::dir::{make_fifo, NOT_A_FILE};
+    use super::super::dir::NOT_A_FILE;
     use super::super::record;
     use super::*;
+    use crate::sys::testing::{chown, make_fifo, set_mode, symlink};
     use std::fs;
 
     fn entries(dir: &std::path::Path) -> Vec<String> {
@@ -412,11 +402,10 @@ mod tests {
     /// refused when the server starts, with the reason.
     #[test]
     fn a_folder_of_parts_others_can_write_is_refused_at_start() {
-        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let staging = dir.path().join(STAGING);
         fs::create_dir(&staging).unwrap();
-        fs::set_permissions(&staging, fs::Permissions::from_mode(0o777)).unwrap();
+        set_mode(&staging, 0o777);
         let refused = DropFolder::open(dir.path()).map(drop).unwrap_err();
         assert!(
             refused
@@ -425,7 +414,7 @@ mod tests {
             "{refused}"
         );
         fs::remove_dir(&staging).unwrap();
-        std::os::unix::fs::symlink(std::env::temp_dir(), &staging).unwrap();
+        symlink(&std::env::temp_dir(), &staging);
         let refused = DropFolder::open(dir.path()).map(drop).unwrap_err();
         assert!(
             refused.to_string().contains(".ftx-partial is not a folder"),
@@ -448,7 +437,7 @@ mod tests {
         let folder = DropFolder::open(dir.path()).unwrap();
         let staging = dir.path().join(STAGING);
         fs::create_dir(&staging).unwrap();
-        std::os::unix::fs::chown(&staging, Some(65534), Some(65534)).unwrap();
+        chown(&staging, 65534, 65534);
         let key = "cd".repeat(32);
         let refused = folder.begin_resumable("big.bin", &key, 100_000).map(drop);
         assert!(

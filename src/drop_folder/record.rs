@@ -10,14 +10,15 @@
 
 use std::io::{self, Write};
 
-use rustix::fs::{AtFlags, OFlags};
 use serde::{Deserialize, Serialize};
 
-use super::dir::{open_below, open_to_read};
+use super::dir::open_below;
 use super::parts::staged;
 use super::tree::Tree;
 use super::DropFolder;
 use crate::protocol::batch::read_line;
+use crate::sys::fs::Access;
+use crate::sys::FileId;
 
 /// A file saved in a keyed folder: what a later batch compares a file with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,7 +31,8 @@ pub struct Saved {
     pub saved_as: String,
 }
 
-/// The first line: which top folder it is.
+/// The first line: which top folder it is (its identity from the OS layer:
+/// device and inode, or 0 and its creation time; 0 and 0 where it has none).
 #[derive(Serialize, Deserialize)]
 struct TopLine {
     top: String,
@@ -69,18 +71,15 @@ impl DropFolder {
         file: Option<(&str, &Saved)>,
     ) -> io::Result<()> {
         let root = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
-        let (_, mut record, size) = self.open_in_staging(
-            &root,
-            &file_name(key),
-            OFlags::WRONLY | OFlags::APPEND,
-            0o600,
-        )?;
+        let (_, mut record, size) =
+            self.open_in_staging(&root, &file_name(key), Access::Append, 0o600)?;
         let mut text = String::new();
         if size == 0 {
+            let id = tree.top.id().unwrap_or(FileId { dev: 0, ino: 0 });
             let top = TopLine {
                 top: tree.name.clone(),
-                dev: tree.top.dev,
-                ino: tree.top.ino,
+                dev: id.dev,
+                ino: id.ino,
             };
             text.push_str(&serde_json::to_string(&top).map_err(io::Error::other)?);
             text.push('\n');
@@ -103,7 +102,7 @@ impl DropFolder {
     pub fn forget_folder(&self, key: &str) {
         let Ok(root) = self.dir() else { return };
         if let Some(staging) = Self::staging_if_any(&root) {
-            let _ = rustix::fs::unlinkat(&staging.fd, file_name(key).as_str(), AtFlags::empty());
+            let _ = staging.remove_file(&file_name(key));
         }
         self.tidy_staging(&root);
     }
@@ -114,7 +113,7 @@ impl DropFolder {
     pub fn noted_folder(&self, key: &str) -> Option<(Tree, Vec<(String, Saved)>)> {
         let root = self.dir().ok()?;
         let staging = Self::staging_if_any(&root)?;
-        let (file, size) = staged(open_to_read(&staging, &file_name(key)).ok()?).ok()?;
+        let (file, size) = staged(staging.open_to_read(&file_name(key)).ok()?).ok()?;
         if size > MAX_RECORD {
             return None;
         }
@@ -127,7 +126,11 @@ impl DropFolder {
             return None;
         }
         let dir = open_below(&root, &top.top).ok()?;
-        if (dir.dev, dir.ino) != (top.dev, top.ino) {
+        let noted = FileId {
+            dev: top.dev,
+            ino: top.ino,
+        };
+        if dir.id().is_some_and(|id| id != noted) {
             return None;
         }
         let tree = Tree {
@@ -243,13 +246,12 @@ mod tests {
         assert!(folder.noted_folder("k").is_none());
 
         // A record naming a path, not a name (written by someone else), is not followed.
-        use std::os::unix::fs::MetadataExt;
         let old = std::fs::metadata(dir.path().join("old")).unwrap();
+        let old = crate::sys::fs::id_of(&old).unwrap_or(FileId { dev: 0, ino: 0 });
         let record = dir.path().join(".ftx-partial").join(file_name("k"));
         let forged = format!(
             "{{\"top\":\"old/.\",\"dev\":{},\"ino\":{}}}\n",
-            old.dev(),
-            old.ino()
+            old.dev, old.ino
         );
         std::fs::write(&record, forged).unwrap();
         assert!(folder.noted_folder("k").is_none());

@@ -29,7 +29,8 @@ pub(super) struct Space {
 #[derive(Debug)]
 pub(super) struct FreeReading {
     pub(super) at: Instant,
-    pub(super) dev: u64,
+    /// The file system's device, where the OS layer tells.
+    pub(super) dev: Option<u64>,
     pub(super) free: u64,
     pub(super) written: u64,
 }
@@ -68,7 +69,7 @@ impl Space {
         let written = self.written.load(Ordering::SeqCst);
         if let Some(last) = reading.as_ref() {
             if size < FREE_READING_FOR
-                && last.dev == dir.dev
+                && last.dev == dir.id().map(|id| id.dev)
                 && last.at.elapsed() < FREE_READING_LIFE
             {
                 return Ok(last.free.saturating_sub(written - last.written));
@@ -77,7 +78,7 @@ impl Space {
         let free = filesystem_free(dir)?;
         *reading = Some(FreeReading {
             at: Instant::now(),
-            dev: dir.dev,
+            dev: dir.id().map(|id| id.dev),
             free,
             written,
         });
@@ -87,6 +88,5 @@ impl Space {
 
 /// Bytes the folder's file system has free for an unprivileged writer.
 pub(super) fn filesystem_free(dir: &Dir) -> io::Result<u64> {
-    let stat = rustix::fs::fstatvfs(&dir.fd)?;
-    Ok(stat.f_bavail.saturating_mul(stat.f_frsize))
+    dir.free_space()
 }

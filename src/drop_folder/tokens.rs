@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rustix::fs::AtFlags;
+use crate::sys::FileId;
 
 use super::dir::Dir;
 use super::tree::Tree;
@@ -52,8 +52,8 @@ impl<T> Given<T> {
 pub(super) struct Claim {
     pub(super) root: Arc<Dir>,
     pub(super) name: String,
-    pub(super) dev: u64,
-    pub(super) ino: u64,
+    /// Which file it is, where the OS layer can tell.
+    pub(super) id: Option<FileId>,
 }
 
 impl DropFolder {
@@ -61,12 +61,11 @@ impl DropFolder {
     /// drop folder by `client`) into its folder; `None` if the file cannot be identified.
     pub fn claim(&self, saved_as: &str, client: IpAddr) -> Option<String> {
         let root = self.dir().ok()?;
-        let stat = rustix::fs::statat(&root.fd, saved_as, AtFlags::SYMLINK_NOFOLLOW).ok()?;
+        let stat = root.stat_at(saved_as).ok()?;
         let claim = Claim {
             root,
             name: saved_as.to_string(),
-            dev: stat.st_dev,
-            ino: stat.st_ino,
+            id: stat.id,
         };
         give(&self.tokens.claims, claim, client)
     }
@@ -169,7 +168,7 @@ fn give<T>(tokens: &Mutex<HashMap<String, Given<T>>>, what: T, client: IpAddr) -
 /// 16 random bytes in hex: what only the one who was told can say again.
 fn token() -> Option<String> {
     let mut random = [0u8; 16];
-    rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty()).ok()?;
+    crate::sys::random(&mut random).ok()?;
     Some(random.iter().map(|b| format!("{b:02x}")).collect())
 }
 

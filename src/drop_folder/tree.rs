@@ -3,12 +3,10 @@
 use std::io;
 use std::sync::Arc;
 
-use rustix::fs::{AtFlags, Mode, RenameFlags};
-use rustix::io::Errno;
-
-use super::dir::{open_below, open_regular, Dir, Unplaced};
+use super::dir::{open_below, open_regular, taken, Dir, Unplaced};
 use super::partial::PartialFile;
 use super::{BeginError, DropFolder};
+use crate::sys::Kind;
 
 /// The small files whose content a folder taken up again is compared with
 /// (PROTOCOL.md B5b), read whole to hash: those whose hash comes before them.
@@ -59,12 +57,11 @@ impl Tree {
     /// broke off before anything went in), with its share tokens; a folder
     /// that holds anything, or is not this one any more, stays.
     pub fn remove_if_empty(&self) {
-        let there =
-            rustix::fs::statat(&self.root.fd, self.name.as_str(), AtFlags::SYMLINK_NOFOLLOW);
-        if there.is_ok_and(|s| (s.st_dev, s.st_ino) == (self.top.dev, self.top.ino)) {
+        let there = self.root.stat_at(&self.name);
+        if there.is_ok_and(|s| s.kind == Kind::Dir && s.same_file(self.top.id())) {
             self.folder.unshare_tree(self);
             // Fails, and nothing happens, if it is not empty.
-            let _ = rustix::fs::unlinkat(&self.root.fd, self.name.as_str(), AtFlags::REMOVEDIR);
+            let _ = self.root.remove_dir(&self.name);
         }
     }
 }
@@ -75,12 +72,12 @@ impl DropFolder {
     /// ever written into. `name` must come from [`crate::names::safe_file_name`].
     pub fn new_tree(&self, name: &str) -> Result<Tree, BeginError> {
         let root = self.dir()?;
-        let made = self.numbering.first_free(&root, name, |candidate| {
-            rustix::fs::mkdirat(&root.fd, candidate, Mode::from_raw_mode(0o755))
-        });
+        let made = self
+            .numbering
+            .first_free(&root, name, |candidate| root.make_dir(candidate, 0o755));
         let name = match made {
             Ok(name) => name,
-            Err(Unplaced::Failed(e)) => return Err(BeginError::Io(e.into())),
+            Err(Unplaced::Failed(e)) => return Err(BeginError::Io(e)),
             Err(Unplaced::AllTaken) => return Err(BeginError::Io(super::dir::all_taken(name))),
         };
         let top = open_below(&root, &name).map_err(BeginError::Io)?;
@@ -113,9 +110,10 @@ impl Tree {
     fn folder(&self, components: &[String]) -> io::Result<Arc<Dir>> {
         let mut dir = Arc::clone(&self.top);
         for name in components {
-            match rustix::fs::mkdirat(&dir.fd, name.as_str(), Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(Errno::EXIST) => {}
-                Err(e) => return Err(e.into()),
+            match dir.make_dir(name, 0o755) {
+                Ok(()) => {}
+                Err(e) if taken(&e) => {}
+                Err(e) => return Err(e),
             }
             dir = open_below(&dir, name)?;
         }
@@ -138,16 +136,11 @@ impl Tree {
             .folder
             .take_claim(token, &self.root)
             .ok_or(AdoptError::NoClaim)?;
-        let stat = rustix::fs::statat(
-            &claim.root.fd,
-            claim.name.as_str(),
-            AtFlags::SYMLINK_NOFOLLOW,
-        )
-        .map_err(|e| AdoptError::Gone(e.into()))?;
-        if (stat.st_dev, stat.st_ino) != (claim.dev, claim.ino) {
+        let stat = claim.root.stat_at(&claim.name).map_err(AdoptError::Gone)?;
+        if stat.kind != Kind::File || !stat.same_file(claim.id) {
             return Err(AdoptError::NotTheSame);
         }
-        let size = u64::try_from(stat.st_size).unwrap_or(0);
+        let size = stat.size;
         let blake3 = match &self.key {
             Some(_) => {
                 let (file, _) =
@@ -158,7 +151,7 @@ impl Tree {
         };
         if let (Some((size_before, before)), Some(blake3)) = (before, &blake3) {
             if size_before == size && before.eq_ignore_ascii_case(blake3) {
-                let _ = rustix::fs::unlinkat(&claim.root.fd, claim.name.as_str(), AtFlags::empty());
+                let _ = claim.root.remove_file(&claim.name);
                 return Ok(Adopted {
                     name: None,
                     size,
@@ -171,13 +164,7 @@ impl Tree {
             .folder
             .numbering
             .first_free(&dir, safe_name, |candidate| {
-                rustix::fs::renameat_with(
-                    &claim.root.fd,
-                    claim.name.as_str(),
-                    &dir.fd,
-                    candidate,
-                    RenameFlags::NOREPLACE,
-                )
+                claim.root.rename_to(&claim.name, &dir, candidate)
             });
         match moved {
             Ok(name) => Ok(Adopted {
@@ -185,7 +172,7 @@ impl Tree {
                 size,
                 blake3,
             }),
-            Err(Unplaced::Failed(e)) => Err(AdoptError::Moving(e.into())),
+            Err(Unplaced::Failed(e)) => Err(AdoptError::Moving(e)),
             Err(Unplaced::AllTaken) => Err(AdoptError::Moving(super::dir::all_taken(safe_name))),
         }
     }

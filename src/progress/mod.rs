@@ -410,7 +410,7 @@ impl Live {
                 let unacknowledged = upload
                     .socket
                     .as_deref()
-                    .and_then(crate::socket::unacknowledged)
+                    .and_then(crate::sys::net::unacknowledged)
                     .map_or(0, u64::from);
                 upload.bytes = counter.get().saturating_sub(unacknowledged);
                 moving += upload.bytes;

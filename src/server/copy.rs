@@ -1,4 +1,4 @@
-//! Moving content from the socket into its partial file: splice(2) through a pipe on Linux, a reused buffer elsewhere; the one read-write-count loop ([`read_into`]) that classic uploads and batches share.
+//! Moving content from the socket into its partial file: splice(2) through a pipe where the OS layer has it (Linux), a reused buffer elsewhere; the one read-write-count loop ([`read_into`]) that classic uploads and batches share.
 //!
 //! splice moves pages socket -> pipe -> file inside the kernel, so content
 //! never crosses into user space. Where it is not available (another OS, a
@@ -18,9 +18,7 @@ use crate::progress::ByteCounter;
 /// The portable path's buffer, allocated once per worker.
 const BUFFER_SIZE: usize = 256 * 1024;
 
-/// What the pipe is asked to hold; the kernel may give less.
-#[cfg(target_os = "linux")]
-const PIPE_SIZE: usize = 1024 * 1024;
+use crate::sys::copy::{Pipe, PIPE_SIZE};
 
 /// Why the content did not all arrive.
 #[derive(Debug)]
@@ -82,8 +80,7 @@ impl<'a> Meter<'a> {
 pub struct Copier {
     /// Still trying splice: asked for, and not refused by the system yet.
     splice: bool,
-    #[cfg(target_os = "linux")]
-    pipe: Option<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)>,
+    pipe: Option<Pipe>,
     buffer: Vec<u8>,
 }
 
@@ -91,8 +88,7 @@ impl Copier {
     /// A copier that splices when `splice` is true and the system allows it.
     pub fn new(splice: bool) -> Copier {
         Copier {
-            splice: splice && cfg!(target_os = "linux"),
-            #[cfg(target_os = "linux")]
+            splice: splice && crate::sys::copy::IN_KERNEL,
             pipe: None,
             buffer: Vec::new(),
         }
@@ -107,11 +103,10 @@ impl Copier {
         meter: &mut Meter<'_>,
     ) -> Result<(), CopyError> {
         let mut got = 0;
-        #[cfg(target_os = "linux")]
         if self.splice {
             if self.pipe.is_none() {
                 // Out of descriptors, say: this upload takes the portable path, the next tries again.
-                self.pipe = new_pipe().ok();
+                self.pipe = Pipe::new().ok();
             }
             if self.pipe.is_some() {
                 match self.splice(stream, file, size, meter, &mut got) {
@@ -180,7 +175,6 @@ pub fn read_into<R: Read>(
 }
 
 /// How a splice copy ended.
-#[cfg(target_os = "linux")]
 enum Spliced {
     /// Every byte is in the file.
     Done,
@@ -189,15 +183,6 @@ enum Spliced {
     Fallback,
 }
 
-#[cfg(target_os = "linux")]
-fn new_pipe() -> io::Result<(std::os::fd::OwnedFd, std::os::fd::OwnedFd)> {
-    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
-    // A bigger pipe means fewer round trips; the default 64 KiB still works.
-    let _ = rustix::pipe::fcntl_setpipe_size(&write, PIPE_SIZE);
-    Ok((read, write))
-}
-
-#[cfg(target_os = "linux")]
 impl Copier {
     fn splice(
         &mut self,
@@ -207,26 +192,17 @@ impl Copier {
         meter: &mut Meter<'_>,
         got: &mut u64,
     ) -> Spliced {
-        use rustix::io::Errno;
-        use rustix::pipe::{splice, SpliceFlags};
-
         while *got < size {
-            let (_, pipe_write) = self.pipe.as_ref().expect("splice needs the pipe");
+            let pipe = self.pipe.as_ref().expect("splice needs the pipe");
             let want = meter.chunk(PIPE_SIZE, size - *got);
             // Socket -> pipe. The socket's read timeout applies, as it does to read().
-            let n = match splice(stream, None, pipe_write, None, want, SpliceFlags::MOVE) {
+            let n = match pipe.fill(stream, want) {
                 Ok(0) => return Spliced::Failed(CopyError::Closed { got: *got }),
                 Ok(n) => n,
-                Err(Errno::INTR) => continue,
-                Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) if *got == 0 => {
+                Err(e) if e.kind() == ErrorKind::Unsupported && *got == 0 => {
                     return Spliced::Fallback
                 }
-                Err(e) => {
-                    return Spliced::Failed(CopyError::Socket {
-                        got: *got,
-                        error: e.into(),
-                    })
-                }
+                Err(error) => return Spliced::Failed(CopyError::Socket { got: *got, error }),
             };
             match self.drain_pipe(file, n) {
                 Spliced::Done => {}
@@ -248,21 +224,15 @@ impl Copier {
 
     /// Pipe -> file, until the `n` bytes just spliced in are out again.
     fn drain_pipe(&mut self, file: &mut PartialFile, n: usize) -> Spliced {
-        use rustix::io::Errno;
-        use rustix::pipe::{splice, SpliceFlags};
-
-        let (pipe_read, _) = self.pipe.as_ref().expect("splice needs the pipe");
+        let pipe = self.pipe.as_ref().expect("splice needs the pipe");
         let mut left = n;
         while left > 0 {
-            let spliced =
-                file.write_with(|f| splice(pipe_read, None, f, None, left, SpliceFlags::MOVE));
-            match spliced {
+            match file.write_with(|f| pipe.drain_into(f, left)) {
                 Ok(0) => return Spliced::Failed(CopyError::Disk(ErrorKind::WriteZero.into())),
                 Ok(m) => left -= m,
-                Err(Errno::INTR) => {}
                 // This file system takes no splice writes: move the piped bytes by hand, then stop splicing.
-                Err(Errno::INVAL) if left == n => {
-                    return match write_out_by_hand(pipe_read, file, n) {
+                Err(e) if e.kind() == ErrorKind::Unsupported && left == n => {
+                    return match write_out_by_hand(pipe, file, n) {
                         Ok(()) => Spliced::Fallback,
                         Err(e) => Spliced::Failed(CopyError::Disk(e)),
                     }
@@ -270,7 +240,7 @@ impl Copier {
                 Err(e) => {
                     // Bytes stay in the pipe: drop it, the next upload makes a new one.
                     self.pipe = None;
-                    return Spliced::Failed(CopyError::Disk(e.into()));
+                    return Spliced::Failed(CopyError::Disk(e));
                 }
             }
         }
@@ -279,37 +249,31 @@ impl Copier {
 }
 
 /// Reads `n` bytes out of the pipe and writes them to the file.
-#[cfg(target_os = "linux")]
-fn write_out_by_hand(
-    pipe_read: &std::os::fd::OwnedFd,
-    file: &mut PartialFile,
-    n: usize,
-) -> io::Result<()> {
-    use rustix::io::Errno;
+fn write_out_by_hand(pipe: &Pipe, file: &mut PartialFile, n: usize) -> io::Result<()> {
     let mut piped = vec![0; n];
     let mut filled = 0;
     while filled < n {
-        match rustix::io::read(pipe_read, &mut piped[filled..]) {
-            Ok(m) if m > 0 => filled += m,
-            Ok(_) => break,
-            Err(Errno::INTR) => {}
-            Err(e) => return Err(e.into()),
+        match pipe.read(&mut piped[filled..])? {
+            0 => break,
+            m => filled += m,
         }
     }
     file.write_all(&piped[..filled])
 }
 
-#[cfg(all(test, target_os = "linux"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::drop_folder::DropFolder;
     use crate::progress::ByteCounter;
+    use crate::sys::copy::IN_KERNEL;
     use std::io::Write as _;
 
     /// A file of a batch that can be resumed goes into its part file with
     /// splice(2), as a classic upload does, and the worker goes on splicing
     /// after it. (A part opened for appending made splice refuse it, and the
-    /// worker copied by hand from then on, classic uploads included.)
+    /// worker copied by hand from then on, classic uploads included.) The
+    /// portable layer has no splice: the same bytes go through the buffer.
     #[test]
     fn a_part_is_spliced_into_and_splicing_goes_on() {
         let dir = tempfile::tempdir().unwrap();
@@ -331,7 +295,7 @@ mod tests {
             .copy(&server, &mut part, 100_000, &mut meter)
             .unwrap();
         drop(part);
-        assert!(copier.splice, "splicing into a part was refused");
+        assert_eq!(copier.splice, IN_KERNEL, "splicing into a part was refused");
 
         // Taken up again: the rest goes after what is held.
         let (mut part, held) = folder.begin_resumable("big.bin", &hash, 300_000).unwrap();
@@ -340,7 +304,7 @@ mod tests {
         copier
             .copy(&server, &mut part, 200_000, &mut meter)
             .unwrap();
-        assert!(copier.splice, "splicing into a part was refused");
+        assert_eq!(copier.splice, IN_KERNEL, "splicing into a part was refused");
         assert_eq!(part.keep().unwrap(), "big.bin");
         let saved = std::fs::read(dir.path().join("big.bin")).unwrap();
         assert!(saved == content, "big.bin differs from what was sent");

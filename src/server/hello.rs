@@ -31,14 +31,13 @@ pub(super) fn bind(listening: SocketAddr) -> io::Result<UdpSocket> {
 
 /// The server's name for hellos: `--name`, else the host name.
 pub fn default_name() -> String {
-    let uname = rustix::system::uname();
-    String::from_utf8_lossy(uname.nodename().to_bytes()).into_owned()
+    gethostname::gethostname().to_string_lossy().into_owned()
 }
 
 /// 8 random bytes in hex: which run of a server answers (H2 `id`).
 pub(super) fn run_id() -> String {
     let mut random = [0u8; 8];
-    let _ = rustix::rand::getrandom(&mut random, rustix::rand::GetRandomFlags::empty());
+    let _ = crate::sys::random(&mut random);
     random.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -6,17 +6,19 @@
 //! however it trickles. Complete uploads wait here, in arrival order, for a
 //! free worker; the bounded channel to the pool takes one whenever a worker
 //! takes one (workers wake the intake when they do).
+//!
+//! Connections are mio's non-blocking sockets while the intake holds them,
+//! and become std's blocking ones as they are handed on (an accepted socket
+//! inherits the listener's non-blocking mode on some systems, macOS among them).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{self, ErrorKind};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Sender, TrySendError};
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::{Arrival, Shared};
@@ -39,7 +41,7 @@ const ACCEPT_LOG_EVERY: Duration = Duration::from_secs(5);
 
 /// A connection whose header is still coming.
 struct Incoming {
-    stream: TcpStream,
+    stream: mio::net::TcpStream,
     peer: SocketAddr,
     header: HeaderCollector,
 }
@@ -55,38 +57,35 @@ enum Drained {
 }
 
 /// Reads until nothing more has arrived (the poller only says when new bytes
-/// come). The socket stays blocking for its worker; these reads do not wait.
+/// come); the socket is non-blocking here, so these reads do not wait.
 fn drain(pending: &mut Incoming) -> Drained {
-    use rustix::io::Errno;
-    use rustix::net::RecvFlags;
     let mut chunk = [0u8; 4096];
     loop {
-        match rustix::net::recv(&pending.stream, &mut chunk, RecvFlags::DONTWAIT) {
-            Ok((0, _)) if pending.header.complete().is_some() => return Drained::Complete,
-            Ok((0, _)) => return Drained::Failed(pending.header.closed().to_string()),
-            Ok((n, _)) => {
+        match io::Read::read(&mut &pending.stream, &mut chunk) {
+            Ok(0) if pending.header.complete().is_some() => return Drained::Complete,
+            Ok(0) => return Drained::Failed(pending.header.closed().to_string()),
+            Ok(n) => {
                 if let Err(e) = pending.header.push(&chunk[..n]) {
                     return Drained::Failed(e.to_string());
                 }
             }
-            Err(Errno::AGAIN) => {
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
                 return if pending.header.complete().is_some() {
                     Drained::Complete
                 } else {
                     Drained::Waiting
                 };
             }
-            Err(Errno::INTR) => {}
-            Err(e) => {
-                return Drained::Failed(format!("reading the header: {}", std::io::Error::from(e)))
-            }
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Drained::Failed(format!("reading the header: {e}")),
         }
     }
 }
 
 /// Everything between `accept()` and a worker.
 pub(super) struct Intake<'a> {
-    listener: &'a TcpListener,
+    /// The server's listener (a second handle on it), non-blocking.
+    listener: mio::net::TcpListener,
     poll: Poll,
     shared: &'a Shared,
     events: &'a Sender<Event>,
@@ -115,12 +114,11 @@ impl<'a> Intake<'a> {
         per_ip: Option<usize>,
     ) -> io::Result<(Intake<'a>, Arc<Waker>)> {
         let poll = Poll::new()?;
+        let listener = listener.try_clone()?;
         listener.set_nonblocking(true)?;
-        poll.registry().register(
-            &mut SourceFd(&listener.as_raw_fd()),
-            LISTENER,
-            Interest::READABLE,
-        )?;
+        let mut listener = mio::net::TcpListener::from_std(listener);
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         Ok((
             Intake {
@@ -208,7 +206,7 @@ impl<'a> Intake<'a> {
         }
     }
 
-    fn admit(&mut self, stream: TcpStream, peer: SocketAddr) {
+    fn admit(&mut self, stream: mio::net::TcpStream, peer: SocketAddr) {
         let id = self.next_id;
         self.next_id += 1;
         let _ = self.events.send(Event::Connected { id, peer });
@@ -233,11 +231,10 @@ impl<'a> Intake<'a> {
             Drained::Waiting => {}
         }
         let token = Token(usize::try_from(id).expect("ids fit a token"));
-        let registered = self.poll.registry().register(
-            &mut SourceFd(&pending.stream.as_raw_fd()),
-            token,
-            Interest::READABLE,
-        );
+        let registered =
+            self.poll
+                .registry()
+                .register(&mut pending.stream, token, Interest::READABLE);
         if let Err(e) = registered {
             self.shared.leave(peer.ip());
             self.fail(id, format!("cannot watch the connection: {e}"));
@@ -248,9 +245,14 @@ impl<'a> Intake<'a> {
         self.pending.insert(id, pending);
     }
 
-    /// A complete upload joins the queue for a worker.
+    /// A complete upload joins the queue for a worker, on a blocking socket.
     fn queue(&mut self, id: u64, pending: Incoming) {
         let header = pending.header.complete().expect("complete header");
+        let stream = TcpStream::from(pending.stream);
+        if let Err(e) = stream.set_nonblocking(false) {
+            self.shared.leave(pending.peer.ip());
+            return self.fail(id, format!("cannot hand the connection on: {e}"));
+        }
         let batch = crate::protocol::batch::is_batch(header.size);
         let name = if batch {
             "(a batch of files from ftx send)".to_string()
@@ -267,7 +269,7 @@ impl<'a> Intake<'a> {
         });
         self.ready.push_back(Arrival {
             id,
-            stream: Arc::new(pending.stream),
+            stream: Arc::new(stream),
             peer: pending.peer,
             header,
         });
@@ -282,11 +284,8 @@ impl<'a> Intake<'a> {
             Drained::Waiting => {}
             Drained::Failed(reason) => self.drop_pending(id, reason),
             Drained::Complete => {
-                let pending = self.pending.remove(&id).expect("pending connection");
-                let _ = self
-                    .poll
-                    .registry()
-                    .deregister(&mut SourceFd(&pending.stream.as_raw_fd()));
+                let mut pending = self.pending.remove(&id).expect("pending connection");
+                let _ = self.poll.registry().deregister(&mut pending.stream);
                 self.queue(id, pending);
             }
         }
@@ -333,11 +332,8 @@ impl<'a> Intake<'a> {
     }
 
     fn drop_pending(&mut self, id: u64, reason: String) {
-        if let Some(pending) = self.pending.remove(&id) {
-            let _ = self
-                .poll
-                .registry()
-                .deregister(&mut SourceFd(&pending.stream.as_raw_fd()));
+        if let Some(mut pending) = self.pending.remove(&id) {
+            let _ = self.poll.registry().deregister(&mut pending.stream);
             self.shared.leave(pending.peer.ip());
             self.fail(id, reason);
         }

@@ -31,9 +31,6 @@ use crate::outcome::Tally;
 use crate::progress::Event;
 use crate::protocol::Header;
 
-/// Where the system keeps its cap on listen backlogs.
-const SOMAXCONN: &str = "/proc/sys/net/core/somaxconn";
-
 /// The backlog asked for where the system does not say its cap.
 const DEFAULT_BACKLOG: i32 = 4096;
 
@@ -89,12 +86,8 @@ impl Server {
     /// Opens the drop folder and binds the listener. A name that does not resolve,
     /// an address in use or a folder that cannot be made are errors here.
     pub fn bind(config: &ServeConfig) -> anyhow::Result<Server> {
-        // With a file-size limit (ulimit -f) in force, a large upload must fail on its own, not kill the process.
-        // SAFETY: setting a signal's disposition to SIG_IGN runs no code of ours in a handler.
-        unsafe {
-            libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
-        }
-        let open_files = raise_open_files_limit();
+        crate::sys::process::ignore_file_size_signal();
+        let open_files = crate::sys::process::raise_open_files_limit();
         let addresses = config.listen.resolve()?;
         let listener = TcpListener::bind(&addresses[..]).map_err(|e| {
             let hint = match e.kind() {
@@ -114,17 +107,16 @@ impl Server {
         })?;
         // std listens with a backlog of 128: a burst of clients would wait for
         // TCP retries. Listening again sets the backlog to the system's cap.
-        let backlog = std::fs::read_to_string(SOMAXCONN)
-            .ok()
-            .and_then(|text| text.trim().parse().ok())
-            .unwrap_or(DEFAULT_BACKLOG);
+        let backlog = crate::sys::net::max_backlog().unwrap_or(DEFAULT_BACKLOG);
         if let Some(rate) = config.rate {
             // Paced (`--rate`): a small receive window, inherited by every connection,
             // keeps clients from sending far ahead of what is taken, so their progress stays true.
             let window = crate::pace::Pace::new(rate).chunk().max(4096);
-            let _ = rustix::net::sockopt::set_socket_recv_buffer_size(&listener, window);
+            let _ = socket2::SockRef::from(&listener).set_recv_buffer_size(window);
         }
-        rustix::net::listen(&listener, backlog).context("setting the listen backlog")?;
+        socket2::SockRef::from(&listener)
+            .listen(backlog)
+            .context("setting the listen backlog")?;
         // Made only once the port is ours: a start that fails leaves nothing on disk.
         let folder = DropFolder::open(&config.dir)?;
         let bound = listener.local_addr().context("the listener's address")?;
@@ -263,20 +255,6 @@ impl Server {
         }
         tally
     }
-}
-
-/// Raises the soft limit on open files to the hard one, so that thousands of
-/// clients at once can each have a descriptor; returns the limit now in force.
-fn raise_open_files_limit() -> Option<u64> {
-    use rustix::process::{getrlimit, setrlimit, Resource};
-    let mut limit = getrlimit(Resource::Nofile);
-    if limit.current < limit.maximum {
-        limit.current = limit.maximum;
-        if setrlimit(Resource::Nofile, limit).is_err() {
-            return getrlimit(Resource::Nofile).current;
-        }
-    }
-    limit.current
 }
 
 impl Shared {

@@ -268,7 +268,7 @@ pub(super) fn abort(stream: &TcpStream, reason: &str) {
 pub(super) fn say_and_reset(stream: &TcpStream, last: &[u8]) {
     let _ = stream.set_nonblocking(true);
     let _ = (&*stream).write_all(last);
-    let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
 }
 
 /// Waits (within the read timeout) for the client to close, throwing away anything it still sends.

@@ -110,15 +110,15 @@ fn saved(context: &Context, index: usize) -> bool {
 }
 
 /// The sender's key for a folder it sends (B5b): the same for the same
-/// folder on this machine (its path and inode), whatever it holds.
+/// folder on this machine (its path and identity: its inode, or where the
+/// OS layer has none, its creation time), whatever it holds.
 fn folder_key(path: &Path) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
     let path = std::fs::canonicalize(path).ok()?;
     let meta = std::fs::metadata(&path).ok()?;
     Some(key_of(
         b"ftx folder key 2\0",
         &path,
-        &[meta.dev(), meta.ino()],
+        &crate::sys::fs::identity_numbers(&meta),
     ))
 }
 
@@ -136,22 +136,16 @@ fn key_of(tag: &[u8], path: &Path, numbers: &[u64]) -> String {
 }
 
 /// The key of a file's part on the server (B8): the same for the same file
-/// on this machine (its path, size, modification time and inode), unless it
-/// changed. Cheap: nothing is read. A file changed without its modification
-/// time is caught by the check of the whole file at the end.
+/// on this machine (its path, size, modification time and inode, or where
+/// the OS layer has no inodes, its creation time), unless it changed. Cheap:
+/// nothing is read. A file changed without its modification time is caught
+/// by the check of the whole file at the end.
 pub(super) fn part_key(planned: &Planned) -> Result<String, String> {
-    use std::os::unix::fs::MetadataExt;
     if let Some(problem) = &planned.problem {
         return Err(problem.clone());
     }
     let (_, meta) = open(&planned.path)?;
     let path = std::fs::canonicalize(&planned.path).unwrap_or_else(|_| planned.path.clone());
-    let numbers = [
-        meta.size(),
-        meta.mtime() as u64,
-        meta.mtime_nsec() as u64,
-        meta.dev(),
-        meta.ino(),
-    ];
+    let numbers = crate::sys::fs::version_numbers(&meta);
     Ok(key_of(b"ftx part key 2\0", &path, &numbers))
 }

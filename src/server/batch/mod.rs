@@ -205,6 +205,6 @@ fn say_aborted(stream: &TcpStream, reason: &str) {
         }
     };
     if !closed {
-        let _ = rustix::net::sockopt::set_socket_linger(stream, Some(Duration::ZERO));
+        let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
     }
 }

@@ -1,21 +1,15 @@
-//! What the kernel knows about TCP sockets that the socket API does not say (bytes sent and not yet acknowledged, whether a port is listened on), and how it acknowledges (delayed ACKs).
+//! What the Linux kernel knows about TCP sockets that the socket API does not say: bytes not yet acknowledged, whether a port is listened on, the listen backlog's cap; delayed ACKs; every interface's index.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 
 /// Bytes sent and not yet acknowledged by the other end (`SIOCOUTQ`); `None`
 /// where the system cannot tell.
-#[cfg(target_os = "linux")]
 pub fn unacknowledged(stream: &TcpStream) -> Option<u32> {
-    use std::os::fd::AsRawFd;
     let mut n: libc::c_int = 0;
     // SAFETY: TIOCOUTQ (SIOCOUTQ on sockets) writes one int through the pointer, which points to `n`.
     let rc = unsafe { libc::ioctl(stream.as_raw_fd(), libc::TIOCOUTQ, &mut n) };
     (rc == 0).then(|| u32::try_from(n).unwrap_or(0))
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn unacknowledged(_stream: &TcpStream) -> Option<u32> {
-    None
 }
 
 /// Makes the connections `listener` accepts acknowledge late (`TCP_QUICKACK`
@@ -24,19 +18,12 @@ pub fn unacknowledged(_stream: &TcpStream) -> Option<u32> {
 /// so a server's first read sees a header sent in two writes as two parts
 /// every time, as a classroom server on a real network does. True when the
 /// system does it.
-#[cfg(target_os = "linux")]
 pub fn delay_acks(listener: &TcpListener) -> bool {
     rustix::net::sockopt::set_tcp_quickack(listener, false).is_ok()
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn delay_acks(_listener: &TcpListener) -> bool {
-    false
-}
-
 /// Whether some socket listens on `addr`'s port, asked of the kernel
 /// (`/proc/net/tcp`, `/proc/net/tcp6`) without connecting to it.
-#[cfg(target_os = "linux")]
 pub fn listening_on(addr: SocketAddr) -> Option<bool> {
     let port = format!(":{:04X}", addr.port());
     let mut known = false;
@@ -59,23 +46,31 @@ pub fn listening_on(addr: SocketAddr) -> Option<bool> {
     known.then_some(false)
 }
 
-/// Whether something takes connections on `addr`, by connecting: the
-/// kernel's tables are not readable here.
-#[cfg(not(target_os = "linux"))]
-pub fn listening_on(addr: SocketAddr) -> Option<bool> {
-    Some(TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(100)).is_ok())
+/// The system's cap on a listen backlog (`net.core.somaxconn`), if it says.
+pub fn max_backlog() -> Option<i32> {
+    std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .ok()
+        .and_then(|text| text.trim().parse().ok())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_listening_port_is_seen_without_connecting() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        assert_eq!(listening_on(addr), Some(true));
-        drop(listener);
-        assert_eq!(listening_on(addr), Some(false));
+/// The index of every network interface, for IPv6 multicast (which goes out
+/// through one interface at a time). if_addrs lists addresses, and no
+/// link-local IPv6 ones: a link with nothing else would be missed.
+pub fn interface_indices() -> Vec<u32> {
+    let mut indices = Vec::new();
+    // SAFETY: if_nameindex returns null or an array that ends with an entry
+    // of index 0; it is read up to that entry and freed once, after.
+    unsafe {
+        let list = libc::if_nameindex();
+        if list.is_null() {
+            return indices;
+        }
+        let mut entry = list;
+        while (*entry).if_index != 0 {
+            indices.push((*entry).if_index);
+            entry = entry.add(1);
+        }
+        libc::if_freenameindex(list);
     }
+    indices
 }
