@@ -215,10 +215,13 @@ pub(super) fn open(path: &std::path::Path) -> Result<(File, std::fs::Metadata), 
         return Err("is a folder: ftx sends files (to send what is in it, give DIR/*)".into());
     }
     if !meta.is_file() {
-        return Err("not a regular file (a device, a pipe or a socket)".into());
+        return Err(NOT_REGULAR.into());
     }
     Ok((file, meta))
 }
+
+/// Why a device, a pipe or a socket is not sent.
+const NOT_REGULAR: &str = "not a regular file (a device, a pipe or a socket)";
 
 /// Opens a file for reading, and nothing more: whether it is a regular file
 /// is for the caller to see. Opened without blocking: opening a named pipe
@@ -227,6 +230,10 @@ pub(super) fn open(path: &std::path::Path) -> Result<(File, std::fs::Metadata), 
 pub(super) fn open_only(path: &std::path::Path) -> Result<File, String> {
     crate::sys::fs::open_without_waiting(path).map_err(|e| match e.kind() {
         ErrorKind::NotFound => "cannot open: No such file or directory".to_string(),
+        // The portable layer refuses these before opening them.
+        _ if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
+            NOT_REGULAR.into()
+        }
         _ => format!("cannot open: {e}"),
     })
 }

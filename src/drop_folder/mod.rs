@@ -134,6 +134,7 @@ impl DropFolder {
                 path.display(),
             ),
         }
+        partial::remove_stale(&dir, &path);
         parts::check_staging(&dir).map_err(|e| {
             anyhow::anyhow!(
                 "the drop folder {}: {e}: remove it (it holds only unfinished parts) \
@@ -309,6 +310,24 @@ mod tests {
                 fs::remove_file(folder.path().join(name)).unwrap();
             }
         }
+    }
+
+    /// What a server killed while it wrote named partial files left is
+    /// removed when one starts again; a running server's files are not.
+    #[test]
+    fn partial_files_of_a_server_gone_are_removed_at_start() {
+        let dir = tempfile::tempdir().unwrap();
+        // Past the largest pid Linux gives (2^22); pid 1 always runs; this process.
+        let gone = format!("{PARTIAL_PREFIX}4194305-7");
+        let running = format!("{PARTIAL_PREFIX}1-0");
+        let this = format!("{PARTIAL_PREFIX}{}-0", std::process::id());
+        for name in [&gone, &running, &this, &format!("{PARTIAL_PREFIX}notes")] {
+            fs::write(dir.path().join(name), b"half").unwrap();
+        }
+        let mut left = entries(dir.path());
+        DropFolder::open(dir.path()).unwrap();
+        left.retain(|n| *n != gone);
+        assert_eq!(entries(dir.path()), left);
     }
 
     #[test]

@@ -90,7 +90,7 @@ impl DropFolder {
         match self.numbering.any_free(dir, safe_name) {
             Ok(()) => Ok(()),
             Err(Unplaced::AllTaken) => Err(BeginError::AllTaken(safe_name.to_string())),
-            Err(Unplaced::Failed(e)) => Err(BeginError::Io(e.into())),
+            Err(Unplaced::Failed(e)) => Err(BeginError::Io(e)),
         }
     }
 
@@ -278,6 +278,34 @@ impl PartialFile {
                 self.folder.forget_partial(temp);
                 Ok(())
             }
+        }
+    }
+}
+
+/// Removes the hidden partial files (`.ftx-partial-PID-N`) at the top of
+/// `dir` (at `path`) that a server no longer running left: one killed
+/// (`kill -9`, a crash) while it received them, where partial files have
+/// names (the portable layer, a file system without `O_TMPFILE`). Files of
+/// a process still running, or of one the system cannot tell about, stay.
+pub(super) fn remove_stale(dir: &Dir, path: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return;
+    };
+    let ours = std::process::id();
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let Some((pid, n)) = name
+            .strip_prefix(PARTIAL_PREFIX)
+            .and_then(|rest| rest.split_once('-'))
+        else {
+            continue;
+        };
+        let (Ok(pid), Ok(_)) = (pid.parse::<u32>(), n.parse::<u64>()) else {
+            continue;
+        };
+        if pid != ours && crate::sys::process::alive(pid) == Some(false) {
+            let _ = dir.remove_file(name);
         }
     }
 }

@@ -218,15 +218,17 @@ mod tests {
     fn unnamed_files_show_only_once_named() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = Dir::open(tmp.path()).unwrap();
-        match dir.unnamed_file().unwrap() {
-            Some(mut file) => {
-                assert!(UNNAMED_PARTIALS);
-                file.write_all(b"abc").unwrap();
-                assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
-                dir.link_unnamed(&file, "named").unwrap();
-                assert_eq!(std::fs::read(tmp.path().join("named")).unwrap(), b"abc");
-            }
-            None => assert!(!UNNAMED_PARTIALS, "no O_TMPFILE in the temporary folder"),
+        let unnamed = dir.unnamed_file().unwrap();
+        assert_eq!(
+            unnamed.is_some(),
+            UNNAMED_PARTIALS,
+            "O_TMPFILE in the temporary folder"
+        );
+        if let Some(mut file) = unnamed {
+            file.write_all(b"abc").unwrap();
+            assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 0);
+            dir.link_unnamed(&file, "named").unwrap();
+            assert_eq!(std::fs::read(tmp.path().join("named")).unwrap(), b"abc");
         }
     }
 }

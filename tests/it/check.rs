@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use predicates::prelude::*;
 use serde_json::Value;
 
-use crate::util::{ftx_bin, python_program, PythonServer, PATIENCE};
+use crate::util::{ftx_bin, python_program, PythonServer, PATIENCE, PORTABLE};
 
 /// The whole default run must end within a minute, whatever the peer does.
 const RUN_LIMIT: Duration = Duration::from_secs(75);
@@ -419,7 +419,11 @@ fn the_classroom_client_passes_every_case() {
         .timeout(RUN_LIMIT)
         .assert()
         .success()
-        .stdout(predicate::str::contains("9 passed, 0 failed"));
+        .stdout(predicate::str::contains(match PORTABLE {
+            // C3 cannot be judged without delayed ACKs.
+            true => "8 passed, 0 failed, 1 skipped",
+            false => "9 passed, 0 failed",
+        }));
 }
 
 /// Each faulty client fails exactly the cases its fault breaks, and no client is left running.
@@ -454,8 +458,18 @@ fn faulty_clients_fail_exactly_their_cases() {
             .collect();
         running.into_iter().map(|r| r.join().unwrap()).collect()
     });
-    for ((mode, extra, expected), (code, failed, _)) in cases.iter().zip(results) {
-        assert_eq!(failed, *expected, "{mode} {extra:?}");
+    for ((mode, extra, expected), (code, failed, skipped)) in cases.iter().zip(results) {
+        // The portable OS layer cannot delay ACKs: a header in two writes
+        // may reach the server whole, so C3 is skipped, never passed, unless it failed.
+        let (expected, skip): (Vec<&str>, Vec<&str>) = match PORTABLE {
+            true if !failed.iter().any(|c| c == "C3") => (
+                expected.iter().copied().filter(|c| *c != "C3").collect(),
+                vec!["C3"],
+            ),
+            _ => (expected.to_vec(), vec![]),
+        };
+        assert_eq!(failed, expected, "{mode} {extra:?}");
+        assert_eq!(skipped, skip, "{mode} {extra:?}");
         assert_eq!(code, i32::from(!expected.is_empty()), "{mode}");
         let running = Command::new("pgrep")
             .args([

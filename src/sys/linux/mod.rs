@@ -16,4 +16,5 @@ pub const LONG_VERSION: &str = concat!(
 pub const UNNAMED_PARTIALS: bool = true;
 
 /// Files are told apart by device and inode.
+#[cfg(test)]
 pub const FILE_IDENTITY: bool = true;

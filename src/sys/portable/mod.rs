@@ -20,4 +20,5 @@ pub const LONG_VERSION: &str = concat!(
 pub const UNNAMED_PARTIALS: bool = false;
 
 /// Files are told apart by creation time, where the file system keeps one.
+#[cfg(test)]
 pub const FILE_IDENTITY: bool = false;

@@ -1,4 +1,4 @@
-//! What the portable layer knows of TCP sockets beyond std: unacknowledged bytes on macOS (`SO_NWRITE`) and nowhere else, whether a port is listened on (by connecting), the backlog's cap on macOS, interfaces from if-addrs.
+//! What the portable layer knows of TCP sockets beyond std: unacknowledged bytes on macOS (`SO_NWRITE`) and nowhere else, whether a port is listened on (by connecting), the backlog's cap on macOS, interfaces (POSIX on Unix, if-addrs elsewhere).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -63,8 +63,12 @@ pub fn max_backlog() -> Option<i32> {
     None
 }
 
+#[cfg(unix)]
+pub use crate::sys::unix::interfaces::interface_indices;
+
 /// The index of every interface that has an address (if-addrs): a link
 /// with only a link-local IPv6 address is not among them.
+#[cfg(not(unix))]
 pub fn interface_indices() -> Vec<u32> {
     let mut indices: Vec<u32> = if_addrs::get_if_addrs()
         .unwrap_or_default()

@@ -47,3 +47,13 @@ pub fn kill_group(pid: u32) {
         let _ = kill_process_group(pid, Signal::KILL);
     }
 }
+
+/// Whether a process `pid` runs now; `None` where that cannot be told.
+pub fn alive(pid: u32) -> Option<bool> {
+    let pid = i32::try_from(pid).ok().and_then(Pid::from_raw)?;
+    match rustix::process::test_kill_process(pid) {
+        Ok(()) => Some(true),
+        Err(rustix::io::Errno::SRCH) => Some(false),
+        Err(_) => Some(true), // it exists, another user's
+    }
+}

@@ -18,3 +18,8 @@ pub fn kill(_pid: u32) {}
 
 /// No process groups here.
 pub fn kill_group(_pid: u32) {}
+
+/// Whether a process runs cannot be told with std: `None`.
+pub fn alive(_pid: u32) -> Option<bool> {
+    None
+}
