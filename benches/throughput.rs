@@ -54,7 +54,7 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|n| n.parse().ok())
         .unwrap_or(if quick { 3 } else { 7 });
-    // `-- --only single,small` runs just those parts (single, many, small, lan, view, memory, scaling).
+    // `-- --only single,small` runs just those parts (single, many, small, lan, view, memory, scaling, layers).
     let only: Option<Vec<String>> = args
         .iter()
         .position(|a| a == "--only")
@@ -102,6 +102,10 @@ fn main() {
     }
     if wanted("scaling") {
         scaling(&bench, big, quick);
+    }
+    if wanted("layers") {
+        let small = bench.small_files(2000, 4096);
+        layers(&bench, &single, &small, rounds.min(5));
     }
     let _ = fs::remove_dir_all(&bench.work);
     if let Some(path) = args
@@ -546,6 +550,151 @@ fn median(mut xs: Vec<Duration>) -> Duration {
 
 fn rate(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / MIB as f64 / d.as_secs_f64()
+}
+
+/// The portable OS layer's ftx (`--features portable`), built for this run
+/// beside the benchmark's own, in `target/portable`.
+fn portable_ftx() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("portable");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    eprintln!("building the portable layer's ftx (cargo build --release --features portable)");
+    let built = Command::new(cargo)
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--features",
+            "portable",
+            "--bin",
+            "ftx",
+        ])
+        .arg("--target-dir")
+        .arg(&target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(built.success(), "the portable build failed");
+    target.join("release/ftx")
+}
+
+/// The same transfers with the Linux OS layer and the portable one (both
+/// ends), beside `cp`: what each fast path (splice, sendfile, O_TMPFILE,
+/// openat) is worth.
+fn layers(bench: &Bench, single: &Path, small: &[PathBuf], rounds: usize) {
+    let portable = Bench {
+        work: bench.work.clone(),
+        ftx: portable_ftx(),
+        python: bench.python.clone(),
+    };
+    let ends = [bench, &portable];
+    let drops = [
+        bench.drop_dir("drop-linux"),
+        bench.drop_dir("drop-portable"),
+    ];
+    let servers = [
+        bench.ftx_server(&drops[0], 8),
+        portable.ftx_server(&drops[1], 8),
+    ];
+    let size = fs::metadata(single).unwrap().len();
+    let out = bench.work.join("out.bin");
+    // Rows: (layer, extra arguments); the last is cp.
+    let ways: [(usize, &[&str]); 4] =
+        [(0, &[]), (1, &[]), (0, &["--classic"]), (1, &["--classic"])];
+    let times = alternate(rounds, ways.len() + 1, |which| {
+        let took = match ways.get(which) {
+            Some(&(layer, extra)) => {
+                let took = ends[layer].ftx_send_with(
+                    servers[layer].addr,
+                    &[single.to_path_buf()],
+                    1,
+                    extra,
+                );
+                clear(&drops[layer]);
+                took
+            }
+            None => copy(single, &out),
+        };
+        let _ = fs::remove_file(&out);
+        Some(took)
+    });
+    out!(
+        "## The portable OS layer: one {} MiB file
+",
+        size / MIB
+    );
+    contest_table(
+        &[
+            "Linux layer: `ftx send` (batch mode, verified)",
+            "portable layer: `ftx send` (batch mode, verified)",
+            "Linux layer: `ftx send --classic` (sendfile, splice)",
+            "portable layer: `ftx send --classic` (a buffer)",
+            "`cp` (same file system)",
+        ],
+        &times,
+        0,
+        "MiB/s",
+        |m| rate(size, m),
+    );
+    out!(
+        "\nThe portable layer's throughput as a share of the Linux layer's: verified {:.2}x, classic {:.2}x.\n",
+        of_times(&times, 1, 0),
+        of_times(&times, 3, 2)
+    );
+
+    let source = small[0].parent().unwrap().to_path_buf();
+    let copy_to = bench.drop_dir("drop-copy");
+    let times = alternate(rounds, 3, |which| {
+        let took = match which {
+            0 | 1 => {
+                let took =
+                    ends[which].ftx_send(servers[which].addr, std::slice::from_ref(&source), 8);
+                clear(&drops[which]);
+                took
+            }
+            _ => {
+                let start = Instant::now();
+                let status = Command::new("cp")
+                    .arg("-r")
+                    .arg(&source)
+                    .arg(copy_to.join("copy"))
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+                let took = start.elapsed();
+                clear(&copy_to);
+                took
+            }
+        };
+        Some(took)
+    });
+    let n = small.len() as f64;
+    out!(
+        "## The portable OS layer: {} files of 4 KiB, `ftx send DIR`\n",
+        small.len()
+    );
+    contest_table(
+        &[
+            "Linux layer",
+            "portable layer",
+            "`cp -r` (same file system)",
+        ],
+        &times,
+        0,
+        "files/s",
+        |m| n / m.as_secs_f64(),
+    );
+    out!(
+        "\nThe portable layer's throughput as a share of the Linux layer's: {:.2}x.\n",
+        of_times(&times, 1, 0)
+    );
+}
+
+/// Row `a`'s throughput as a share of row `b`'s.
+fn of_times(times: &[Vec<Duration>], a: usize, b: usize) -> f64 {
+    median(times[b].clone()).as_secs_f64() / median(times[a].clone()).as_secs_f64()
 }
 
 /// One large file: ftx against the floor, nc and the Python pair. Returns the floor's median time.

@@ -52,7 +52,17 @@ fn version_is_printed() {
         .stdout(predicate::str::starts_with(format!(
             "ftx {}",
             env!("CARGO_PKG_VERSION")
-        )));
+        )))
+        .stdout(predicate::str::contains(match crate::util::PORTABLE {
+            true => "OS layer: portable",
+            false => "OS layer: linux",
+        }));
+    // -V stays one line.
+    ftx()
+        .arg("-V")
+        .assert()
+        .success()
+        .stdout(format!("ftx {}\n", env!("CARGO_PKG_VERSION")));
 }
 
 #[test]

@@ -144,6 +144,16 @@ impl Terminal {
         );
         self.contents()
     }
+
+    /// Waits until `text` was drawn at some moment, even if the screen has
+    /// moved on since (a bar that came and went between two looks).
+    fn wait_for_drawn(&self, text: &str) {
+        let drawn = || {
+            let raw = self.raw.lock().unwrap();
+            raw.windows(text.len()).any(|w| w == text.as_bytes())
+        };
+        wait_until(drawn, &format!("{text:?} drawn"), || self.contents());
+    }
 }
 
 impl Drop for Terminal {
@@ -1100,7 +1110,7 @@ fn ctrl_c_on_a_send_prints_the_table_and_the_same_command_resumes() {
     // asked while the server still wrote the part, and lost the batch).
     // Its bar says so from its first byte.
     let mut again = Terminal::run(&args, 24, 120);
-    again.wait_for("resuming at ");
+    again.wait_for_drawn("resuming at ");
     again.wait_for("saved, 0 failed");
     assert_eq!(again.exit_code(), 0, "{}", again.contents());
     assert!(
