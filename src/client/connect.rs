@@ -77,6 +77,9 @@ pub(super) struct Reach {
     pub(super) unreachable: OnceLock<String>,
     /// The first connection, made while the hello was asked, or why it could not be made.
     pub(super) early: Mutex<Option<Result<TcpStream, String>>>,
+    /// A batch sent behind its opening was not welcomed (a busy server, say):
+    /// the batches after it wait for the welcome first (PROTOCOL.md B2).
+    pub(super) wait_for_welcome: std::sync::atomic::AtomicBool,
 }
 
 /// Connects to the first of `addresses` that answers (or takes the

@@ -192,12 +192,46 @@ impl HeaderCollector {
         }
     }
 
-    /// Once everything that has arrived was pushed: the header, if it is complete.
+    /// Once everything that has arrived was pushed: the header, if it is
+    /// complete. A batch opening (B2) is complete at its line's end.
     pub fn complete(&self) -> Option<Header> {
         if self.message.len() <= SIZE_LEN || ends_mid_character(&self.message[SIZE_LEN..]) {
             return None;
         }
+        if self.opening() && !self.message[SIZE_LEN..].contains(&b'\n') {
+            return None;
+        }
         Header::decode(&self.message).ok()
+    }
+
+    /// How many of `arrived` (bytes the socket holds, not pushed yet) belong
+    /// to the header: all of them for a classic header (its name is the rest
+    /// of the message, P2), those up to the end of the opening's line for a
+    /// batch (B2: frames may follow in the same segment; they are the
+    /// batch's, to be read by its worker).
+    pub fn wanted(&self, arrived: &[u8]) -> usize {
+        let had = self.message.len();
+        if self.opening() && self.message[SIZE_LEN..].contains(&b'\n') {
+            return 0;
+        }
+        let magic = &batch::MAGIC[..had.min(SIZE_LEN)];
+        if self.message[..had.min(SIZE_LEN)] != *magic {
+            return arrived.len();
+        }
+        // Still possibly an opening: what completes the magic, then the line.
+        let to_magic = SIZE_LEN.saturating_sub(had).min(arrived.len());
+        if arrived[..to_magic] != batch::MAGIC[had.min(SIZE_LEN)..had.min(SIZE_LEN) + to_magic] {
+            return arrived.len();
+        }
+        match arrived[to_magic..].iter().position(|&b| b == b'\n') {
+            Some(at) => to_magic + at + 1,
+            None => arrived.len(),
+        }
+    }
+
+    /// The first 8 bytes are batch mode's magic.
+    fn opening(&self) -> bool {
+        self.message.len() >= SIZE_LEN && self.message[..SIZE_LEN] == batch::MAGIC
     }
 
     /// Why there is no header when the client closed now.
@@ -311,6 +345,40 @@ pub fn read_reply<R: Read>(src: &mut R) -> Result<(), ReplyError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A batch opening is taken up to its line's end, however it arrives,
+    /// and what follows it (frames sent behind it) is left; a classic
+    /// header takes all that arrived.
+    #[test]
+    fn an_opening_is_taken_to_its_line_and_no_further() {
+        let opening = batch::opening();
+        let mut sent = opening.clone();
+        sent.extend_from_slice(b"{\"file\":\"a\"}\n");
+        for cut in 1..sent.len() {
+            let mut collector = HeaderCollector::new(MAX_RECV_NAME);
+            let mut taken = Vec::new();
+            for piece in [&sent[..cut], &sent[cut..]] {
+                let n = collector.wanted(piece);
+                collector.push(&piece[..n]).unwrap();
+                taken.extend_from_slice(&piece[..n]);
+                if n < piece.len() || collector.complete().is_some() {
+                    break;
+                }
+            }
+            assert_eq!(taken, opening, "cut at {cut}");
+            let header = collector.complete().expect("complete");
+            assert!(batch::is_batch(header.size));
+            assert_eq!(collector.wanted(b"more\n"), 0, "cut at {cut}");
+        }
+        // Half an opening is not a header yet.
+        let mut collector = HeaderCollector::new(MAX_RECV_NAME);
+        collector.push(&opening[..12]).unwrap();
+        assert!(collector.complete().is_none());
+        // A classic header takes everything, newlines in its name included.
+        let collector = HeaderCollector::new(MAX_RECV_NAME);
+        let classic = [&5u64.to_be_bytes()[..], b"a\nb.txt"].concat();
+        assert_eq!(collector.wanted(&classic), classic.len());
+    }
 
     /// Feeds a message in pieces, asking after each one whether the header is complete,
     /// as the server does after each read of everything that had arrived.

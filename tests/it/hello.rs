@@ -496,3 +496,152 @@ fn find_over_ipv6_link_local_finds_the_server() {
         b"by link-local\n"
     );
 }
+
+/// A relay to `server` (its TCP port and its hello's UDP port) that passes
+/// nothing back over TCP until the client has sent more than `first` bytes,
+/// or a few seconds went by. Returns where it listens, and whether the
+/// client sent more than `first` bytes before it had heard anything back.
+fn withholding_relay(
+    server: std::net::SocketAddr,
+    first: usize,
+) -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::io::{Read, Write};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // A port free on both TCP and UDP, as the client asks the same number.
+    let (listener, udp) = loop {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        if let Ok(udp) = UdpSocket::bind(listener.local_addr().unwrap()) {
+            break (listener, udp);
+        }
+    };
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut client = None;
+        let mut datagram = [0u8; 2048];
+        while let Ok((n, from)) = udp.recv_from(&mut datagram) {
+            let to = match from == server {
+                true => match client {
+                    Some(client) => client,
+                    None => continue,
+                },
+                false => {
+                    client = Some(from);
+                    server
+                }
+            };
+            let _ = udp.send_to(&datagram[..n], to);
+        }
+    });
+    let early = Arc::new(AtomicBool::new(false));
+    let seen = Arc::clone(&early);
+    std::thread::spawn(move || {
+        let (mut from_client, _) = listener.accept().unwrap();
+        let mut to_server = std::net::TcpStream::connect(server).unwrap();
+        let (mut from_server, mut to_client) = (
+            to_server.try_clone().unwrap(),
+            from_client.try_clone().unwrap(),
+        );
+        let sent = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&sent);
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 65536];
+            while let Ok(n @ 1..) = from_client.read(&mut buf) {
+                counted.fetch_add(n, Ordering::SeqCst);
+                if to_server.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = to_server.shutdown(std::net::Shutdown::Write);
+        });
+        let until = std::time::Instant::now() + Duration::from_secs(3);
+        while sent.load(Ordering::SeqCst) <= first && std::time::Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        seen.store(sent.load(Ordering::SeqCst) > first, Ordering::SeqCst);
+        let mut buf = [0u8; 65536];
+        while let Ok(n @ 1..) = from_server.read(&mut buf) {
+            if to_client.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+        let _ = to_client.shutdown(std::net::Shutdown::Write);
+    });
+    (addr, early)
+}
+
+/// To a server its hello said is ftx, the first frames go right behind the
+/// opening, before the welcome came back: one round trip less (PROTOCOL.md
+/// B2). The relay holds the welcome back until more than the opening came.
+#[test]
+fn the_first_frames_go_behind_the_opening_to_an_ftx_server() {
+    let server = Serve::start(&[]);
+    let opening = 8 + b"{\"batch\":1}\n".len();
+    let (relay, early) = withholding_relay(server.addr, opening);
+    let src = tempfile::tempdir().unwrap();
+    let one = write_file(src.path(), "one.txt", b"no waiting");
+    let got = finished(&relay.to_string(), &[&one], &[]);
+    assert_eq!(got[0]["verified"], true, "{:?}", got[0]);
+    assert!(
+        early.load(std::sync::atomic::Ordering::SeqCst),
+        "the sender waited for the welcome before its frames"
+    );
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("one.txt")).unwrap(),
+        b"no waiting"
+    );
+}
+
+/// A batch sent behind its opening and refused (`--per-ip 1`, the one
+/// connection taken) goes again on a connection that waits for the welcome,
+/// and asks again while the server is busy: every file arrives once.
+#[test]
+fn a_refused_pipelined_batch_goes_again_after_a_welcome() {
+    let server = Serve::start(&["--per-ip", "1"]);
+    let held = crate::util::RawClient::connect(server.addr);
+    server.wait_for_log("ftx serve");
+    let src = tempfile::tempdir().unwrap();
+    let files: Vec<_> = (0..3)
+        .map(|i| {
+            write_file(
+                src.path(),
+                &format!("f{i}.txt"),
+                format!("file {i}").as_bytes(),
+            )
+        })
+        .collect();
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(700));
+        drop(held);
+    });
+    let out = assert_cmd::Command::new(ftx_bin())
+        .args([
+            "send",
+            "--trace",
+            "-j",
+            "1",
+            "--to",
+            &server.addr.to_string(),
+        ])
+        .args(&files)
+        .timeout(PATIENCE)
+        .assert()
+        .success();
+    releaser.join().unwrap();
+    let said = stderr_of(&out);
+    assert!(
+        said.contains("the batch goes again, after the welcome"),
+        "{said}"
+    );
+    assert!(said.contains("3 saved, 0 failed"), "{said}");
+    for i in 0..3 {
+        assert_eq!(
+            std::fs::read_to_string(server.drop_dir().join(format!("f{i}.txt"))).unwrap(),
+            format!("file {i}")
+        );
+    }
+    assert_eq!(entries(server.drop_dir()).len(), 3, "each file once");
+}

@@ -1,8 +1,17 @@
 //! One batch connection of the sender: opened (PROTOCOL.md B2), fed units by a writer while a reader takes the answers, and every file it took given an outcome, whatever happens.
+//!
+//! To a server known to be ftx (its hello or a receipt said so) the first
+//! frames go right behind the opening, in the same round trip, and the
+//! reader takes the welcome before the answers. A batch sent so and not
+//! welcomed (a server busy with `--per-ip`, say) is sent again on a
+//! connection that waits for the welcome first, as every batch does to a
+//! server not known to be ftx; nothing of it was answered, so nothing of it
+//! was kept.
 
 use std::io::{BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 
 use crossbeam_channel::Receiver;
@@ -18,6 +27,14 @@ use crate::outcome::{Done, FileReport};
 use crate::progress::Event;
 use crate::protocol::batch::{self, Answer, Frame, Welcome};
 use crate::protocol::{self, BadReply};
+
+/// Why a pipelined batch was not welcomed.
+enum Unwelcome {
+    /// Refused, reset or closed: it can go again, after a welcome.
+    Again(String),
+    /// No welcome within `--timeout`.
+    Failed(String),
+}
 
 /// One batch connection.
 pub(super) struct Connection<'a> {
@@ -43,7 +60,13 @@ impl Connection<'_> {
 
     /// One batch connection for `units`; why it did not open.
     fn serve_batch(&self, work: impl Iterator<Item = Unit>) -> Result<(), String> {
-        let stream = match self.open() {
+        let pipelined = self.context.learned.ftx.load(Ordering::Relaxed)
+            && !self.context.reach.wait_for_welcome.load(Ordering::Relaxed);
+        let opened = match pipelined {
+            true => self.open_pipelined(),
+            false => self.open(),
+        };
+        let stream = match opened {
             Ok(stream) => stream,
             Err(reason) => {
                 for unit in work {
@@ -54,16 +77,39 @@ impl Connection<'_> {
         };
         let in_flight = InFlight::default();
         let writing = AtomicBool::new(true);
+        let not_welcomed: OnceLock<Unwelcome> = OnceLock::new();
         let mut broken: Option<String> = None;
         let mut taken = Vec::new();
+        // A pipelined batch's units, to send again if it is not welcomed.
+        let mut sent: Vec<Unit> = Vec::new();
         thread::scope(|scope| {
-            scope.spawn(|| self.read_answers(&stream, &in_flight, &writing));
+            scope.spawn(|| {
+                if pipelined {
+                    if let Err(unwelcome) = self.welcomed(&stream) {
+                        // Nothing was answered: the writer is stopped, and what
+                        // it waits for let go, unreported (after the shutdown,
+                        // so that nothing it asks later is waited for).
+                        let _ = not_welcomed.set(unwelcome);
+                        let _ = stream.shutdown(Shutdown::Both);
+                        in_flight.let_go();
+                        return;
+                    }
+                }
+                self.read_answers(&stream, &in_flight, &writing)
+            });
             for unit in work {
+                if not_welcomed.get().is_some() {
+                    sent.push(unit);
+                    continue;
+                }
                 if let Some(reason) = &broken {
                     self.fail_unit(&unit, reason);
                     continue;
                 }
                 taken.extend_from_slice(&unit.files);
+                if pipelined {
+                    sent.push(unit.clone());
+                }
                 if let Err(reason) = self.write_unit(&stream, &unit, &in_flight) {
                     broken = Some(reason);
                 }
@@ -74,6 +120,24 @@ impl Connection<'_> {
             let _ = stream.shutdown(Shutdown::Write);
             writing.store(false, Ordering::SeqCst);
         });
+        match not_welcomed.into_inner() {
+            // Not welcomed: the same units on a connection that waits for the welcome.
+            Some(Unwelcome::Again(why)) => {
+                self.trace(format!("{why}: the batch goes again, after the welcome"));
+                self.context
+                    .reach
+                    .wait_for_welcome
+                    .store(true, Ordering::Relaxed);
+                return self.serve_batch(sent.into_iter());
+            }
+            Some(Unwelcome::Failed(reason)) => {
+                for unit in &sent {
+                    self.fail_unit(unit, &reason);
+                }
+                return Err(reason);
+            }
+            None => {}
+        }
         // Once the answers are all read: a file of a unit that broke off and
         // was never sent, or never answered, failed.
         let reason = broken.unwrap_or_else(|| "the batch ended before it was sent".into());
@@ -115,19 +179,55 @@ impl Connection<'_> {
         Some(token)
     }
 
+    /// Says `text` under `--trace`.
+    fn trace(&self, text: String) {
+        if self.context.config.trace {
+            let _ = self.context.events.send(Event::Notice(text));
+        }
+    }
+
     /// Connects and opens a batch (B2), asking again with pauses that double,
     /// for up to `--timeout`, while the server is busy (`--per-ip`).
     fn open(&self) -> Result<TcpStream, String> {
-        let trace = |text: String| {
-            if self.context.config.trace {
-                let _ = self.context.events.send(Event::Notice(text));
-            }
-        };
-        connect::with_retry(self.context.config, trace, || self.try_open())
+        connect::with_retry(
+            self.context.config,
+            |t| self.trace(t),
+            || {
+                let stream = self.send_opening()?;
+                self.judged(batch::read_welcome(&mut &stream))?;
+                Ok(stream)
+            },
+        )
     }
 
-    /// One try at [`Connection::open`].
-    fn try_open(&self) -> Result<TcpStream, Opening> {
+    /// Connects and sends the opening, for frames to follow at once: to a
+    /// server known to be ftx (B2). The welcome is the reader's to take
+    /// ([`Connection::welcomed`]).
+    fn open_pipelined(&self) -> Result<TcpStream, String> {
+        connect::with_retry(
+            self.context.config,
+            |t| self.trace(t),
+            || self.send_opening(),
+        )
+    }
+
+    /// The welcome of a pipelined opening: `Again` for a refusal, a reset or
+    /// a close (the batch can be sent again, waiting for the welcome);
+    /// `Failed` when none came within `--timeout`.
+    fn welcomed(&self, stream: &TcpStream) -> Result<(), Unwelcome> {
+        let welcome = batch::read_welcome(&mut &*stream);
+        let timed_out = welcome.as_ref().is_err_and(protocol::is_timeout);
+        match self.judged(welcome) {
+            Ok(()) => Ok(()),
+            Err(Opening::Failed(reason) | Opening::Busy(reason)) if timed_out => {
+                Err(Unwelcome::Failed(reason))
+            }
+            Err(Opening::Failed(reason) | Opening::Busy(reason)) => Err(Unwelcome::Again(reason)),
+        }
+    }
+
+    /// Connects and writes the opening (B2).
+    fn send_opening(&self) -> Result<TcpStream, Opening> {
         let config = self.context.config;
         // A server found not to be ftx is not sent another opening (PROTOCOL.md B1a).
         if let Some(reason) = self.context.reach.unreachable.get() {
@@ -144,8 +244,14 @@ impl Connection<'_> {
         (&stream).write_all(&batch::opening()).map_err(|e| {
             Opening::Failed(format!("opening a batch: {}", in_words(&e, config.timeout)))
         })?;
-        match batch::read_welcome(&mut &stream) {
-            Ok(Welcome::Go) => Ok(stream),
+        Ok(stream)
+    }
+
+    /// What the server's answer to an opening means.
+    fn judged(&self, welcome: std::io::Result<Welcome>) -> Result<(), Opening> {
+        let config = self.context.config;
+        match welcome {
+            Ok(Welcome::Go) => Ok(()),
             Ok(Welcome::Classic) => {
                 let reason = format!(
                     "{} is not an ftx server: it answered \"go ahead\" to the opening of ftx mode, \

@@ -13,7 +13,7 @@ use crate::protocol::batch;
 const SPLIT_FROM: usize = 256;
 
 /// What goes through one batch: a folder given, whole, or some of the files given.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Unit {
     /// The first file, sent classically, to move into this folder: (its index, the claim token).
     pub(super) claim: Option<(usize, String)>,

@@ -83,6 +83,12 @@ impl InFlight {
         }
     }
 
+    /// Forgets every frame in flight, unreported (a batch never welcomed):
+    /// a writer waiting for an answer is let go at once.
+    pub(super) fn let_go(&self) {
+        self.queue.lock().expect("in flight lock").clear();
+    }
+
     /// The next frame never answered, once the batch ended.
     fn unanswered(&self) -> Option<Pending> {
         self.queue.lock().expect("in flight lock").pop_front()
