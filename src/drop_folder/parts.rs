@@ -222,7 +222,9 @@ impl DropFolder {
         size: u64,
     ) -> Result<(PartialFile, u64), BeginError> {
         let Some(part) = Self::part_name(key, size) else {
-            return self.begin_in(root, dir, safe_name, size).map(|p| (p, 0));
+            return self
+                .begin_in(root, dir, safe_name, size, true)
+                .map(|p| (p, 0));
         };
         if !self
             .parts
@@ -231,7 +233,9 @@ impl DropFolder {
             .expect("parts lock")
             .insert(part.clone())
         {
-            return self.begin_in(root, dir, safe_name, size).map(|p| (p, 0));
+            return self
+                .begin_in(root, dir, safe_name, size, true)
+                .map(|p| (p, 0));
         }
         let free_part = |e| {
             self.part_done(&part);

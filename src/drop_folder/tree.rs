@@ -190,7 +190,8 @@ impl Tree {
             .begin_part(&self.root, dir, safe_name, hash, size)
     }
 
-    /// Starts a file `safe_name` in the folder at `components`.
+    /// Starts a file `safe_name` in the folder at `components` (its name
+    /// looked up first as [`DropFolder::begin_batched`] says).
     pub fn begin(
         &self,
         components: &[String],
@@ -198,7 +199,9 @@ impl Tree {
         size: u64,
     ) -> Result<PartialFile, BeginError> {
         let dir = self.folder(components).map_err(BeginError::Io)?;
-        self.folder.begin_in(&self.root, dir, safe_name, size)
+        let look_up = size >= super::partial::NAME_LOOKED_UP_FROM;
+        self.folder
+            .begin_in(&self.root, dir, safe_name, size, look_up)
     }
 
     /// The size and BLAKE3 of the small regular file at `components`/`name`

@@ -599,6 +599,27 @@ fn an_upload_whose_names_are_all_taken_is_refused_before_go_ahead() {
         server.log()
     );
     classic_other_name_saved(&server);
+    // In a batch a small file's name is found as it is kept: that file
+    // fails, the batch goes on.
+    let src = tempfile::tempdir().unwrap();
+    let same = src.path().join("same.txt");
+    let fine = src.path().join("fine.txt");
+    std::fs::write(&same, b"taken").unwrap();
+    std::fs::write(&fine, b"kept").unwrap();
+    let out = crate::util::send_to(&server.addr.to_string())
+        .args([&same, &fine])
+        .assert()
+        .code(1);
+    let said = crate::util::stderr_of(&out);
+    assert!(
+        said.contains("same.txt and 9999 numbered names are all taken"),
+        "{said}"
+    );
+    assert!(said.contains("1 saved, 1 failed"), "{said}");
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("fine.txt")).unwrap(),
+        b"kept"
+    );
 }
 
 /// Another name is still saved.

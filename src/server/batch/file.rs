@@ -193,7 +193,7 @@ impl Session<'_> {
                 let folder = &self.worker.folder;
                 let begun = match resumable {
                     Some(key) => folder.begin_resumable(&safe.name, key, size),
-                    None => folder.begin(&safe.name, size).map(|p| (p, 0)),
+                    None => folder.begin_batched(&safe.name, size).map(|p| (p, 0)),
                 }
                 .map_err(failed)?;
                 (begun, None)
