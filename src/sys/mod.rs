@@ -2,12 +2,12 @@
 //!
 //! The rest of ftx has no `cfg(target_os)` and no `std::os::unix`: it asks
 //! this module, and where a guarantee depends on the layer it asks what the
-//! layer can do ([`UNNAMED_PARTIALS`], [`FILE_IDENTITY`], `copy::IN_KERNEL`);
+//! layer can do ([`UNNAMED_PARTIALS`], `FILE_IDENTITY`, `copy::IN_KERNEL`);
 //! `ftx --version` says which layer it was built with. What differs:
 //!
 //! | | Linux layer | portable layer |
 //! | --- | --- | --- |
-//! | a file being received | unnamed (`O_TMPFILE`): nothing partial is ever visible, a crash leaves nothing | a hidden `.ftx-partial-PID-N`, removed on every failure path; a crash (`kill -9`) can leave one |
+//! | a file being received | unnamed (`O_TMPFILE`): nothing partial is ever visible, a crash leaves nothing | a hidden `.ftx-partial-PID-N`, removed on every failure path; a crash (`kill -9`) can leave one, which the next server on the folder removes (on Unix) |
 //! | ways into the drop folder | through its open descriptor (`openat`, no link followed) | by path, each name checked not to be a link first (a local user who swaps a folder for a link between the check and the open can win the race; a client cannot, as no client string picks a path) |
 //! | keeping under a final name | `linkat` / `renameat2(RENAME_NOREPLACE)`: never replaces | a hard link (never replaces), or, where there are none, a rename after a check, under one lock (never replaces what ftx itself made; another program can race it) |
 //! | which file is which (claims, folder records, the drop folder made again) | device and inode | creation time, where the file system keeps one; where not, files are taken to be the same |
@@ -15,7 +15,7 @@
 //! | free space | `fstatvfs` | `fs4` (statvfs, `GetDiskFreeSpaceExW`) |
 //! | the folder of parts is the server's own | owner and mode checked | checked on Unix; on Windows, what the folder's ACL allows |
 //! | typed keys while bars are drawn | not echoed (termios) | not echoed (termios; Windows: the console mode, not compiled here) |
-//! | `ftx check`'s program and what it starts | one process group, killed whole | the program only |
+//! | `ftx check`'s program and what it starts | one process group, killed whole | the same on Unix; on Windows, the program only |
 //! | unacknowledged bytes (a classic receipt's proof) | `SIOCOUTQ` | macOS `SO_NWRITE` (not compiled here); elsewhere unknown |
 
 #[cfg(unix)]
