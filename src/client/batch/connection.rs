@@ -78,6 +78,8 @@ impl Connection<'_> {
         let in_flight = InFlight::default();
         let writing = AtomicBool::new(true);
         let not_welcomed: OnceLock<Unwelcome> = OnceLock::new();
+        // Set once the reader has taken the welcome (or found none).
+        let decided = AtomicBool::new(!pipelined);
         let mut broken: Option<String> = None;
         let mut taken = Vec::new();
         // A pipelined batch's units, to send again if it is not welcomed.
@@ -85,19 +87,28 @@ impl Connection<'_> {
         thread::scope(|scope| {
             scope.spawn(|| {
                 if pipelined {
-                    if let Err(unwelcome) = self.welcomed(&stream) {
+                    let welcome = self.welcomed(&stream);
+                    if let Err(unwelcome) = welcome {
                         // Nothing was answered: the writer is stopped, and what
                         // it waits for let go, unreported (after the shutdown,
                         // so that nothing it asks later is waited for).
                         let _ = not_welcomed.set(unwelcome);
+                        decided.store(true, Ordering::SeqCst);
                         let _ = stream.shutdown(Shutdown::Both);
                         in_flight.let_go();
                         return;
                     }
+                    decided.store(true, Ordering::SeqCst);
                 }
                 self.read_answers(&stream, &in_flight, &writing)
             });
             for unit in work {
+                // A write that failed before the welcome was read: whether the
+                // batch goes again or its files fail is the welcome's to say
+                // (the reader decides within --timeout).
+                while broken.is_some() && !decided.load(Ordering::SeqCst) {
+                    thread::sleep(std::time::Duration::from_millis(1));
+                }
                 if not_welcomed.get().is_some() {
                     sent.push(unit);
                     continue;
