@@ -351,7 +351,7 @@ impl Bars {
         for (id, bar) in &self.rows {
             if let Some(upload) = live.uploads.get(id) {
                 if self.sent.contains(id) {
-                    bar.set_message(all_sent(layout));
+                    bar.set_message(all_sent(Some(upload), layout));
                 } else if upload.started.is_some() {
                     bar.set_style(style_upload(layout));
                 } else {
@@ -491,7 +491,7 @@ impl Sink for Bars {
                 self.sent.insert(*id);
                 if let Some(bar) = self.rows.get(id) {
                     bar.set_style(template("{prefix} {spinner:.cyan} {msg:.cyan}"));
-                    bar.set_message(all_sent(self.layout));
+                    bar.set_message(all_sent(live.uploads.get(id), self.layout));
                     bar.enable_steady_tick(Duration::from_millis(120));
                 }
             }
@@ -632,12 +632,23 @@ fn waiting_for(upload: &Tracked, side: Side, layout: Layout) -> String {
 }
 
 /// What a file all sent waits for.
-fn all_sent(layout: Layout) -> String {
-    message_in(
-        "all sent, waiting for the server to confirm",
-        "all sent, confirming",
-        layout,
-    )
+fn all_sent(upload: Option<&Tracked>, layout: Layout) -> String {
+    match upload.map_or(0, |u| u.resumed) {
+        0 => message_in(
+            "all sent, waiting for the server to confirm",
+            "all sent, confirming",
+            layout,
+        ),
+        // A resumed file says so until its end, however soon its bytes were all sent.
+        at => message_in(
+            &format!(
+                "all sent (resumed at {}), waiting for the server to confirm",
+                Bytes(at)
+            ),
+            &format!("all sent (resumed at {})", Bytes(at)),
+            layout,
+        ),
+    }
 }
 
 /// `long` if it fits after the label and the spinner, else `short`, cut if need be.
