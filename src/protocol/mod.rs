@@ -198,7 +198,7 @@ impl HeaderCollector {
         if self.message.len() <= SIZE_LEN || ends_mid_character(&self.message[SIZE_LEN..]) {
             return None;
         }
-        if self.opening() && !self.message[SIZE_LEN..].contains(&b'\n') {
+        if self.opening() && !self.opening_whole() {
             return None;
         }
         Header::decode(&self.message).ok()
@@ -210,23 +210,42 @@ impl HeaderCollector {
     /// batch (B2: frames may follow in the same segment; they are the
     /// batch's, to be read by its worker).
     pub fn wanted(&self, arrived: &[u8]) -> usize {
-        let had = self.message.len();
-        if self.opening() && self.message[SIZE_LEN..].contains(&b'\n') {
+        if self.opening_whole() {
             return 0;
         }
-        let magic = &batch::MAGIC[..had.min(SIZE_LEN)];
-        if self.message[..had.min(SIZE_LEN)] != *magic {
+        if !self.may_be_opening() {
             return arrived.len();
         }
-        // Still possibly an opening: what completes the magic, then the line.
-        let to_magic = SIZE_LEN.saturating_sub(had).min(arrived.len());
-        if arrived[..to_magic] != batch::MAGIC[had.min(SIZE_LEN)..had.min(SIZE_LEN) + to_magic] {
+        if self.message.len() >= SIZE_LEN {
+            // The magic is in: the line goes on to its end.
+            return arrived
+                .iter()
+                .position(|&b| b == b'\n')
+                .map_or(arrived.len(), |at| at + 1);
+        }
+        // What completes the magic (the magic ends in a newline itself), then the line.
+        let had = self.message.len();
+        let to_magic = (SIZE_LEN - had).min(arrived.len());
+        if arrived[..to_magic] != batch::MAGIC[had..had + to_magic] {
             return arrived.len();
         }
-        match arrived[to_magic..].iter().position(|&b| b == b'\n') {
-            Some(at) => to_magic + at + 1,
-            None => arrived.len(),
-        }
+        arrived[to_magic..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(arrived.len(), |at| to_magic + at + 1)
+    }
+
+    /// Whether what arrived so far may still be a batch opening whose line
+    /// is not whole: the start of the magic, or the magic without the end of
+    /// its line. Only then must reads stop at a line's end ([`Self::wanted`]).
+    pub fn may_be_opening(&self) -> bool {
+        let had = self.message.len().min(SIZE_LEN);
+        self.message[..had] == batch::MAGIC[..had] && !self.message[had..].contains(&b'\n')
+    }
+
+    /// A batch opening, its line whole: nothing after it is the header's.
+    pub fn opening_whole(&self) -> bool {
+        self.opening() && !self.may_be_opening()
     }
 
     /// The first 8 bytes are batch mode's magic.

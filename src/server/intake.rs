@@ -57,13 +57,22 @@ enum Drained {
 }
 
 /// Reads until nothing more has arrived (the poller only says when new bytes
-/// come); the socket is non-blocking here, so these reads do not wait. What
-/// has arrived is looked at first, and only the header's bytes are taken: a
-/// batch's frames sent right behind its opening stay for its worker (B2).
+/// come); the socket is non-blocking here, so these reads do not wait. While
+/// the header may still be a batch opening, what has arrived is looked at
+/// before it is read, and only the header's bytes are taken: a batch's
+/// frames sent right behind its opening stay for its worker (B2a).
 fn drain(pending: &mut Incoming) -> Drained {
     let mut chunk = [0u8; 4096];
     loop {
-        let arrived = match pending.stream.peek(&mut chunk) {
+        if pending.header.opening_whole() {
+            return Drained::Complete;
+        }
+        let looking = pending.header.may_be_opening();
+        let got = match looking {
+            true => pending.stream.peek(&mut chunk),
+            false => io::Read::read(&mut &pending.stream, &mut chunk),
+        };
+        let arrived = match got {
             Ok(0) if pending.header.complete().is_some() => return Drained::Complete,
             Ok(0) => return Drained::Failed(pending.header.closed().to_string()),
             Ok(n) => n,
@@ -78,19 +87,14 @@ fn drain(pending: &mut Incoming) -> Drained {
             Err(e) => return Drained::Failed(format!("reading the header: {e}")),
         };
         let wanted = pending.header.wanted(&chunk[..arrived]);
-        if wanted == 0 {
-            return Drained::Complete;
-        }
         // What was looked at is there: this read takes it without waiting.
-        if let Err(e) = io::Read::read_exact(&mut &pending.stream, &mut chunk[..wanted]) {
-            return Drained::Failed(format!("reading the header: {e}"));
+        if looking {
+            if let Err(e) = io::Read::read_exact(&mut &pending.stream, &mut chunk[..wanted]) {
+                return Drained::Failed(format!("reading the header: {e}"));
+            }
         }
         if let Err(e) = pending.header.push(&chunk[..wanted]) {
             return Drained::Failed(e.to_string());
-        }
-        if wanted < arrived {
-            // The opening is whole; what follows is the batch's.
-            return Drained::Complete;
         }
     }
 }
