@@ -77,28 +77,28 @@ impl Connection<'_> {
         };
         let in_flight = InFlight::default();
         let writing = AtomicBool::new(true);
-        let not_welcomed: OnceLock<Unwelcome> = OnceLock::new();
-        // Set once the reader has taken the welcome (or found none).
-        let decided = AtomicBool::new(!pipelined);
+        // What the reader made of the welcome; known from the start when it
+        // was read before any frame went.
+        let welcome: OnceLock<Result<(), Unwelcome>> = OnceLock::new();
+        if !pipelined {
+            let _ = welcome.set(Ok(()));
+        }
         let mut broken: Option<String> = None;
         let mut taken = Vec::new();
         // A pipelined batch's units, to send again if it is not welcomed.
         let mut sent: Vec<Unit> = Vec::new();
         thread::scope(|scope| {
             scope.spawn(|| {
-                if pipelined {
-                    let welcome = self.welcomed(&stream);
-                    if let Err(unwelcome) = welcome {
-                        // Nothing was answered: the writer is stopped, and what
-                        // it waits for let go, unreported (after the shutdown,
-                        // so that nothing it asks later is waited for).
-                        let _ = not_welcomed.set(unwelcome);
-                        decided.store(true, Ordering::SeqCst);
-                        let _ = stream.shutdown(Shutdown::Both);
-                        in_flight.let_go();
-                        return;
-                    }
-                    decided.store(true, Ordering::SeqCst);
+                if welcome.get().is_none() {
+                    let _ = welcome.set(self.welcomed(&stream));
+                }
+                if welcome.get().is_some_and(Result::is_err) {
+                    // Nothing was answered: the writer is stopped, and what
+                    // it waits for let go, unreported (after the shutdown,
+                    // so that nothing it asks later is waited for).
+                    let _ = stream.shutdown(Shutdown::Both);
+                    in_flight.let_go();
+                    return;
                 }
                 self.read_answers(&stream, &in_flight, &writing)
             });
@@ -106,10 +106,10 @@ impl Connection<'_> {
                 // A write that failed before the welcome was read: whether the
                 // batch goes again or its files fail is the welcome's to say
                 // (the reader decides within --timeout).
-                while broken.is_some() && !decided.load(Ordering::SeqCst) {
+                while broken.is_some() && welcome.get().is_none() {
                     thread::sleep(std::time::Duration::from_millis(1));
                 }
-                if not_welcomed.get().is_some() {
+                if welcome.get().is_some_and(Result::is_err) {
                     sent.push(unit);
                     continue;
                 }
@@ -131,9 +131,9 @@ impl Connection<'_> {
             let _ = stream.shutdown(Shutdown::Write);
             writing.store(false, Ordering::SeqCst);
         });
-        match not_welcomed.into_inner() {
+        match welcome.into_inner() {
             // Not welcomed: the same units on a connection that waits for the welcome.
-            Some(Unwelcome::Again(why)) => {
+            Some(Err(Unwelcome::Again(why))) => {
                 self.trace(format!("{why}: the batch goes again, after the welcome"));
                 self.context
                     .reach
@@ -141,13 +141,13 @@ impl Connection<'_> {
                     .store(true, Ordering::Relaxed);
                 return self.serve_batch(sent.into_iter());
             }
-            Some(Unwelcome::Failed(reason)) => {
+            Some(Err(Unwelcome::Failed(reason))) => {
                 for unit in &sent {
                     self.fail_unit(unit, &reason);
                 }
                 return Err(reason);
             }
-            None => {}
+            Some(Ok(())) | None => {}
         }
         // Once the answers are all read: a file of a unit that broke off and
         // was never sent, or never answered, failed.
