@@ -217,7 +217,8 @@ impl DropFolder {
     pub fn free_space(&self) -> io::Result<u64> {
         use std::sync::atomic::Ordering;
         let dir = self.dir().map_err(|e| io::Error::other(e.to_string()))?;
-        Ok(space::filesystem_free(&dir)?
+        Ok(dir
+            .free_space()?
             .saturating_sub(self.space.outstanding.load(Ordering::SeqCst)))
     }
 }

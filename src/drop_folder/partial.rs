@@ -25,6 +25,11 @@ pub(super) struct NamedPartials {
 /// their content is taken ([`DropFolder::begin_batched`]).
 pub const NAME_LOOKED_UP_FROM: u64 = 1 << 20;
 
+/// Whether a batch's file of `size` bytes has its name looked up first.
+pub(super) fn looked_up(size: u64) -> bool {
+    size >= NAME_LOOKED_UP_FROM
+}
+
 /// How a file being received is held.
 #[derive(Debug)]
 pub(super) enum Temp {
@@ -71,8 +76,7 @@ impl DropFolder {
     /// nothing), one system call less per small file.
     pub fn begin_batched(&self, safe_name: &str, size: u64) -> Result<PartialFile, BeginError> {
         let root = self.dir()?;
-        let look_up = size >= NAME_LOOKED_UP_FROM;
-        self.begin_in(&root, Arc::clone(&root), safe_name, size, look_up)
+        self.begin_in(&root, Arc::clone(&root), safe_name, size, looked_up(size))
     }
 
     /// [`DropFolder::begin`] in `dir`, a folder of a tree under `root` (the

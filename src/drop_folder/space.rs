@@ -75,7 +75,7 @@ impl Space {
                 return Ok(last.free.saturating_sub(written - last.written));
             }
         }
-        let free = filesystem_free(dir)?;
+        let free = dir.free_space()?;
         *reading = Some(FreeReading {
             at: Instant::now(),
             dev: dir.id().map(|id| id.dev),
@@ -84,9 +84,4 @@ impl Space {
         });
         Ok(free)
     }
-}
-
-/// Bytes the folder's file system has free for an unprivileged writer.
-pub(super) fn filesystem_free(dir: &Dir) -> io::Result<u64> {
-    dir.free_space()
 }

@@ -199,7 +199,7 @@ impl Tree {
         size: u64,
     ) -> Result<PartialFile, BeginError> {
         let dir = self.folder(components).map_err(BeginError::Io)?;
-        let look_up = size >= super::partial::NAME_LOOKED_UP_FROM;
+        let look_up = super::partial::looked_up(size);
         self.folder
             .begin_in(&self.root, dir, safe_name, size, look_up)
     }

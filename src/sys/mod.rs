@@ -112,6 +112,13 @@ pub mod testing {
     }
 }
 
+/// The numbers that tell a folder from any other on this machine, as far as
+/// the layer can ([`fs::id_of`]: device and inode, or creation time); none
+/// where it cannot.
+pub fn identity_numbers(meta: &std::fs::Metadata) -> Vec<u64> {
+    fs::id_of(meta).map_or_else(Vec::new, |id| vec![id.dev, id.ino])
+}
+
 /// Fills `buf` with random bytes from the system.
 pub fn random(buf: &mut [u8]) -> std::io::Result<()> {
     getrandom::fill(buf).map_err(|e| std::io::Error::other(e.to_string()))

@@ -118,7 +118,7 @@ fn folder_key(path: &Path) -> Option<String> {
     Some(key_of(
         b"ftx folder key 2\0",
         &path,
-        &crate::sys::fs::identity_numbers(&meta),
+        &crate::sys::identity_numbers(&meta),
     ))
 }
 

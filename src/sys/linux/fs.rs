@@ -276,13 +276,7 @@ pub fn version_numbers(meta: &Metadata) -> Vec<u64> {
     ]
 }
 
-/// The numbers that tell this folder from any other on this machine: device and inode.
-pub fn identity_numbers(meta: &Metadata) -> Vec<u64> {
-    vec![meta.dev(), meta.ino()]
-}
-
-#[cfg(test)]
-/// The identity of what `meta` describes.
+/// The identity of what `meta` describes: its device and inode.
 pub fn id_of(meta: &Metadata) -> Option<FileId> {
     Some(FileId {
         dev: meta.dev(),

@@ -304,11 +304,6 @@ pub fn version_numbers(meta: &Metadata) -> Vec<u64> {
     vec![meta.len(), nanos(meta.modified()), nanos(meta.created())]
 }
 
-/// The numbers that tell this folder from any other here: its creation time.
-pub fn identity_numbers(meta: &Metadata) -> Vec<u64> {
-    vec![nanos(meta.created())]
-}
-
 /// The identity of what `meta` describes: its creation time, where the file system keeps one.
 pub fn id_of(meta: &Metadata) -> Option<FileId> {
     match nanos(meta.created()) {
