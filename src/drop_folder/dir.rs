@@ -15,7 +15,7 @@ use crate::sys::Kind;
 pub const MAX_NUMBERED: u32 = 9999;
 
 /// What opening something in the drop folder that is not a regular file says.
-pub(super) const NOT_A_FILE: &str = "not a regular file";
+pub(super) use crate::sys::NOT_A_FILE;
 
 /// Opens `name` in `dir` as a folder, refusing a link.
 pub(super) fn open_below(dir: &Dir, name: &str) -> io::Result<Arc<Dir>> {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::dir::{open_below, regular, taken, Dir};
 use super::partial::{PartialFile, Temp};
 use super::{BeginError, DropFolder};
-use crate::sys::fs::Access;
+use crate::sys::Access;
 use crate::sys::Kind;
 
 /// Where parts of batch files wait to be resumed, and folder records are kept (B5b).

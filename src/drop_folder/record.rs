@@ -17,7 +17,7 @@ use super::parts::staged;
 use super::tree::Tree;
 use super::DropFolder;
 use crate::protocol::batch::read_line;
-use crate::sys::fs::Access;
+use crate::sys::Access;
 use crate::sys::FileId;
 
 /// A file saved in a keyed folder: what a later batch compares a file with.

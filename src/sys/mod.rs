@@ -37,6 +37,16 @@ use portable as imp;
 pub use imp::FILE_IDENTITY;
 pub use imp::{copy, fs, net, process, term, LONG_VERSION, UNNAMED_PARTIALS};
 
+/// How `fs::Dir::open_in` opens a file.
+#[derive(Debug, Clone, Copy)]
+pub enum Access {
+    ReadWrite,
+    Append,
+}
+
+/// What opening something that is not a regular file, where one was wanted, says.
+pub const NOT_A_FILE: &str = "not a regular file";
+
 /// What a file is, as seen without following a link.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -128,7 +138,7 @@ pub fn random(buf: &mut [u8]) -> std::io::Result<()> {
 /// (`cargo test` and `cargo test --features portable`).
 #[cfg(test)]
 mod tests {
-    use super::fs::{Access, Dir};
+    use super::fs::Dir;
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpListener;

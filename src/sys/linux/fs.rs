@@ -9,7 +9,7 @@ use std::path::Path;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags};
 use rustix::io::Errno;
 
-use crate::sys::{FileId, Kind, Stat};
+use crate::sys::{Access, FileId, Kind, Stat, NOT_A_FILE};
 
 /// One opened folder.
 #[derive(Debug)]
@@ -20,15 +20,6 @@ pub struct Dir {
 
 /// What tells opened folders apart, as a map key.
 pub type DirKey = FileId;
-
-/// How [`Dir::open_in`] opens a file.
-#[derive(Debug, Clone, Copy)]
-pub enum Access {
-    ReadWrite,
-    Append,
-}
-
-const NOT_A_FILE: &str = "not a regular file";
 
 impl Dir {
     pub fn open(path: &Path) -> io::Result<Dir> {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::UNIX_EPOCH;
 
-use crate::sys::{FileId, Kind, Stat};
+use crate::sys::{Access, FileId, Kind, Stat, NOT_A_FILE};
 
 /// One folder, by path.
 #[derive(Debug)]
@@ -23,14 +23,6 @@ pub struct Dir {
 /// What tells opened folders apart, as a map key.
 pub type DirKey = PathBuf;
 
-/// How [`Dir::open_in`] opens a file.
-#[derive(Debug, Clone, Copy)]
-pub enum Access {
-    ReadWrite,
-    Append,
-}
-
-const NOT_A_FILE: &str = "not a regular file";
 const A_LINK: &str = "a link, not followed";
 
 /// Held across a check and a rename, so that no two renames of ftx's own
