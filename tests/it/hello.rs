@@ -72,15 +72,39 @@ fn a_hello_is_answered_with_its_nonce_and_no_more_bytes_than_asked() {
 fn hellos_are_rate_limited_per_source() {
     let server = Serve::start(&[]);
     let socket = asker(server.addr.port());
-    for n in 0..50u8 {
+    let reader = socket.try_clone().unwrap();
+    // Answers are taken as they come, so that none is lost to a full buffer.
+    let counting = std::thread::spawn(move || {
+        let mut got = [0u8; 1024];
+        let mut answers = 0;
+        while reader.recv(&mut got).is_ok() {
+            answers += 1;
+        }
+        answers
+    });
+    // 150 questions well within a second, a little apart, so that none is
+    // lost before the server reads it.
+    for n in 0..150u8 {
         socket.send(&question(&[n; 16], 256)).unwrap();
+        std::thread::sleep(Duration::from_micros(300));
     }
-    let mut got = [0u8; 1024];
-    let mut answers = 0;
-    while socket.recv(&mut got).is_ok() {
-        answers += 1;
+    let answers = counting.join().unwrap();
+    assert_eq!(answers, 100, "100 answers a second to one source");
+}
+
+/// A script that sends small files one by one, each with its own `ftx send`,
+/// gets every one verified: each run's hello is answered (the limit per
+/// source is far above what one run after another asks).
+#[test]
+fn sends_one_after_another_are_each_told_by_the_hello() {
+    let server = Serve::start(&[]);
+    let src = tempfile::tempdir().unwrap();
+    for n in 0..15 {
+        let file = write_file(src.path(), &format!("s{n}.txt"), b"one of many");
+        let got = finished(&server.addr.to_string(), &[&file], &[]);
+        assert_eq!(got[0]["verified"], true, "run {n}: {:?}", got[0]);
     }
-    assert_eq!(answers, 10, "10 answers a second to one source");
+    assert_eq!(entries(server.drop_dir()).len(), 15);
 }
 
 /// The `finished` events of `ftx send --json` to `addr`.
