@@ -141,7 +141,8 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
     };
     let mut entries: Vec<_> = entries.filter_map(Result::ok).collect();
     entries.sort_by_key(std::fs::DirEntry::file_name);
-    for entry in entries {
+    let sizes = sizes_of(&entries);
+    for (entry, size) in entries.into_iter().zip(sizes) {
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = entry.path();
         let inner = format!("{inside}{name}");
@@ -159,7 +160,6 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
                 }
             }
             _ => {
-                let size = regular_size(entry.metadata());
                 sources.push(Source {
                     path,
                     within: Some((top.to_string(), inner)),
@@ -168,6 +168,34 @@ fn walk(dir: &Path, top: &str, inside: &str, sources: &mut Vec<Source>, run: &mu
             }
         }
     }
+}
+
+/// A folder's entries from this many up are looked at on every core: a
+/// look is a system call each, and the walk comes before the first byte goes.
+const LOOK_IN_PARALLEL_FROM: usize = 512;
+
+/// The size of each of `entries` that is a regular file (`None` for the
+/// rest), looked at from the folder; on every core for a big folder.
+fn sizes_of(entries: &[std::fs::DirEntry]) -> Vec<Option<u64>> {
+    let size = |entry: &std::fs::DirEntry| match entry.file_type() {
+        Ok(kind) if kind.is_dir() || kind.is_symlink() => None,
+        _ => regular_size(entry.metadata()),
+    };
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if entries.len() < LOOK_IN_PARALLEL_FROM || cores < 2 {
+        return entries.iter().map(size).collect();
+    }
+    let share = entries.len().div_ceil(cores);
+    std::thread::scope(|scope| {
+        let looks: Vec<_> = entries
+            .chunks(share)
+            .map(|some| scope.spawn(move || some.iter().map(size).collect::<Vec<_>>()))
+            .collect();
+        looks
+            .into_iter()
+            .flat_map(|look| look.join().expect("a look at a folder's entries"))
+            .collect()
+    })
 }
 
 /// The size of a regular file; `None` for anything else, or what cannot be looked at.
@@ -505,6 +533,36 @@ mod tests {
     fn names_of(files: &[&str]) -> Vec<String> {
         let paths: Vec<PathBuf> = files.iter().map(PathBuf::from).collect();
         plan(&paths).files.iter().map(Planned::shown).collect()
+    }
+
+    /// A folder big enough to be looked at on every core is planned as one
+    /// looked at entry by entry: every file with its own size, in order, the
+    /// folder and the link inside it not taken for files.
+    #[test]
+    fn a_big_folder_is_planned_with_each_file_its_own_size() {
+        let dir = tempfile::tempdir().unwrap();
+        let top = dir.path().join("big");
+        std::fs::create_dir_all(top.join("inner")).unwrap();
+        std::fs::write(top.join("inner/deep.txt"), b"deep").unwrap();
+        let count = LOOK_IN_PARALLEL_FROM + 100;
+        for n in 0..count {
+            std::fs::write(top.join(format!("f{n:04}.bin")), vec![7u8; n]).unwrap();
+        }
+        #[cfg(unix)]
+        crate::sys::testing::symlink(Path::new("f0001.bin"), &top.join("link"));
+        let run = plan(&[top]);
+        let sizes: Vec<(String, Option<u64>)> = run
+            .files
+            .iter()
+            .map(|f| (f.batch_path.clone(), f.size))
+            .collect();
+        let mut expected: Vec<(String, Option<u64>)> = (0..count)
+            .map(|n| (format!("big/f{n:04}.bin"), Some(n as u64)))
+            .collect();
+        expected.push(("big/inner/deep.txt".to_string(), Some(4)));
+        assert_eq!(sizes, expected);
+        #[cfg(unix)]
+        assert_eq!(run.links.len(), 1, "{:?}", run.links);
     }
 
     #[test]
