@@ -6,7 +6,8 @@
 //! the run goes on as it always did (a classic first file). The answer is
 //! waited for at most [`GRACE_CAP`] past the connection, twice the time the
 //! connection took and at least [`GRACE_FLOOR`]: on a LAN it comes in about
-//! the time the connection takes.
+//! the time the connection takes. A question or answer lost (Wi-Fi drops a
+//! datagram now and then) is asked once more halfway through the grace.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
@@ -49,7 +50,19 @@ pub(super) fn ask(
     let socket = asked.filter(|_| up)?;
     let grace = (connected * 2).clamp(GRACE_FLOOR, GRACE_CAP);
     let classic = "the first file goes classically";
-    match next_answer(&socket, &nonce, Instant::now() + grace) {
+    let (now, deadline) = (Instant::now(), Instant::now() + grace);
+    let mut heard = next_answer(&socket, &nonce, now + grace / 2);
+    if matches!(heard, Ok(None)) {
+        // Nothing yet: the question or its answer may have been lost.
+        if socket.send(&hello::question(&nonce)).is_ok() {
+            trace(format!(
+                "client → {addr} (UDP)  hello again, no answer within {}",
+                crate::term::human_duration(grace / 2)
+            ));
+        }
+        heard = next_answer(&socket, &nonce, deadline);
+    }
+    match heard {
         Ok(Some((_, said))) => {
             trace(format!("{addr} → client (UDP)  {}", said.in_words()));
             Some(said)

@@ -13,8 +13,8 @@ use crate::protocol::hello::{self, Said};
 /// Answers a source gets per second, at most; questions past that are not
 /// answered. An answer is never larger than its question, so a forged source
 /// gets at most this many datagrams of 256 bytes a second, no more than the
-/// forger sent; and each `ftx send` asks once, so a script sending one small
-/// file after another (one every 10 ms or more) stays under it.
+/// forger sent; and each `ftx send` asks at most twice, so a script sending
+/// one small file after another (one every 10 ms or more) stays under it.
 const PER_SOURCE: u32 = 100;
 
 /// Answers per second in all, at most.

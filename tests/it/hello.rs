@@ -220,9 +220,10 @@ fn a_classroom_server_sees_only_classic_bytes_whatever_its_udp_port_does() {
     }
 }
 
-/// `ftx send` asks once per run, and `--classic` never asks.
+/// `ftx send` asks at most twice per run (once more halfway through the
+/// grace when nothing came back), and `--classic` never asks.
 #[test]
-fn the_hello_is_sent_once_and_never_with_classic() {
+fn the_hello_is_asked_at_most_twice_and_never_with_classic() {
     let python = PythonServer::classroom();
     let listener = UdpSocket::bind(("127.0.0.1", python.port)).unwrap();
     listener
@@ -244,7 +245,7 @@ fn the_hello_is_sent_once_and_never_with_classic() {
         .arg(&two)
         .assert()
         .success();
-    assert_eq!(heard(), 1, "one question per run");
+    assert_eq!(heard(), 2, "a question, and one more when no answer came");
     send_to(&python.address())
         .arg("--classic")
         .arg(&one)
@@ -523,11 +524,13 @@ fn find_over_ipv6_link_local_finds_the_server() {
 
 /// A relay to `server` (its TCP port and its hello's UDP port) that passes
 /// nothing back over TCP until the client has sent more than `first` bytes,
-/// or a few seconds went by. Returns where it listens, and whether the
-/// client sent more than `first` bytes before it had heard anything back.
+/// or a few seconds went by, and loses the client's first `lost` datagrams.
+/// Returns where it listens, and whether the client sent more than `first`
+/// bytes before it had heard anything back.
 fn withholding_relay(
     server: std::net::SocketAddr,
     first: usize,
+    lost: usize,
 ) -> (
     std::net::SocketAddr,
     std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -545,6 +548,7 @@ fn withholding_relay(
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
         let mut client = None;
+        let mut to_lose = lost;
         let mut datagram = [0u8; 2048];
         while let Ok((n, from)) = udp.recv_from(&mut datagram) {
             let to = match from == server {
@@ -552,6 +556,10 @@ fn withholding_relay(
                     Some(client) => client,
                     None => continue,
                 },
+                false if to_lose > 0 => {
+                    to_lose -= 1;
+                    continue;
+                }
                 false => {
                     client = Some(from);
                     server
@@ -604,7 +612,7 @@ fn withholding_relay(
 fn the_first_frames_go_behind_the_opening_to_an_ftx_server() {
     let server = Serve::start(&[]);
     let opening = 8 + b"{\"batch\":1}\n".len();
-    let (relay, early) = withholding_relay(server.addr, opening);
+    let (relay, early) = withholding_relay(server.addr, opening, 0);
     let src = tempfile::tempdir().unwrap();
     let one = write_file(src.path(), "one.txt", b"no waiting");
     let got = finished(&relay.to_string(), &[&one], &[]);
@@ -616,6 +624,23 @@ fn the_first_frames_go_behind_the_opening_to_an_ftx_server() {
     assert_eq!(
         std::fs::read(server.drop_dir().join("one.txt")).unwrap(),
         b"no waiting"
+    );
+}
+
+/// A question lost on the way (as Wi-Fi loses a datagram now and then) is
+/// asked again within the grace: the run is still told by the hello, and
+/// its single file verified.
+#[test]
+fn a_lost_hello_is_asked_again() {
+    let server = Serve::start(&[]);
+    let (relay, _) = withholding_relay(server.addr, 0, 1);
+    let src = tempfile::tempdir().unwrap();
+    let one = write_file(src.path(), "lost.txt", b"asked twice");
+    let got = finished(&relay.to_string(), &[&one], &[]);
+    assert_eq!(got[0]["verified"], true, "{:?}", got[0]);
+    assert_eq!(
+        std::fs::read(server.drop_dir().join("lost.txt")).unwrap(),
+        b"asked twice"
     );
 }
 
