@@ -50,7 +50,7 @@ pub(super) fn ask(
     let socket = asked.filter(|_| up)?;
     let grace = (connected * 2).clamp(GRACE_FLOOR, GRACE_CAP);
     let classic = "the first file goes classically";
-    let (now, deadline) = (Instant::now(), Instant::now() + grace);
+    let now = Instant::now();
     let mut heard = next_answer(&socket, &nonce, now + grace / 2);
     if matches!(heard, Ok(None)) {
         // Nothing yet: the question or its answer may have been lost.
@@ -60,7 +60,7 @@ pub(super) fn ask(
                 crate::term::human_duration(grace / 2)
             ));
         }
-        heard = next_answer(&socket, &nonce, deadline);
+        heard = next_answer(&socket, &nonce, now + grace);
     }
     match heard {
         Ok(Some((_, said))) => {

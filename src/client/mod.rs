@@ -177,10 +177,7 @@ const LOOK_IN_PARALLEL_FROM: usize = 512;
 /// The size of each of `entries` that is a regular file (`None` for the
 /// rest), looked at from the folder; on every core for a big folder.
 fn sizes_of(entries: &[std::fs::DirEntry]) -> Vec<Option<u64>> {
-    let size = |entry: &std::fs::DirEntry| match entry.file_type() {
-        Ok(kind) if kind.is_dir() || kind.is_symlink() => None,
-        _ => regular_size(entry.metadata()),
-    };
+    let size = |entry: &std::fs::DirEntry| regular_size(entry.metadata());
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     if entries.len() < LOOK_IN_PARALLEL_FROM || cores < 2 {
         return entries.iter().map(size).collect();
