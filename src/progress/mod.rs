@@ -472,6 +472,8 @@ pub struct Reporter {
     thread: JoinHandle<()>,
     /// Disconnected once the render thread has shown the summary.
     ended: Receiver<()>,
+    /// Cuts the render thread's nap short (see [`GATHER`]) when the summary is sent.
+    wake: Sender<()>,
 }
 
 impl Reporter {
@@ -491,10 +493,11 @@ impl Reporter {
         };
         let (events, rx) = crossbeam_channel::bounded(EVENTS_WAITING);
         let (ending, ended) = crossbeam_channel::bounded::<()>(0);
+        let (wake, woken) = crossbeam_channel::bounded::<()>(1);
         let thread = thread::Builder::new()
             .name("render".into())
             .spawn(move || {
-                render(&rx, Live::new(side, plan), sink);
+                render(&rx, &woken, Live::new(side, plan), sink);
                 drop(ending);
             })
             .expect("spawn render thread");
@@ -502,6 +505,7 @@ impl Reporter {
             events,
             thread,
             ended,
+            wake,
         }
     }
 
@@ -519,6 +523,9 @@ impl Reporter {
     /// Shows the summary and waits until everything is on screen.
     pub fn finish(self, summary: Summary) {
         let _ = self.events.send(Event::Summary(summary));
+        // The last outcome was usually drawn a moment ago: the render thread
+        // naps now, and the run would end up to a nap later than it could.
+        let _ = self.wake.try_send(());
         let _ = self.thread.join();
     }
 }
@@ -526,7 +533,7 @@ impl Reporter {
 /// How long the render thread lets events gather once it has drained them.
 const GATHER: Duration = Duration::from_millis(2);
 
-fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
+fn render(events: &Receiver<Event>, woken: &Receiver<()>, mut live: Live, mut sink: Box<dyn Sink>) {
     // Counters are read and the screen redrawn once a tick, not once an event:
     // thousands of small uploads a second must not cost thousands of redraws.
     let mut next_tick = Instant::now() + TICK;
@@ -555,7 +562,8 @@ fn render(events: &Receiver<Event>, mut live: Live, mut sink: Box<dyn Sink>) {
                     // queue up without waking this thread, so thousands of
                     // small files a second cost a few hundred wake-ups, not
                     // thousands (each one paid by the worker that sends).
-                    std::thread::sleep(GATHER);
+                    // The summary cuts it short.
+                    let _ = woken.recv_timeout(GATHER);
                 }
             }
             Err(RecvTimeoutError::Timeout) => sink.idle(),
