@@ -1,7 +1,7 @@
-//! Hostile-load harness: silent and slow clients, tricklers, 10,000 clients at once, memory after 90,000 connections, and batch mode's attacks; loopback only, bounded, stops by itself.
+//! Hostile-load harness: silent and slow clients, tricklers, 10,000 clients at once, memory after 90,000 connections, batch mode's attacks and a flood of hellos; loopback only, bounded, stops by itself.
 //!
 //! Run: `cargo bench --bench stress` (about three minutes); `-- --quick` for
-//! smaller counts; `-- --only slow,trickle,burst,memory,batch` for parts; `-- --write
+//! smaller counts; `-- --only slow,trickle,burst,memory,batch,hello` for parts; `-- --write
 //! RELIABILITY.md` to write the results there with the commit they were
 //! measured on. Clients come from many loopback addresses (127.0.x.y), so no
 //! single address runs out of ports. Every scenario has a deadline and kills
@@ -25,6 +25,8 @@ use mio::{Events, Interest, Poll, Token};
 
 #[path = "support/batch_attacks.rs"]
 mod batch_attacks;
+#[path = "support/hello_flood.rs"]
+mod hello_flood;
 
 /// A scenario that has not finished by then is cut short, and says so.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(120);
@@ -77,6 +79,12 @@ fn main() {
         } else {
             20_000
         }));
+    }
+    if wanted("hello") {
+        report.push(hello_flood::hello_flood(
+            if quick { 200 } else { 1000 },
+            if quick { 2 } else { 5 },
+        ));
     }
     let command = format!(
         "cargo bench --bench stress --{}",

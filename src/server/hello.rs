@@ -17,8 +17,16 @@ use crate::protocol::hello::{self, Said};
 /// one small file after another (one every 10 ms or more) stays under it.
 const PER_SOURCE: u32 = 100;
 
-/// Answers per second in all, at most.
-const IN_ALL: u32 = 1000;
+/// Sources answered in one second, at most. A source's first question of a
+/// second is answered while there is room among them: an honest `ftx send`
+/// asks once (twice when the first is lost), so a flood from a few hundred
+/// sources does not crowd it out, where a budget shared by every answer would.
+const SOURCES_A_SECOND: usize = 4096;
+
+/// Answers past a source's first in a second (its 2nd to [`PER_SOURCE`]th),
+/// a second in all, at most: so at most this plus [`SOURCES_A_SECOND`]
+/// answers leave a second, whoever asks.
+const REPEATS_IN_ALL: u32 = 1000;
 
 /// How often the thread looks whether the server is stopping.
 const LOOK: Duration = Duration::from_millis(200);
@@ -142,12 +150,12 @@ fn same_network(a: IpAddr, ip: IpAddr, mask: IpAddr) -> bool {
     }
 }
 
-/// Answers given in the current second, per source and in all (so at most
-/// [`IN_ALL`] sources are counted).
+/// Answers given in the current second, per source (at most
+/// [`SOURCES_A_SECOND`] sources counted) and past each source's first.
 #[derive(Default)]
 struct Limits {
     second: Option<Instant>,
-    in_all: u32,
+    repeats: u32,
     per_source: HashMap<IpAddr, u32>,
 }
 
@@ -159,19 +167,23 @@ impl Limits {
             .is_none_or(|s| s.elapsed() >= Duration::from_secs(1))
         {
             self.second = Some(Instant::now());
-            self.in_all = 0;
+            self.repeats = 0;
             self.per_source.clear();
         }
-        if self.in_all >= IN_ALL {
-            return false;
+        let room = self.per_source.len() < SOURCES_A_SECOND;
+        match self.per_source.get_mut(&source) {
+            None if !room => false,
+            None => {
+                self.per_source.insert(source, 1);
+                true
+            }
+            Some(count) if *count >= PER_SOURCE || self.repeats >= REPEATS_IN_ALL => false,
+            Some(count) => {
+                *count += 1;
+                self.repeats += 1;
+                true
+            }
         }
-        let count = self.per_source.entry(source).or_insert(0);
-        if *count >= PER_SOURCE {
-            return false;
-        }
-        *count += 1;
-        self.in_all += 1;
-        true
     }
 }
 
@@ -203,9 +215,24 @@ mod tests {
         let one = IpAddr::from([10, 0, 0, 1]);
         let answered = (0..3 * PER_SOURCE).filter(|_| limits.allow(one)).count();
         assert_eq!(answered, PER_SOURCE as usize);
-        let others = (0..2000u32)
-            .filter(|n| limits.allow(IpAddr::from(n.to_be_bytes())))
+        // Repeats share a budget: 20 sources asking 100 times each get their
+        // first answers and, together, the repeats left.
+        let few = |n: u32| IpAddr::from((0x0a01_0000 + n).to_be_bytes());
+        let repeats = (0..20)
+            .flat_map(|n| std::iter::repeat_n(n, PER_SOURCE as usize))
+            .filter(|&n| limits.allow(few(n)))
             .count();
-        assert_eq!(others, (IN_ALL - PER_SOURCE) as usize);
+        assert_eq!(repeats, 20 + (REPEATS_IN_ALL - (PER_SOURCE - 1)) as usize);
+        // A newcomer's first question is answered all the same.
+        assert!(limits.allow(IpAddr::from([10, 2, 0, 1])), "crowded out");
+        assert!(
+            !limits.allow(IpAddr::from([10, 2, 0, 1])),
+            "no repeats left"
+        );
+        // Sources past the room of a second are not answered at all.
+        let many = (0..2 * SOURCES_A_SECOND as u32)
+            .filter(|n| limits.allow(IpAddr::from((0x0b00_0000 + n).to_be_bytes())))
+            .count();
+        assert_eq!(many, SOURCES_A_SECOND - 22);
     }
 }

@@ -92,6 +92,53 @@ fn hellos_are_rate_limited_per_source() {
     assert_eq!(answers, 100, "100 answers a second to one source");
 }
 
+/// A crowd of sources asking as fast as they may does not crowd out a
+/// newcomer: the crowd spends the answers shared by all (1,000 a second past
+/// each source's first), and a new source's first question is answered all
+/// the same, where one budget for every answer left it none.
+#[test]
+fn a_crowd_of_askers_does_not_crowd_out_a_newcomer() {
+    let server = Serve::start(&[]);
+    let port = server.addr.port();
+    let crowd: Vec<UdpSocket> = (0..24u8)
+        .map(|n| {
+            let socket = UdpSocket::bind(("127.0.1.".to_string() + &(n + 2).to_string(), 0))
+                .expect("a loopback source");
+            socket.connect(("127.0.0.1", port)).unwrap();
+            socket
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            socket
+        })
+        .collect();
+    // 24 sources, 60 questions each, in a few tens of milliseconds: a little
+    // apart, so that none is lost before the server reads it.
+    for round in 0..60u8 {
+        for socket in &crowd {
+            socket.send(&question(&[round; 16], 256)).unwrap();
+        }
+        std::thread::sleep(Duration::from_micros(300));
+    }
+    let newcomer = asker(port);
+    newcomer.send(&question(b"the newcomer 001", 256)).unwrap();
+    let mut got = [0u8; 1024];
+    let n = newcomer
+        .recv(&mut got)
+        .expect("the newcomer's first question is answered");
+    assert_eq!(&got[8..24], b"the newcomer 001");
+    let mut answered = 0;
+    for socket in &crowd {
+        while socket.recv(&mut got).is_ok() {
+            answered += 1;
+        }
+    }
+    assert!(n <= 256);
+    assert!(
+        (1000..=24 + 1000).contains(&answered),
+        "the crowd got {answered} answers to 1440 questions"
+    );
+}
+
 /// A script that sends small files one by one, each with its own `ftx send`,
 /// gets every one verified: each run's hello is answered (the limit per
 /// source is far above what one run after another asks).
