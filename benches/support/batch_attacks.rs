@@ -33,7 +33,7 @@ fn descriptors(pid: u32) -> usize {
 }
 
 /// A normal 1 MiB upload while the attack runs, as a table cell.
-fn served(addr: SocketAddr, name: &str) -> String {
+pub(crate) fn served(addr: SocketAddr, name: &str) -> String {
     match normal_upload(addr, name, &Noise::bytes(3, 1 << 20)) {
         Ok((go_ahead, done)) => format!(
             "`go ahead` after {}, receipt after {}",

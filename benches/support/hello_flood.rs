@@ -1,7 +1,6 @@
 //! The hello flood of the hostile-load harness (PROTOCOL.md section 5): questions from a thousand loopback sources as fast as two threads send them, bounded in time, measuring what the server answered, what it held, and whether uploads and an honest `ftx send` were served meanwhile.
 
 use std::collections::HashMap;
-use std::io::ErrorKind;
 use std::net::{SocketAddr, UdpSocket};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -11,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use ftx::noise::Noise;
 
-use crate::{memory_kib, mib, normal_upload, secs, source, Server};
+use crate::batch_attacks::served;
+use crate::{memory_kib, mib, secs, source, Server};
 
 /// How a question starts (PROTOCOL.md H1): written out here as a hostile
 /// client would, from the document, not from ftx's code.
@@ -49,12 +49,45 @@ struct Tally {
     answered_bytes: u64,
     /// Answers whose nonce is not one this source asked with (should be none).
     wrong_nonce: u64,
-    /// Answers per source address, and per source and server second.
+    /// Answers per source number.
     per_source: HashMap<usize, u64>,
 }
 
+impl Tally {
+    /// Reads every answer waiting on `socket`, source number `n`'s, which has
+    /// asked with the nonces of rounds up to `round`.
+    fn drain(&mut self, n: usize, socket: &UdpSocket, round: u64) {
+        let mut reply = [0u8; 2 * QUESTION_LEN];
+        while let Ok(len) = socket.recv(&mut reply) {
+            let answer = &reply[..len];
+            self.answered += 1;
+            self.answered_bytes += len as u64;
+            *self.per_source.entry(n).or_insert(0) += 1;
+            let nonce = answer
+                .get(8..16)
+                .and_then(|b| b.try_into().ok())
+                .map(u64::from_be_bytes);
+            let ours = answer.starts_with(ANSWER)
+                && nonce.is_some_and(|f| f >> 32 == n as u64 && f & 0xffff_ffff <= round);
+            if !ours {
+                self.wrong_nonce += 1;
+            }
+        }
+    }
+
+    /// Adds what another flooder counted.
+    fn add(&mut self, other: Tally) {
+        self.asked += other.asked;
+        self.asked_bytes += other.asked_bytes;
+        self.answered += other.answered;
+        self.answered_bytes += other.answered_bytes;
+        self.wrong_nonce += other.wrong_nonce;
+        self.per_source.extend(other.per_source);
+    }
+}
+
 /// Sends questions from `sources` (one socket each, bound to its loopback
-/// address) round and round until `stop`, reading what comes back.
+/// address, not blocking) round and round until `stop`, reading what comes back.
 fn flood(to: SocketAddr, sources: std::ops::Range<usize>, stop: &AtomicBool) -> Tally {
     let sockets: Vec<(usize, UdpSocket)> = sources
         .filter_map(|n| {
@@ -64,43 +97,24 @@ fn flood(to: SocketAddr, sources: std::ops::Range<usize>, stop: &AtomicBool) -> 
         })
         .collect();
     let mut tally = Tally::default();
-    let mut reply = [0u8; 2 * QUESTION_LEN];
     let mut round = 0u64;
     while !stop.load(Ordering::Relaxed) {
         for (n, socket) in &sockets {
-            let nonce = (*n as u64) << 32 | round;
-            if socket.send_to(&question(nonce), to).is_ok() {
+            if socket
+                .send_to(&question((*n as u64) << 32 | round), to)
+                .is_ok()
+            {
                 tally.asked += 1;
                 tally.asked_bytes += QUESTION_LEN as u64;
             }
-            loop {
-                match socket.recv(&mut reply) {
-                    Ok(len) => {
-                        tally.answered += 1;
-                        tally.answered_bytes += len as u64;
-                        *tally.per_source.entry(*n).or_insert(0) += 1;
-                        let from = reply[8..16].try_into().map(u64::from_be_bytes);
-                        let ours = reply.starts_with(ANSWER)
-                            && from.is_ok_and(|f| f >> 32 == *n as u64 && f as u32 as u64 <= round);
-                        if !ours {
-                            tally.wrong_nonce += 1;
-                        }
-                    }
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                    Err(_) => break,
-                }
-            }
+            tally.drain(*n, socket, round);
         }
         round += 1;
     }
     // Answers still on their way.
     thread::sleep(Duration::from_millis(50));
     for (n, socket) in &sockets {
-        while let Ok(len) = socket.recv(&mut reply) {
-            tally.answered += 1;
-            tally.answered_bytes += len as u64;
-            *tally.per_source.entry(*n).or_insert(0) += 1;
-        }
+        tally.drain(*n, socket, round);
     }
     tally
 }
@@ -212,14 +226,7 @@ pub fn hello_flood(sources: usize, seconds: u64) -> String {
         .collect();
     let started = Instant::now();
     thread::sleep(Duration::from_millis(300));
-    let upload = match normal_upload(server.addr, "normal.bin", &Noise::bytes(3, 1 << 20)) {
-        Ok((go_ahead, done)) => format!(
-            "`go ahead` after {}, receipt after {}",
-            secs(go_ahead),
-            secs(done)
-        ),
-        Err(e) => format!("**failed**: {e}"),
-    };
+    let upload = served(server.addr, "normal.bin");
     let honest_during = honest_question(server.addr, Duration::from_secs(1));
     let work = server.dir.with_extension("work");
     std::fs::create_dir_all(&work).unwrap();
@@ -229,13 +236,7 @@ pub fn hello_flood(sources: usize, seconds: u64) -> String {
     let flooded = started.elapsed();
     let mut tally = Tally::default();
     for flooder in flooders {
-        let t = flooder.join().unwrap();
-        tally.asked += t.asked;
-        tally.asked_bytes += t.asked_bytes;
-        tally.answered += t.answered;
-        tally.answered_bytes += t.answered_bytes;
-        tally.wrong_nonce += t.wrong_nonce;
-        tally.per_source.extend(t.per_source);
+        tally.add(flooder.join().unwrap());
     }
     let cpu = thread_cpu(pid, "hello").saturating_sub(cpu_before);
     let after = honest_question(server.addr, Duration::from_secs(3));
