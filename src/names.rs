@@ -137,8 +137,16 @@ fn strip_number(stem: &str) -> &str {
 /// (`\x1b`, `\u{202e}`, `\xff`), so nothing a client sends can move the
 /// cursor, change colours or ring the bell.
 pub fn escape_for_terminal(raw: &[u8]) -> String {
+    // Printable ASCII but `\\` is shown as it is: most names are all of it,
+    // and copying it whole spares them the walk through characters below.
+    let plain = raw
+        .iter()
+        .position(|&b| !(b' '..=b'~').contains(&b) || b == b'\\')
+        .unwrap_or(raw.len());
+    let (plain, rest) = raw.split_at(plain);
     let mut out = String::with_capacity(raw.len());
-    for chunk in raw.utf8_chunks() {
+    out.push_str(&String::from_utf8_lossy(plain));
+    for chunk in rest.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c == '\\' {
                 out.push_str("\\\\");
@@ -308,6 +316,7 @@ mod tests {
             "\\u{9b}a\\u{202e}"
         );
         assert_eq!(escape_for_terminal(b"a\\x1b"), "a\\\\x1b");
+        assert_eq!(escape_for_terminal(b"ok \x1b[2J\xff"), "ok \\x1b[2J\\xff");
         // Line and paragraph separators: a new line to a screen and to tools that split lines.
         assert_eq!(
             escape_for_terminal("a\u{2028}b\u{2029}c".as_bytes()),

@@ -107,15 +107,30 @@ impl std::fmt::Display for Bytes {
         if self.0 < 1000 {
             return write!(f, "{} B", self.0);
         }
-        // Precision lost above 2^53 bytes is of no consequence on a screen.
-        #[allow(clippy::cast_precision_loss)]
-        let mut value = self.0 as f64 / 1024.0;
+        // In whole numbers, rounded as `{:.2}` of the float would (a tie to
+        // the even hundredth), without the float formatting's cost on every
+        // line of a big folder. The next unit is taken where the figure would
+        // round to 1000.00.
+        let bytes = u128::from(self.0);
+        let mut unit_bytes: u128 = 1024;
         let mut unit = 0;
-        while value >= 1000.0 && unit + 1 < UNITS.len() {
-            value /= 1024.0;
+        while 200 * bytes >= 199_999 * unit_bytes && unit + 1 < UNITS.len() {
+            unit_bytes *= 1024;
             unit += 1;
         }
-        write!(f, "{value:.2} {}", UNITS[unit])
+        let (whole, left) = (bytes * 100 / unit_bytes, bytes * 100 % unit_bytes);
+        let hundredths = match (2 * left).cmp(&unit_bytes) {
+            std::cmp::Ordering::Less => whole,
+            std::cmp::Ordering::Greater => whole + 1,
+            std::cmp::Ordering::Equal => whole + (whole & 1),
+        };
+        write!(
+            f,
+            "{}.{:02} {}",
+            hundredths / 100,
+            hundredths % 100,
+            UNITS[unit]
+        )
     }
 }
 
@@ -247,6 +262,25 @@ mod tests {
         assert_eq!(Bytes(1_026_790).to_string(), "0.98 MiB");
         assert_eq!(Bytes(1 << 20).to_string(), "1.00 MiB");
         assert_eq!(Bytes(u64::MAX).to_string(), "16.00 EiB");
+        // Ties go to the even hundredth, as the float's `{:.2}` does.
+        assert_eq!(Bytes(1152).to_string(), "1.12 KiB");
+        assert_eq!(Bytes(1408).to_string(), "1.38 KiB");
+        // Never four digits before the point, even where the figure rounds up.
+        assert_eq!(Bytes(1_023_994).to_string(), "999.99 KiB");
+        assert_eq!(Bytes(1_023_995).to_string(), "0.98 MiB");
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn sizes_read_as_the_float_would_print_them(bytes in 1000u64..(1 << 53)) {
+            let shown = Bytes(bytes).to_string();
+            let (figure, unit) = shown.split_once(' ').unwrap();
+            let power = ["KiB", "MiB", "GiB", "TiB", "PiB"].iter().position(|u| *u == unit).unwrap();
+            #[allow(clippy::cast_precision_loss)]
+            let value = bytes as f64 / 1024f64.powi(i32::try_from(power).unwrap() + 1);
+            proptest::prop_assert_eq!(figure, format!("{value:.2}"));
+            proptest::prop_assert!(figure.len() <= 6, "{shown}");
+        }
     }
 
     #[test]
