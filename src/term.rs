@@ -101,9 +101,11 @@ pub fn human_duration(d: Duration) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Bytes(pub u64);
 
+/// The units of [`Bytes`] past bytes, each 1024 of the one before.
+const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
 impl std::fmt::Display for Bytes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        const UNITS: [&str; 6] = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
         if self.0 < 1000 {
             return write!(f, "{} B", self.0);
         }
@@ -275,7 +277,7 @@ mod tests {
         fn sizes_read_as_the_float_would_print_them(bytes in 1000u64..(1 << 53)) {
             let shown = Bytes(bytes).to_string();
             let (figure, unit) = shown.split_once(' ').unwrap();
-            let power = ["KiB", "MiB", "GiB", "TiB", "PiB"].iter().position(|u| *u == unit).unwrap();
+            let power = UNITS.iter().position(|u| *u == unit).unwrap();
             #[allow(clippy::cast_precision_loss)]
             let value = bytes as f64 / 1024f64.powi(i32::try_from(power).unwrap() + 1);
             proptest::prop_assert_eq!(figure, format!("{value:.2}"));
